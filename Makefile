@@ -1,0 +1,46 @@
+# textclf: every target is idempotent; `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format compile bench bench-train clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/textclf: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/textclf ## create .venv and install textclf with its test tools (CPU PyTorch)
+
+run: install ## install, then run the whole training pipeline on the embedded demo data (kfp.local)
+	$(BIN)/textclf run
+
+test: install ## lint, then every test that can run without a cluster
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -m "not cluster" $(PYTEST_ARGS)
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+compile: install ## recompile the committed pipeline spec (pipelines/compiled/)
+	$(BIN)/textclf compile
+
+bench: bench-train ## every benchmark
+
+bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News sample in ../shared/data
+	$(BIN)/python benchmarks/bench_train.py
+
+clean: ## remove local run state (MLflow store, Optuna study, pipeline artifacts)
+	rm -rf mlflow.db mlartifacts optuna.db pipeline_root

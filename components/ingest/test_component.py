@@ -1,0 +1,32 @@
+from pathlib import Path
+
+import pandas as pd
+
+
+def test_ingest_runs_under_kfp_local(kfp_local: Path, reviews_csv: Path, tmp_path: Path) -> None:
+    import mlflow
+    from textclf.components.ingest.component import ingest
+
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    task = ingest(
+        data=str(reviews_csv),
+        text_column="text",
+        label_column="label",
+        hf_split="train",
+        hf_config="",
+        validation_fraction=0.2,
+        test_fraction=0.2,
+        seed=1,
+        tracking_uri=tracking_uri,
+        experiment_name="component-test",
+        run_name="ingest-test",
+    )
+    sizes = task.outputs["split_sizes"]
+    assert sizes == {"train": 42, "validation": 14, "test": 14}
+    assert len(pd.read_parquet(task.outputs["test_split"].path)) == 14
+    assert "# Data report" in Path(task.outputs["data_report"].path).read_text()
+    mlflow.set_tracking_uri(tracking_uri)
+    run = mlflow.get_run(task.outputs["mlflow_run_id"])
+    assert run.data.tags["data_fingerprint"] == task.outputs["data_fingerprint"]
+    assert run.info.run_name == "ingest-test"
+    mlflow.set_tracking_uri("")

@@ -1,0 +1,58 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Model
+
+from textclf.names import COMPONENTS_IMAGE
+
+
+@dsl.component(base_image=COMPONENTS_IMAGE)
+def register(
+    model: Input[Model],
+    evaluation: Input[Artifact],
+    registered_model_name: str,
+    data_fingerprint: str,
+    tracking_uri: str,
+    mlflow_run_id: str,
+) -> str:
+    """Register the model directory as a version with alias `challenger`, once per MLflow run."""
+    from pathlib import Path
+
+    from textclf.steps import run_register
+    from textclf.tracking import resume_run
+
+    with resume_run(tracking_uri, mlflow_run_id):
+        version = run_register(
+            Path(model.path), Path(evaluation.path), mlflow_run_id, registered_model_name, data_fingerprint
+        )
+    print(f"registered {registered_model_name} v{version} as challenger")
+    return version
+
+
+@dsl.component(base_image=COMPONENTS_IMAGE)
+def promotion_gate(
+    registered_model_name: str,
+    version: str,
+    min_accuracy_gain: float,
+    max_class_f1_drop: float,
+    tracking_uri: str,
+    mlflow_run_id: str,
+) -> bool:
+    """True when the challenger beats the champion by the margin with no class's F1 dropping too far."""
+    from textclf.steps import run_gate
+    from textclf.tracking import resume_run
+
+    with resume_run(tracking_uri, mlflow_run_id):
+        decision = run_gate(registered_model_name, version, min_accuracy_gain, max_class_f1_drop)
+    print(f"promotion gate for v{version}: {'promote' if decision.promote else 'keep champion'}: {decision.reason}")
+    return decision.promote
+
+
+@dsl.component(base_image=COMPONENTS_IMAGE)
+def promote(registered_model_name: str, version: str, tracking_uri: str, mlflow_run_id: str) -> str:
+    """Move the `champion` alias to the version that passed the gate."""
+    from textclf.steps import run_promote
+    from textclf.tracking import resume_run
+
+    with resume_run(tracking_uri, mlflow_run_id):
+        run_promote(registered_model_name, version)
+    print(f"{registered_model_name} v{version} is now champion")
+    return version

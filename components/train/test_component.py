@@ -1,0 +1,49 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Model
+
+
+def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str) -> None:
+    from textclf.components.train.component import train
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    prepared = step_inputs["prepared"]
+
+    @dsl.pipeline
+    def only_train() -> Model:
+        task = train(
+            train_data=dsl.importer(artifact_uri=str(prepared["train"]), artifact_class=Dataset).output,
+            validation_data=dsl.importer(artifact_uri=str(prepared["validation"]), artifact_class=Dataset).output,
+            preprocessing=dsl.importer(artifact_uri=str(step_inputs["preprocessing"]), artifact_class=Artifact).output,
+            finetune="lora",
+            learning_rate=1e-3,
+            batch_size=8,
+            epochs=2,
+            weight_decay=0.01,
+            warmup_ratio=0.1,
+            lora_r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+            freeze_word_embeddings=True,
+            early_stopping_patience=1,
+            seed=0,
+            data_fingerprint=step_inputs["fingerprint"],
+            tracking_uri=step_inputs["tracking_uri"],
+            mlflow_run_id=fresh_run_id,
+        )
+        return task.outputs["model"]
+
+    model_dir = Path(only_train().output.path)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(model_dir)
+    assert model.config.label2id == {"negative": 0, "positive": 1}
+    metadata = json.loads((model_dir / "textclf.json").read_text())
+    assert metadata["finetune"] == "lora" and metadata["data_fingerprint"] == step_inputs["fingerprint"]
+    assert metadata["training_params"]["learning_rate"] == 1e-3
+    assert metadata["cleaning"]["strip_html"] is True
+    reference = pd.read_parquet(model_dir / "reference.parquet")
+    assert list(reference.columns) == ["text", "label", "predicted_label", "score"]
+    assert len(reference) == step_inputs["split_sizes"]["validation"]

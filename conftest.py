@@ -1,0 +1,200 @@
+"""Shared fixtures: a tiny randomly initialised BERT, the fixture dataset, and a real MLflow server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "tests" / "fixtures"
+REVIEWS_CSV = FIXTURES / "reviews.csv"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach a user's tracking server or pick up their TEXTCLF_* settings."""
+    for name in list(os.environ):
+        if name.startswith("TEXTCLF_") and name != "TEXTCLF_CACHE_DIR":
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="session")
+def reviews_csv() -> Path:
+    return REVIEWS_CSV
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide BERT with the packaged MiniLM's tokenizer: the real code paths in seconds."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from textclf.modeling import PACKAGED_MINILM, resolve_base_model
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(PACKAGED_MINILM))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    BertForMaskedLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with its own sqlite store and artifact root; stopped after."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [
+            mlflow_bin,
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            (root / "artifacts").as_uri(),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{uri}/health", timeout=120, process=process)
+        yield uri
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def kfp_local(tmp_path: Path) -> Path:
+    """kfp.local with the subprocess runner in this environment; returns the pipeline root."""
+    from kfp import local
+
+    root = tmp_path / "pipeline_root"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def step_inputs(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path, tiny_model_dir: Path) -> dict:
+    """Every step's inputs, made by the core step functions on the fixture data and the tiny model,
+    so each component can be run alone under kfp.local."""
+    import mlflow
+
+    from textclf.cleaning import CleaningConfig
+    from textclf.data import DataSource
+    from textclf.steps import EvaluationPaths, run_evaluate, run_ingest, run_preprocess, run_train
+    from textclf.tracking import configure
+    from textclf.training import TrainingParams
+
+    root = tmp_path_factory.mktemp("step-inputs")
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    raw = {name: root / f"raw_{name}.parquet" for name in ("train", "validation", "test")}
+    prepared = {name: root / f"{name}.parquet" for name in raw}
+    outcome = run_ingest(
+        DataSource(str(reviews_csv)),
+        0.2,
+        0.2,
+        5,
+        raw,
+        root / "report.md",
+        tracking_uri,
+        "fixtures",
+        "fixture-run",
+    )
+    run_preprocess(raw, prepared, root / "preprocessing.json", CleaningConfig(), str(tiny_model_dir), 32)
+    configure(tracking_uri)
+    with mlflow.start_run(run_id=outcome.mlflow_run_id):
+        run_train(
+            prepared["train"],
+            prepared["validation"],
+            root / "preprocessing.json",
+            TrainingParams(epochs=2, batch_size=8),
+            outcome.data_fingerprint,
+            root / "work",
+            root / "model",
+        )
+        paths = EvaluationPaths(root / "evaluation.json", root / "card.md", root / "errors.html", root / "cm.png")
+        run_evaluate(
+            root / "model",
+            raw["train"],
+            prepared["test"],
+            str(reviews_csv),
+            outcome.data_fingerprint,
+            "fixture-model",
+            outcome.split_sizes,
+            5,
+            paths,
+        )
+    mlflow.set_tracking_uri("")
+    return {
+        "root": root,
+        "tracking_uri": tracking_uri,
+        "run_id": outcome.mlflow_run_id,
+        "fingerprint": outcome.data_fingerprint,
+        "split_sizes": outcome.split_sizes,
+        "raw": raw,
+        "prepared": prepared,
+        "preprocessing": root / "preprocessing.json",
+        "model": root / "model",
+        "evaluation": root / "evaluation.json",
+    }
+
+
+@pytest.fixture
+def fresh_run_id(step_inputs: dict) -> str:
+    """A new MLflow run in the fixture store: a step may log its parameters once per run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(step_inputs["tracking_uri"])
+    experiment = client.get_experiment_by_name("fixtures")
+    return client.create_run(experiment.experiment_id).info.run_id

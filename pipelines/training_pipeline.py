@@ -1,0 +1,205 @@
+"""The training pipeline: ingest → preprocess → tune → train → evaluate → register → (gate) promote."""
+
+from kfp import dsl
+from textclf.components.evaluate.component import evaluate
+from textclf.components.ingest.component import ingest
+from textclf.components.preprocess.component import preprocess
+from textclf.components.register.component import promote, promotion_gate, register
+from textclf.components.train.component import train
+from textclf.components.tune.component import tune
+
+from textclf.config import PipelineConfig
+from textclf.names import PIPELINE_NAME, STEP_RESOURCES
+
+# Parameter defaults are the configuration's defaults: one source for the CLI, YAML files and the spec.
+D = PipelineConfig()
+
+
+def _sized(task: dsl.PipelineTask, step: str, display_name: str) -> dsl.PipelineTask:
+    resources = STEP_RESOURCES[step]
+    return (
+        task.set_display_name(display_name)
+        .set_cpu_request(resources.cpu_request)
+        .set_cpu_limit(resources.cpu_limit)
+        .set_memory_request(resources.memory_request)
+        .set_memory_limit(resources.memory_limit)
+    )
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Fine-tune a transformer text classifier, evaluate it against baselines, register it in "
+    "MLflow and promote it to champion when it beats the current one.",
+)
+def training_pipeline(
+    data: str = D.data,
+    text_column: str = D.text_column,
+    label_column: str = D.label_column,
+    hf_split: str = D.hf_split,
+    hf_config: str = D.hf_config,
+    validation_fraction: float = D.validation_fraction,
+    test_fraction: float = D.test_fraction,
+    seed: int = D.seed,
+    strip_html: bool = D.strip_html,
+    strip_urls: bool = D.strip_urls,
+    normalize_unicode: bool = D.normalize_unicode,
+    normalize_whitespace: bool = D.normalize_whitespace,
+    lowercase: bool = D.lowercase,
+    base_model: str = D.base_model,
+    max_length: int = D.max_length,
+    finetune: str = D.finetune,
+    learning_rate: float = D.learning_rate,
+    batch_size: int = D.batch_size,
+    epochs: int = D.epochs,
+    weight_decay: float = D.weight_decay,
+    warmup_ratio: float = D.warmup_ratio,
+    lora_r: int = D.lora_r,
+    lora_alpha: int = D.lora_alpha,
+    lora_dropout: float = D.lora_dropout,
+    freeze_word_embeddings: bool = D.freeze_word_embeddings,
+    early_stopping_patience: int = D.early_stopping_patience,
+    trials: int = D.trials,
+    tune_max_train_rows: int = D.tune_max_train_rows,
+    optuna_storage: str = D.optuna_storage,
+    tracking_uri: str = D.tracking_uri,
+    experiment_name: str = D.experiment_name,
+    registered_model_name: str = D.registered_model_name,
+    min_accuracy_gain: float = D.min_accuracy_gain,
+    max_class_f1_drop: float = D.max_class_f1_drop,
+):
+    ingested = _sized(
+        ingest(
+            data=data,
+            text_column=text_column,
+            label_column=label_column,
+            hf_split=hf_split,
+            hf_config=hf_config,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+            tracking_uri=tracking_uri,
+            experiment_name=experiment_name,
+            run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        ),
+        "ingest",
+        "Ingest",
+    )
+    # A cached ingest would hand later steps the MLflow run of an earlier pipeline run.
+    ingested.set_caching_options(False)
+    run_id = ingested.outputs["mlflow_run_id"]
+    fingerprint = ingested.outputs["data_fingerprint"]
+    prepared = _sized(
+        preprocess(
+            train_split=ingested.outputs["train_split"],
+            validation_split=ingested.outputs["validation_split"],
+            test_split=ingested.outputs["test_split"],
+            strip_html=strip_html,
+            strip_urls=strip_urls,
+            normalize_unicode=normalize_unicode,
+            normalize_whitespace=normalize_whitespace,
+            lowercase=lowercase,
+            base_model=base_model,
+            max_length=max_length,
+            tracking_uri=tracking_uri,
+            mlflow_run_id=run_id,
+        ),
+        "preprocess",
+        "Preprocess",
+    )
+    shared = {
+        "train_data": prepared.outputs["train_data"],
+        "validation_data": prepared.outputs["validation_data"],
+        "preprocessing": prepared.outputs["preprocessing"],
+        "finetune": finetune,
+        "freeze_word_embeddings": freeze_word_embeddings,
+        "early_stopping_patience": early_stopping_patience,
+        "seed": seed,
+        "tracking_uri": tracking_uri,
+        "mlflow_run_id": run_id,
+    }
+    tuned = _sized(
+        tune(
+            **shared,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            epochs=epochs,
+            weight_decay=weight_decay,
+            warmup_ratio=warmup_ratio,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            trials=trials,
+            tune_max_train_rows=tune_max_train_rows,
+            optuna_storage=optuna_storage,
+            data_fingerprint=fingerprint,
+        ),
+        "tune",
+        "Tune (Optuna)",
+    )
+    trained = _sized(
+        train(
+            **shared,
+            learning_rate=tuned.outputs["learning_rate"],
+            batch_size=tuned.outputs["batch_size"],
+            epochs=tuned.outputs["epochs"],
+            weight_decay=tuned.outputs["weight_decay"],
+            warmup_ratio=tuned.outputs["warmup_ratio"],
+            lora_r=tuned.outputs["lora_r"],
+            lora_alpha=tuned.outputs["lora_alpha"],
+            lora_dropout=tuned.outputs["lora_dropout"],
+            data_fingerprint=fingerprint,
+        ),
+        "train",
+        "Train",
+    )
+    evaluated = _sized(
+        evaluate(
+            model=trained.outputs["model"],
+            train_split=ingested.outputs["train_split"],
+            test_data=prepared.outputs["test_data"],
+            data=data,
+            data_fingerprint=fingerprint,
+            registered_model_name=registered_model_name,
+            split_sizes=ingested.outputs["split_sizes"],
+            seed=seed,
+            tracking_uri=tracking_uri,
+            mlflow_run_id=run_id,
+        ),
+        "evaluate",
+        "Evaluate",
+    )
+    registered = _sized(
+        register(
+            model=trained.outputs["model"],
+            evaluation=evaluated.outputs["evaluation"],
+            registered_model_name=registered_model_name,
+            data_fingerprint=fingerprint,
+            tracking_uri=tracking_uri,
+            mlflow_run_id=run_id,
+        ),
+        "register",
+        "Register (challenger)",
+    )
+    gate = _sized(
+        promotion_gate(
+            registered_model_name=registered_model_name,
+            version=registered.output,
+            min_accuracy_gain=min_accuracy_gain,
+            max_class_f1_drop=max_class_f1_drop,
+            tracking_uri=tracking_uri,
+            mlflow_run_id=run_id,
+        ),
+        "register",
+        "Promotion gate",
+    )
+    with dsl.If(gate.output == True, name="challenger-beats-champion"):  # noqa: E712
+        _sized(
+            promote(
+                registered_model_name=registered_model_name,
+                version=registered.output,
+                tracking_uri=tracking_uri,
+                mlflow_run_id=run_id,
+            ),
+            "promote",
+            "Promote to champion",
+        )

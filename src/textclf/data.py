@@ -1,0 +1,279 @@
+"""Ingest: load a labelled text dataset, validate it, remove duplicates, split it, and describe it."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import pandas as pd
+
+TEXT, LABEL = "text", "label"
+SPLITS = ("train", "validation", "test")
+
+
+class DataValidationError(ValueError):
+    """The dataset cannot be used as it is; the message says what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the data comes from and which columns hold the text and the label."""
+
+    spec: str = "demo"
+    text_column: str = TEXT
+    label_column: str = LABEL
+    hf_split: str = "train"
+    hf_config: str = ""
+
+
+def _read_table(uri: str) -> pd.DataFrame:
+    import fsspec
+
+    suffix = PurePosixPath(uri.split("?", 1)[0]).suffix.lower()
+    if suffix not in {".csv", ".jsonl", ".json", ".parquet"}:
+        raise DataValidationError(
+            f"cannot tell the format of {uri!r}: use a .csv, .jsonl or .parquet file, "
+            "'hf:<dataset id>' for the Hugging Face Hub, or 'demo'"
+        )
+    try:
+        with fsspec.open(uri, "rb") as handle:
+            if suffix == ".csv":
+                # Texts stay strings: "NA" or "null" in a review is text, not a missing value.
+                return pd.read_csv(handle, dtype=str, keep_default_na=False)
+            if suffix == ".parquet":
+                return pd.read_parquet(handle)
+            return pd.read_json(handle, lines=suffix == ".jsonl", dtype=False)
+    except FileNotFoundError as error:
+        raise DataValidationError(f"data file not found: {uri}") from error
+    except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError) as error:
+        raise DataValidationError(f"cannot read {uri} as {suffix[1:]}: {error}") from error
+
+
+def _read_hub(source: DataSource) -> pd.DataFrame:
+    import datasets
+
+    dataset_id = source.spec.removeprefix("hf:")
+    loaded = datasets.load_dataset(dataset_id, source.hf_config or None, split=source.hf_split)
+    frame = loaded.to_pandas()
+    label_feature = loaded.features.get(source.label_column)
+    if isinstance(label_feature, datasets.ClassLabel):
+        frame[source.label_column] = [label_feature.int2str(int(value)) for value in frame[source.label_column]]
+    return frame
+
+
+def load_source(source: DataSource) -> pd.DataFrame:
+    """Read the raw table for a data source, with the columns it names renamed to `text` and `label`."""
+    if source.spec == "demo" or source.spec.startswith("demo:"):
+        from textclf.demo import DEFAULT_DOMAIN, load_demo
+
+        frame = load_demo(source.spec.partition(":")[2] or DEFAULT_DOMAIN)
+        text_column, label_column = TEXT, LABEL
+    else:
+        frame = _read_hub(source) if source.spec.startswith("hf:") else _read_table(source.spec)
+        text_column, label_column = source.text_column, source.label_column
+    missing = [column for column in (text_column, label_column) if column not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"missing column(s) {', '.join(repr(c) for c in missing)} in {source.spec}; "
+            f"available columns: {', '.join(map(str, frame.columns))}. "
+            "Name the right ones with --text-column / --label-column."
+        )
+    return frame[[text_column, label_column]].rename(columns={text_column: TEXT, label_column: LABEL})
+
+
+def _row_numbers(mask: pd.Series, limit: int = 5) -> str:
+    rows = [str(i + 1) for i in mask.to_numpy().nonzero()[0][:limit]]
+    more = int(mask.sum()) - len(rows)
+    return ", ".join(rows) + (f" and {more} more" if more > 0 else "")
+
+
+def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check texts and labels; return the frame with labels as class-name strings."""
+    if frame.empty:
+        raise DataValidationError("the dataset has no rows")
+    not_string = ~frame[TEXT].map(lambda value: isinstance(value, str))
+    if not_string.any():
+        raise DataValidationError(
+            f"{int(not_string.sum())} text(s) are not strings (data rows {_row_numbers(not_string)}); "
+            "every text must be a non-empty string"
+        )
+    empty = frame[TEXT].str.strip() == ""
+    if empty.any():
+        raise DataValidationError(
+            f"{int(empty.sum())} text(s) are empty or whitespace only (data rows {_row_numbers(empty)}); "
+            "remove those rows or fill in their text"
+        )
+    missing_label = frame[LABEL].isna() | (frame[LABEL].astype(str).str.strip() == "")
+    if missing_label.any():
+        raise DataValidationError(
+            f"{int(missing_label.sum())} row(s) have no label (data rows {_row_numbers(missing_label)})"
+        )
+    frame = frame.assign(**{LABEL: frame[LABEL].astype(str).str.strip()})
+    classes = frame[LABEL].nunique()
+    if classes < 2:
+        raise DataValidationError(
+            f"found {classes} class ({', '.join(frame[LABEL].unique())}); a classifier needs at least 2"
+        )
+    return frame
+
+
+@dataclass
+class DedupResult:
+    frame: pd.DataFrame
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _normalized_key(texts: pd.Series) -> pd.Series:
+    return texts.str.lower().str.split().str.join(" ")
+
+
+def remove_duplicates(frame: pd.DataFrame) -> DedupResult:
+    """Drop exact duplicates, texts repeated with another label, and texts equal up to case and spacing.
+
+    The last kind would otherwise land in two splits and leak test examples into training.
+    """
+    dropped: dict[str, int] = {}
+    exact = frame.duplicated(subset=[TEXT, LABEL], keep="first")
+    dropped["exact duplicate (same text and label)"] = int(exact.sum())
+    frame = frame[~exact]
+    conflicting = frame.duplicated(subset=[TEXT], keep=False)
+    dropped["same text with conflicting labels"] = int(conflicting.sum())
+    frame = frame[~conflicting]
+    near = _normalized_key(frame[TEXT]).duplicated(keep="first")
+    dropped["duplicate up to case and whitespace"] = int(near.sum())
+    frame = frame[~near].reset_index(drop=True)
+    return DedupResult(frame=frame, dropped={reason: n for reason, n in dropped.items() if n})
+
+
+def min_rows_per_class(validation_fraction: float, test_fraction: float) -> int:
+    """Rows a class needs so a stratified split can put at least one of them in every split."""
+    return max(3, math.ceil(1 / min(validation_fraction, test_fraction)))
+
+
+def split_frame(
+    frame: pd.DataFrame, validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, pd.DataFrame]:
+    """Stratified, seeded train / validation / test split; fails when a class is too small to split."""
+    from sklearn.model_selection import train_test_split
+
+    if not (0 < validation_fraction < 1 and 0 < test_fraction < 1 and validation_fraction + test_fraction < 1):
+        raise DataValidationError(
+            "validation and test fractions must each lie in (0, 1) and sum to less than 1; got "
+            f"{validation_fraction} and {test_fraction}"
+        )
+    needed = min_rows_per_class(validation_fraction, test_fraction)
+    counts = frame[LABEL].value_counts()
+    small = counts[counts < needed]
+    if not small.empty:
+        listed = ", ".join(f"{label!r} ({n})" for label, n in small.items())
+        raise DataValidationError(
+            f"class(es) with too few rows to split: {listed}; each class needs at least {needed} rows "
+            f"for validation_fraction={validation_fraction} and test_fraction={test_fraction}. "
+            "Add rows, merge or drop the class, or raise the fractions."
+        )
+    rest, test = train_test_split(frame, test_size=test_fraction, stratify=frame[LABEL], random_state=seed)
+    train, validation = train_test_split(
+        rest,
+        test_size=validation_fraction / (1 - test_fraction),
+        stratify=rest[LABEL],
+        random_state=seed,
+    )
+    splits = {
+        "train": train.reset_index(drop=True),
+        "validation": validation.reset_index(drop=True),
+        "test": test.reset_index(drop=True),
+    }
+    check_no_leak(splits)
+    return splits
+
+
+def check_no_leak(splits: dict[str, pd.DataFrame]) -> None:
+    """Fail if any text (up to case and whitespace) appears in more than one split."""
+    seen: dict[str, str] = {}
+    for name, split in splits.items():
+        for key in _normalized_key(split[TEXT]).unique():
+            if key in seen and seen[key] != name:
+                raise DataValidationError(f"text leaks between the {seen[key]} and {name} splits: {key[:80]!r}")
+            seen[key] = name
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """Order-independent content hash of (text, label) pairs: the same data gives the same fingerprint."""
+    row_hashes = sorted(
+        hashlib.sha256(f"{label}\x1f{text}".encode()).digest()
+        for text, label in zip(frame[TEXT], frame[LABEL], strict=True)
+    )
+    return hashlib.sha256(b"".join(row_hashes)).hexdigest()[:16]
+
+
+@dataclass
+class IngestResult:
+    splits: dict[str, pd.DataFrame]
+    rows_read: int
+    dropped: dict[str, int]
+    fingerprint: str
+    source: DataSource
+
+
+def ingest(source: DataSource, validation_fraction: float, test_fraction: float, seed: int) -> IngestResult:
+    """Load, validate, de-duplicate and split a dataset."""
+    raw = load_source(source)
+    valid = validate_frame(raw)
+    deduped = remove_duplicates(valid)
+    splits = split_frame(deduped.frame, validation_fraction, test_fraction, seed)
+    return IngestResult(
+        splits=splits,
+        rows_read=len(raw),
+        dropped=deduped.dropped,
+        fingerprint=fingerprint(deduped.frame),
+        source=source,
+    )
+
+
+def _length_row(name: str, texts: pd.Series) -> str:
+    chars = texts.str.len()
+    words = texts.str.split().str.len()
+    return (
+        f"| {name} | {len(texts):,} | {int(words.median())} | {int(words.quantile(0.95))} | {int(words.max())} "
+        f"| {int(chars.median())} | {int(chars.max())} |"
+    )
+
+
+def data_report(result: IngestResult) -> str:
+    """A Markdown description of the data: what was read, dropped and why, class balance, text lengths."""
+    kept = sum(len(split) for split in result.splits.values())
+    labels = sorted(set().union(*(split[LABEL].unique() for split in result.splits.values())))
+    lines = [
+        "# Data report",
+        "",
+        f"- Source: `{result.source.spec}`",
+        f"- Rows read: {result.rows_read:,}; rows kept: {kept:,}",
+        f"- Fingerprint: `{result.fingerprint}`",
+        "",
+        "## Dropped rows",
+        "",
+    ]
+    if result.dropped:
+        lines += ["| reason | rows |", "|---|---:|"]
+        lines += [f"| {reason} | {n:,} |" for reason, n in result.dropped.items()]
+    else:
+        lines.append("None.")
+    lines += ["", "## Class balance", "", "| class | " + " | ".join(SPLITS) + " |", "|---|" + "---:|" * 3]
+    for label in labels:
+        cells = []
+        for name in SPLITS:
+            split = result.splits[name]
+            count = int((split[LABEL] == label).sum())
+            cells.append(f"{count:,} ({count / len(split):.1%})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Text length",
+        "",
+        "| split | rows | words p50 | words p95 | words max | chars p50 | chars max |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [_length_row(name, result.splits[name][TEXT]) for name in SPLITS]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,79 @@
+"""The model directory (contract 1): a Hugging Face model folder plus textclf metadata and a reference sample.
+
+`AutoModelForSequenceClassification` and `AutoTokenizer` load the folder as it is; `textclf.json` holds
+what serving and monitoring need besides the weights; `reference.parquet` is the drift reference.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from textclf import __version__
+from textclf.names import MODEL_METADATA_FILE, REFERENCE_SAMPLE_FILE
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+REFERENCE_COLUMNS = ["text", "label", "predicted_label", "score"]
+_RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "scikit-learn", "mlflow", "kfp")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "textclf": __version__}
+    for name in _RECORDED_LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass
+class ModelMetadata:
+    base_model: str
+    finetune: str
+    max_length: int
+    labels: list[str]
+    cleaning: dict[str, bool]
+    training_params: dict[str, Any]
+    metrics: dict[str, Any]
+    data_fingerprint: str
+    library_versions: dict[str, str] = field(default_factory=library_versions)
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    format_version: int = 1
+
+
+def save_model_directory(
+    directory: Path,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    metadata: ModelMetadata,
+    reference: pd.DataFrame,
+) -> None:
+    missing = [column for column in REFERENCE_COLUMNS if column not in reference.columns]
+    if missing:
+        raise ValueError(f"reference sample lacks column(s) {missing}")
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    (directory / MODEL_METADATA_FILE).write_text(json.dumps(asdict(metadata), indent=2, sort_keys=True))
+    reference.to_parquet(directory / REFERENCE_SAMPLE_FILE, index=False)
+
+
+def load_metadata(directory: Path) -> ModelMetadata:
+    path = Path(directory) / MODEL_METADATA_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} is not a textclf model directory: {MODEL_METADATA_FILE} is missing")
+    return ModelMetadata(**json.loads(path.read_text()))
+
+
+def load_reference(directory: Path) -> pd.DataFrame:
+    return pd.read_parquet(Path(directory) / REFERENCE_SAMPLE_FILE)

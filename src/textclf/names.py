@@ -1,0 +1,47 @@
+"""Names and images: the one place the pipeline, the deploy step, the manifests and the chart read.
+
+Contract 5 of the architecture: component, image and registered-model names come from here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from textclf import __version__
+
+IMAGE_REGISTRY = os.environ.get("TEXTCLF_IMAGE_REGISTRY", "ghcr.io/textclf")
+IMAGE_TAG = os.environ.get("TEXTCLF_IMAGE_TAG", __version__)
+
+COMPONENTS_IMAGE = f"{IMAGE_REGISTRY}/textclf-components:{IMAGE_TAG}"
+SERVING_IMAGE = f"{IMAGE_REGISTRY}/textclf-serving:{IMAGE_TAG}"
+
+PIPELINE_NAME = "textclf-training"
+REGISTERED_MODEL_NAME = "textclf"
+EXPERIMENT_NAME = "textclf"
+CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
+
+MODEL_METADATA_FILE = "textclf.json"
+REFERENCE_SAMPLE_FILE = "reference.parquet"
+
+
+@dataclass(frozen=True)
+class StepResources:
+    """Kubernetes requests and limits for one pipeline step (KFP accepts requests and limits)."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+STEP_RESOURCES: dict[str, StepResources] = {
+    "ingest": StepResources("500m", "1", "1Gi", "4Gi"),
+    "preprocess": StepResources("1", "2", "2Gi", "4Gi"),
+    "tune": StepResources("2", "4", "4Gi", "8Gi"),
+    "train": StepResources("2", "4", "4Gi", "8Gi"),
+    "evaluate": StepResources("1", "2", "2Gi", "6Gi"),
+    "register": StepResources("250m", "1", "512Mi", "2Gi"),
+    "promote": StepResources("100m", "500m", "256Mi", "1Gi"),
+}

@@ -1,0 +1,40 @@
+"""CPU runtime settings: thread counts and bf16 support, read from the machine, never assumed."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: the cgroup quota (a container's CPU limit) or the affinity mask."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpu_max = Path("/sys/fs/cgroup/cpu.max")
+    if cpu_max.exists():
+        quota, _, period = cpu_max.read_text().partition(" ")
+        if quota != "max" and period.strip():
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    return max(1, cpus)
+
+
+def configure_torch_threads() -> int:
+    """Match torch's intra-op threads to the CPUs we may use; oversubscription slows small models."""
+    import torch
+
+    threads = available_cpus()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def cpu_supports_bf16() -> bool:
+    """True where oneDNN has native bf16 kernels (AVX512-BF16 or AMX): autocast is then a large win."""
+    import torch
+
+    if os.environ.get("TEXTCLF_DISABLE_BF16", "").lower() in {"1", "true", "yes"}:
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -1,0 +1,187 @@
+"""Train: fine-tune an encoder with LoRA or fully, with early stopping, checkpoints and MLflow logging."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from textclf.data import TEXT
+from textclf.metrics import classification_metrics
+from textclf.modeling import FineTuneMode, LoraSettings, build_classifier, load_tokenizer, merge_for_serving
+from textclf.predict import predict_probabilities
+from textclf.preprocess import INPUT_IDS, LABEL_ID, LENGTH, LabelMap
+from textclf.runtime import configure_torch_threads, cpu_supports_bf16
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEARNING_RATE: dict[str, float] = {"lora": 5e-4, "full": 5e-5}
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """Hyper-parameters of one training run; `learning_rate=0` picks the fine-tuning mode's default."""
+
+    finetune: FineTuneMode = "lora"
+    learning_rate: float = 0.0
+    batch_size: int = 32
+    epochs: int = 3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    freeze_word_embeddings: bool = True
+    early_stopping_patience: int = 1
+    seed: int = 42
+
+    @property
+    def effective_learning_rate(self) -> float:
+        return self.learning_rate or DEFAULT_LEARNING_RATE[self.finetune]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "learning_rate": self.effective_learning_rate}
+
+
+@dataclass
+class TrainResult:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_validation: dict[str, Any] = field(default_factory=dict)
+    validation_probabilities: np.ndarray | None = None
+    train_seconds: float = 0.0
+    train_samples_per_second: float = 0.0
+    bf16: bool = False
+
+
+def _as_hf_dataset(frame: pd.DataFrame):
+    import datasets
+
+    return datasets.Dataset.from_dict(
+        {
+            INPUT_IDS: frame[INPUT_IDS].tolist(),
+            "labels": frame[LABEL_ID].astype(int).tolist(),
+            LENGTH: frame[LENGTH].astype(int).tolist(),
+        }
+    )
+
+
+def _epoch_logger():
+    from transformers import TrainerCallback
+
+    class MlflowEpochLogger(TrainerCallback):
+        """Per-epoch validation metrics into the active MLflow run (the trial's, when tuning)."""
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            import mlflow
+
+            if mlflow.active_run() is None or not metrics:
+                return
+            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+            mlflow.log_metrics(numeric, step=round(state.epoch or 0))
+
+    return MlflowEpochLogger()
+
+
+def train_classifier(
+    base_model: str,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    label_map: LabelMap,
+    params: TrainingParams,
+    work_dir: Path,
+    max_length: int,
+    callbacks: Sequence[TrainerCallback] = (),
+    show_progress: bool = True,
+) -> TrainResult:
+    """Fine-tune on prepared (tokenized) splits; returns the best epoch's model with LoRA merged."""
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+
+    configure_torch_threads()
+    bf16 = cpu_supports_bf16()
+    tokenizer = load_tokenizer(base_model)
+    model = build_classifier(
+        base_model,
+        label_map,
+        params.finetune,
+        LoraSettings(params.lora_r, params.lora_alpha, params.lora_dropout),
+        params.freeze_word_embeddings,
+        params.seed,
+    )
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        import torch
+
+        logits = torch.as_tensor(prediction.predictions).float()
+        probabilities = torch.softmax(logits, dim=-1).numpy()
+        metrics = classification_metrics(prediction.label_ids, probabilities, label_map.labels)
+        return {name: metrics[name] for name in ("accuracy", "macro_f1", "ece")}
+
+    arguments = TrainingArguments(
+        output_dir=str(work_dir / "checkpoints"),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        learning_rate=params.effective_learning_rate,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=128,
+        num_train_epochs=params.epochs,
+        weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_ratio,
+        lr_scheduler_type="linear",
+        train_sampling_strategy="group_by_length",
+        length_column_name=LENGTH,
+        bf16=bf16,
+        use_cpu=True,
+        seed=params.seed,
+        data_seed=params.seed,
+        logging_strategy="epoch",
+        report_to="none",
+        disable_tqdm=not show_progress,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=_as_hf_dataset(train),
+        eval_dataset=_as_hf_dataset(validation),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(params.early_stopping_patience), _epoch_logger(), *callbacks],
+    )
+    started = time.perf_counter()
+    output = trainer.train()
+    train_seconds = time.perf_counter() - started
+    history = [
+        {key.removeprefix("eval_"): value for key, value in entry.items() if key.startswith("eval_") or key == "epoch"}
+        for entry in trainer.state.log_history
+        if "eval_accuracy" in entry
+    ]
+    model = merge_for_serving(trainer.model)
+    # Predict in the original row order (the trainer's evaluation loop groups rows by length).
+    probabilities = predict_probabilities(model, tokenizer, validation[TEXT].tolist(), max_length, bf16=bf16)
+    best_validation = classification_metrics(validation[LABEL_ID].to_numpy(), probabilities, label_map.labels)
+    return TrainResult(
+        model=model,
+        tokenizer=tokenizer,
+        history=history,
+        best_validation=best_validation,
+        validation_probabilities=probabilities,
+        train_seconds=train_seconds,
+        train_samples_per_second=float(output.metrics.get("train_samples_per_second", 0.0)),
+        bf16=bf16,
+    )

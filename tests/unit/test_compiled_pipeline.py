@@ -1,0 +1,42 @@
+"""The committed pipeline spec is what the code compiles to, and it has the shape a cluster needs."""
+
+from pathlib import Path
+
+import yaml
+
+from textclf.names import COMPONENTS_IMAGE, STEP_RESOURCES
+from textclf.pipelines.runner import COMPILED_PIPELINE, compile_pipeline
+
+
+def test_committed_spec_is_fresh(tmp_path: Path) -> None:
+    fresh = compile_pipeline(tmp_path / "pipeline.yaml").read_text()
+    assert COMPILED_PIPELINE.read_text() == fresh, "pipelines/compiled is stale: run `make compile` and commit it"
+
+
+def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> None:
+    spec = yaml.safe_load(COMPILED_PIPELINE.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {
+        "ingest", "preprocess", "tune", "train", "evaluate", "register", "promotion-gate", "condition-1"
+    }
+    condition = tasks["condition-1"]["triggerPolicy"]["condition"]
+    assert "promotion-gate" in condition and "== true" in condition
+    # ingest opens the MLflow run; a cached ingest would hand out an earlier run's id.
+    assert tasks["ingest"]["cachingOptions"] == {}
+    assert tasks["preprocess"]["cachingOptions"] == {"enableCache": True}
+    artifact_types = {
+        name: artifact["artifactType"]["schemaTitle"]
+        for component in spec["components"].values()
+        for name, artifact in component.get("outputDefinitions", {}).get("artifacts", {}).items()
+    }
+    assert artifact_types["train_split"] == "system.Dataset"
+    assert artifact_types["data_report"] == "system.Markdown"
+    assert artifact_types["model"] == "system.Model"
+    assert artifact_types["metrics"] == "system.Metrics"
+    assert artifact_types["confusion_matrix"] == "system.ClassificationMetrics"
+    assert artifact_types["optimization_history"] == "system.HTML"
+    executors = spec["deploymentSpec"]["executors"]
+    assert {executor["container"]["image"] for executor in executors.values()} == {COMPONENTS_IMAGE}
+    train = executors["exec-train"]["container"]["resources"]
+    assert train["resourceCpuLimit"] == STEP_RESOURCES["train"].cpu_limit
+    assert train["resourceMemoryRequest"] == STEP_RESOURCES["train"].memory_request

@@ -1,0 +1,48 @@
+"""The promotion gate, case by case."""
+
+from textclf.registry import ModelScore, PromotionPolicy, decide_promotion
+
+POLICY = PromotionPolicy(min_accuracy_gain=0.01, max_class_f1_drop=0.03)
+CHAMPION = ModelScore("1", 0.80, {"neg": 0.80, "pos": 0.80})
+
+
+def test_first_model_becomes_champion() -> None:
+    decision = decide_promotion(ModelScore("1", 0.5, {"neg": 0.5}), None, POLICY)
+    assert decision.promote and "first model" in decision.reason
+
+
+def test_better_challenger_is_promoted() -> None:
+    decision = decide_promotion(ModelScore("2", 0.83, {"neg": 0.82, "pos": 0.84}), CHAMPION, POLICY)
+    assert decision.promote
+    assert decision.f1_drops == {"neg": -0.02, "pos": -0.04}
+
+
+def test_gain_within_the_margin_is_not_enough() -> None:
+    decision = decide_promotion(ModelScore("2", 0.805, {"neg": 0.8, "pos": 0.81}), CHAMPION, POLICY)
+    assert not decision.promote and "does not beat" in decision.reason
+
+
+def test_equal_accuracy_never_promotes_even_without_margin() -> None:
+    decision = decide_promotion(ModelScore("2", 0.80, CHAMPION.per_class_f1), CHAMPION, PromotionPolicy(0.0, 1.0))
+    assert not decision.promote
+
+
+def test_a_class_f1_drop_beyond_delta_blocks_promotion() -> None:
+    decision = decide_promotion(ModelScore("2", 0.90, {"neg": 0.76, "pos": 0.99}), CHAMPION, POLICY)
+    assert not decision.promote
+    assert "neg (-0.0400)" in decision.reason and "pos" not in decision.reason.split("for:")[1]
+
+
+def test_a_class_missing_from_the_challenger_counts_as_zero_f1() -> None:
+    decision = decide_promotion(ModelScore("2", 0.95, {"pos": 0.99}), CHAMPION, POLICY)
+    assert not decision.promote and "neg" in decision.reason
+
+
+def test_the_champion_is_not_promoted_over_itself() -> None:
+    decision = decide_promotion(CHAMPION, CHAMPION, POLICY)
+    assert not decision.promote and "already champion" in decision.reason
+
+
+def test_decision_serializes_its_inputs() -> None:
+    record = decide_promotion(ModelScore("2", 0.9, {"neg": 0.9, "pos": 0.9}), CHAMPION, POLICY).to_dict()
+    assert record["champion"]["version"] == "1" and record["policy"]["max_class_f1_drop"] == 0.03
