@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PYTEST_MARKERS ?= not cluster
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -24,7 +25,7 @@ run: install ## install, then run the whole training pipeline on the embedded de
 test: install ## lint, then every test that can run without a cluster
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -m "not cluster" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "$(PYTEST_MARKERS)" $(PYTEST_ARGS)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -136,46 +136,51 @@ def step_inputs(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path, tin
     from textclf.tracking import configure
     from textclf.training import TrainingParams
 
-    root = tmp_path_factory.mktemp("step-inputs")
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    raw = {name: root / f"raw_{name}.parquet" for name in ("train", "validation", "test")}
-    prepared = {name: root / f"{name}.parquet" for name in raw}
-    outcome = run_ingest(
-        DataSource(str(reviews_csv)),
-        0.2,
-        0.2,
-        5,
-        raw,
-        root / "report.md",
-        tracking_uri,
-        "fixtures",
-        "fixture-run",
-    )
-    run_preprocess(raw, prepared, root / "preprocessing.json", CleaningConfig(), str(tiny_model_dir), 32)
-    configure(tracking_uri)
-    with mlflow.start_run(run_id=outcome.mlflow_run_id):
-        run_train(
-            prepared["train"],
-            prepared["validation"],
-            root / "preprocessing.json",
-            TrainingParams(epochs=2, batch_size=8),
-            outcome.data_fingerprint,
-            root / "work",
-            root / "model",
-        )
-        paths = EvaluationPaths(root / "evaluation.json", root / "card.md", root / "errors.html", root / "cm.png")
-        run_evaluate(
-            root / "model",
-            raw["train"],
-            prepared["test"],
-            str(reviews_csv),
-            outcome.data_fingerprint,
-            "fixture-model",
-            outcome.split_sizes,
+    previous_uri = mlflow.get_tracking_uri()
+    try:
+        root = tmp_path_factory.mktemp("step-inputs")
+        tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+        raw = {name: root / f"raw_{name}.parquet" for name in ("train", "validation", "test")}
+        prepared = {name: root / f"{name}.parquet" for name in raw}
+        outcome = run_ingest(
+            DataSource(str(reviews_csv)),
+            0.2,
+            0.2,
             5,
-            paths,
+            raw,
+            root / "report.md",
+            tracking_uri,
+            "fixtures",
+            "fixture-run",
         )
-    mlflow.set_tracking_uri("")
+        run_preprocess(raw, prepared, root / "preprocessing.json", CleaningConfig(), str(tiny_model_dir), 32)
+        configure(tracking_uri)
+        with mlflow.start_run(run_id=outcome.mlflow_run_id):
+            run_train(
+                prepared["train"],
+                prepared["validation"],
+                root / "preprocessing.json",
+                TrainingParams(epochs=2, batch_size=8),
+                outcome.data_fingerprint,
+                root / "work",
+                root / "model",
+            )
+            paths = EvaluationPaths(root / "evaluation.json", root / "card.md", root / "errors.html", root / "cm.png")
+            run_evaluate(
+                root / "model",
+                raw["train"],
+                prepared["test"],
+                str(reviews_csv),
+                outcome.data_fingerprint,
+                "fixture-model",
+                outcome.split_sizes,
+                5,
+                paths,
+            )
+    finally:
+        # The steps point this process's MLflow client at the fixture store; later tests must not inherit it.
+        mlflow.set_tracking_uri(previous_uri)
+        mlflow.set_registry_uri(previous_uri)
     return {
         "root": root,
         "tracking_uri": tracking_uri,
@@ -198,3 +203,17 @@ def fresh_run_id(step_inputs: dict) -> str:
     client = MlflowClient(step_inputs["tracking_uri"])
     experiment = client.get_experiment_by_name("fixtures")
     return client.create_run(experiment.experiment_id).info.run_id
+
+
+@pytest.fixture
+def local_tracking_uri(tmp_path: Path) -> Iterator[str]:
+    """This process's MLflow client pointed at a fresh sqlite store, and pointed back afterwards."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from textclf.config import PipelineConfig
@@ -13,6 +14,7 @@ COMPILED_PIPELINE = Path(__file__).parent / "compiled" / "training_pipeline.yaml
 
 def compile_pipeline(path: Path = COMPILED_PIPELINE) -> Path:
     from kfp import compiler
+
     from textclf.pipelines.training_pipeline import training_pipeline
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,11 +25,16 @@ def compile_pipeline(path: Path = COMPILED_PIPELINE) -> Path:
 def run_local(config: PipelineConfig, pipeline_root: Path) -> None:
     """Run every step as a subprocess of this Python environment (the `textclf run` default)."""
     from kfp import local
+
     from textclf.pipelines.training_pipeline import training_pipeline
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     # Step output is streamed line by line; a progress bar redrawn ten times a second floods it.
     os.environ.setdefault("TQDM_MININTERVAL", "10")
+    # The components image holds this same package, which is what the warning cannot know.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
+    # Resource requests and display names are for the cluster.
+    warnings.filterwarnings("ignore", message="Task .* have no effect in the current", category=UserWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     training_pipeline(**config.model_dump())
 

@@ -1,13 +1,13 @@
 """The training pipeline: ingest → preprocess → tune → train → evaluate → register → (gate) promote."""
 
 from kfp import dsl
+
 from textclf.components.evaluate.component import evaluate
 from textclf.components.ingest.component import ingest
 from textclf.components.preprocess.component import preprocess
 from textclf.components.register.component import promote, promotion_gate, register
 from textclf.components.train.component import train
 from textclf.components.tune.component import tune
-
 from textclf.config import PipelineConfig
 from textclf.names import PIPELINE_NAME, STEP_RESOURCES
 

@@ -3,11 +3,12 @@ from pathlib import Path
 import pandas as pd
 
 
-def test_ingest_runs_under_kfp_local(kfp_local: Path, reviews_csv: Path, tmp_path: Path) -> None:
+def test_ingest_runs_under_kfp_local(kfp_local: Path, reviews_csv: Path, local_tracking_uri: str) -> None:
     import mlflow
+
     from textclf.components.ingest.component import ingest
 
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking_uri = local_tracking_uri
     task = ingest(
         data=str(reviews_csv),
         text_column="text",
@@ -25,8 +26,6 @@ def test_ingest_runs_under_kfp_local(kfp_local: Path, reviews_csv: Path, tmp_pat
     assert sizes == {"train": 42, "validation": 14, "test": 14}
     assert len(pd.read_parquet(task.outputs["test_split"].path)) == 14
     assert "# Data report" in Path(task.outputs["data_report"].path).read_text()
-    mlflow.set_tracking_uri(tracking_uri)
     run = mlflow.get_run(task.outputs["mlflow_run_id"])
     assert run.data.tags["data_fingerprint"] == task.outputs["data_fingerprint"]
     assert run.info.run_name == "ingest-test"
-    mlflow.set_tracking_uri("")

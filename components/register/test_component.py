@@ -12,6 +12,7 @@ class Outputs(NamedTuple):
 
 def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str) -> None:
     from mlflow.tracking import MlflowClient
+
     from textclf.components.register.component import promote, promotion_gate, register
 
     common = {"tracking_uri": step_inputs["tracking_uri"], "mlflow_run_id": fresh_run_id}

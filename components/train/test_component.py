@@ -7,8 +7,9 @@ from kfp.dsl import Artifact, Dataset, Model
 
 
 def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str) -> None:
-    from textclf.components.train.component import train
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from textclf.components.train.component import train
 
     prepared = step_inputs["prepared"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,16 +65,19 @@ def confident_mistakes(
     return wrong.sort_values("score", ascending=False).head(limit).reset_index(drop=True)
 
 
-def error_analysis_html(mistakes: pd.DataFrame) -> str:
+def error_analysis_html(mistakes: pd.DataFrame, confusion_png: bytes) -> str:
+    """One page for the KFP UI: the confusion matrix and the most confident mistakes."""
+    image = base64.b64encode(confusion_png).decode()
     rows = "\n".join(
         f"<tr><td>{row.score:.3f}</td><td>{html.escape(row.true_label)}</td>"
         f"<td>{html.escape(row.predicted_label)}</td><td>{html.escape(row.text)}</td></tr>"
         for row in mistakes.itertuples()
     )
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Most confident mistakes</title>"
+        "<!doctype html><html><head><meta charset='utf-8'><title>Error analysis</title>"
         "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
         "table{border-collapse:collapse}</style></head><body>"
+        f"<h1>Confusion matrix</h1><img alt='confusion matrix' src='data:image/png;base64,{image}'>"
         f"<h1>Most confident mistakes ({len(mistakes)})</h1><table><tr><th>score</th><th>true</th>"
         f"<th>predicted</th><th>text</th></tr>{rows}</table></body></html>"
     )

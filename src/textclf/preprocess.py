@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -42,13 +40,6 @@ class LabelMap:
         if unknown:
             raise ValueError(f"label(s) {unknown} are not in the label map {list(self.labels)}")
         return [mapping[label] for label in labels]
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"labels": list(self.labels), "label2id": self.label2id}, indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> LabelMap:
-        return cls(tuple(json.loads(path.read_text())["labels"]))
 
 
 @dataclass

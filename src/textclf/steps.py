@@ -6,9 +6,7 @@ in a container.
 
 from __future__ import annotations
 
-import base64
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,6 @@ from textclf.data import LABEL, TEXT, DataSource, data_report, ingest
 from textclf.preprocess import LabelMap
 from textclf.registry import PromotionDecision
 from textclf.training import TrainingParams
-
-log = logging.getLogger(__name__)
 
 PREPROCESSING_FILE = "preprocessing.json"
 
@@ -38,10 +34,6 @@ class Preprocessing:
     @property
     def label_map(self) -> LabelMap:
         return LabelMap(self.labels)
-
-    @property
-    def cleaning_config(self) -> CleaningConfig:
-        return CleaningConfig.from_dict(self.cleaning)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({**asdict(self), "label2id": self.label_map.label2id}, indent=2))
@@ -312,14 +304,7 @@ def run_evaluate(
     }
     mistakes = confident_mistakes(test[TEXT].tolist(), test[LABEL].tolist(), predictions.labels, predictions.scores)
     plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], paths.confusion_png)
-    image = base64.b64encode(paths.confusion_png.read_bytes()).decode()
-    paths.error_analysis.write_text(
-        error_analysis_html(mistakes).replace(
-            "<h1>",
-            f"<h1>Confusion matrix</h1><img alt='confusion matrix' src='data:image/png;base64,{image}'><h1>",
-            1,
-        )
-    )
+    paths.error_analysis.write_text(error_analysis_html(mistakes, paths.confusion_png.read_bytes()))
     card = model_card(
         ModelCardInputs(
             model_name=model_name,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,8 +15,6 @@ from textclf.training import TrainingParams, train_classifier
 
 if TYPE_CHECKING:
     import optuna
-
-log = logging.getLogger(__name__)
 
 # The same model and data tuned twice share a study, so an interrupted study resumes where it stopped.
 STUDY_NAME_FORMAT = "textclf-{fingerprint}-{finetune}-{base_model}"
@@ -99,9 +96,13 @@ def run_study(
     finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     remaining = trials - sum(trial.state in finished for trial in study.trials)
 
+    parent = mlflow.active_run()
+    # Trials belong to the parent's experiment; a bare nested run would land in the default one.
+    experiment_id = parent.info.experiment_id if parent else None
+
     def objective(trial: optuna.Trial) -> float:
         params = suggest_params(trial, base_params)
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, experiment_id=experiment_id):
             mlflow.log_params({**params.to_dict(), "trial": trial.number, "study": study_name})
             try:
                 result = train_classifier(

@@ -17,7 +17,14 @@ def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> No
     spec = yaml.safe_load(COMPILED_PIPELINE.read_text())
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {
-        "ingest", "preprocess", "tune", "train", "evaluate", "register", "promotion-gate", "condition-1"
+        "ingest",
+        "preprocess",
+        "tune",
+        "train",
+        "evaluate",
+        "register",
+        "promotion-gate",
+        "condition-1",
     }
     condition = tasks["condition-1"]["triggerPolicy"]["condition"]
     assert "promotion-gate" in condition and "== true" in condition

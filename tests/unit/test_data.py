@@ -168,3 +168,18 @@ def test_ingest_and_report_on_the_fixture(reviews_csv: Path) -> None:
     report = data_report(result)
     for expected in ("# Data report", "Rows read: 70", "| negative |", "## Text length", "None."):
         assert expected in report
+
+
+def test_hugging_face_datasets_load_through_load_dataset_with_class_names(tmp_path: Path) -> None:
+    """The `hf:` path runs the real `datasets.load_dataset`; a local dataset folder stands in for the Hub."""
+    import datasets
+
+    features = datasets.Features(
+        {"title": datasets.Value("string"), "topic": datasets.ClassLabel(names=["World", "Sports"])}
+    )
+    (tmp_path / "data").mkdir()
+    datasets.Dataset.from_dict(
+        {"title": ["Election results", "Cup final"], "topic": [0, 1]}, features=features
+    ).to_parquet(tmp_path / "data" / "train-00000-of-00001.parquet")
+    loaded = load_source(DataSource(f"hf:{tmp_path}", text_column="title", label_column="topic", hf_split="train"))
+    assert loaded.to_dict("list") == {"text": ["Election results", "Cup final"], "label": ["World", "Sports"]}

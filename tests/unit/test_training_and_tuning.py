@@ -105,22 +105,23 @@ def test_stratified_sample_keeps_balance() -> None:
     assert stratified_sample(frame, 0, seed=0) is frame
 
 
-def test_study_runs_nested_trials_and_resumes(prepared, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_study_runs_nested_trials_and_resumes(
+    prepared, tiny_model_dir: Path, tmp_path: Path, local_tracking_uri: str
+) -> None:
     frames, label_map = prepared
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     base = TrainingParams(finetune="lora", epochs=2, batch_size=8)
     arguments = (str(tiny_model_dir), frames["train"], frames["validation"], label_map, base)
-    with mlflow.start_run() as parent:
+    experiment_id = mlflow.create_experiment("tuning")
+    with mlflow.start_run(experiment_id=experiment_id) as parent:
         first, _ = run_study(*arguments, 2, storage, "study", tmp_path, MAX_LENGTH, show_progress=False)
     assert first.completed_trials + first.pruned_trials == 2
     with mlflow.start_run(run_id=parent.info.run_id):
         resumed, study = run_study(*arguments, 3, storage, "study", tmp_path, MAX_LENGTH, show_progress=False)
     assert len(study.trials) == 3
-    children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 3
     assert dataclasses.replace(resumed.best_params, **study.best_trial.params) == resumed.best_params
     write_study_plots(study, tmp_path / "history.html", tmp_path / "importance.html")
     assert "plotly" in (tmp_path / "history.html").read_text()
     assert (tmp_path / "importance.html").stat().st_size > 0
-    mlflow.set_tracking_uri("")

@@ -1,0 +1,51 @@
+"""The README's first command, end to end: the demo data, the packaged MiniLM, the default configuration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_run_leaves_a_champion_that_beats_tfidf(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "textclf.cli", "run", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri, tracking_uri)
+    champion = client.get_model_version_by_alias("textclf", "champion")
+    metrics = client.get_run(champion.run_id).data.metrics
+    assert metrics["test_accuracy"] > metrics["baseline_tfidf_logreg_accuracy"]
+    assert metrics["test_accuracy"] > metrics["baseline_base_model_untrained_accuracy"]
+
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "textclf.cli",
+            "evaluate",
+            "--model",
+            "models:/textclf@champion",
+            "--data",
+            "demo:tweets",
+            "--tracking-uri",
+            tracking_uri,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    # Another domain of the same task: the movie-review model should still beat chance on tweets.
+    assert json.loads(evaluated.stdout)["accuracy"] > 0.6
