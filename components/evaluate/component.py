@@ -1,12 +1,11 @@
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
-from textclf.names import COMPONENTS_IMAGE
+from textclf.components import textclf_component
 
 
-@dsl.component(base_image=COMPONENTS_IMAGE)
+@textclf_component
 def evaluate(
     model: Input[Model],
     train_split: Input[Dataset],

@@ -1,12 +1,11 @@
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import Dataset, Markdown, Output
 
-from textclf.names import COMPONENTS_IMAGE
+from textclf.components import textclf_component
 
 
-@dsl.component(base_image=COMPONENTS_IMAGE)
+@textclf_component
 def ingest(
     data: str,
     text_column: str,

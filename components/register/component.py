@@ -1,10 +1,9 @@
-from kfp import dsl
 from kfp.dsl import Artifact, Input, Model
 
-from textclf.names import COMPONENTS_IMAGE
+from textclf.components import textclf_component
 
 
-@dsl.component(base_image=COMPONENTS_IMAGE)
+@textclf_component
 def register(
     model: Input[Model],
     evaluation: Input[Artifact],
@@ -27,7 +26,7 @@ def register(
     return version
 
 
-@dsl.component(base_image=COMPONENTS_IMAGE)
+@textclf_component
 def promotion_gate(
     registered_model_name: str,
     version: str,
@@ -46,7 +45,7 @@ def promotion_gate(
     return decision.promote
 
 
-@dsl.component(base_image=COMPONENTS_IMAGE)
+@textclf_component
 def promote(registered_model_name: str, version: str, tracking_uri: str, mlflow_run_id: str) -> str:
     """Move the `champion` alias to the version that passed the gate."""
     from textclf.steps import run_promote

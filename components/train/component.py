@@ -1,10 +1,9 @@
-from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
-from textclf.names import COMPONENTS_IMAGE
+from textclf.components import textclf_component
 
 
-@dsl.component(base_image=COMPONENTS_IMAGE)
+@textclf_component
 def train(
     train_data: Input[Dataset],
     validation_data: Input[Dataset],

@@ -1,12 +1,11 @@
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Output
 
-from textclf.names import COMPONENTS_IMAGE
+from textclf.components import textclf_component
 
 
-@dsl.component(base_image=COMPONENTS_IMAGE)
+@textclf_component
 def tune(
     train_data: Input[Dataset],
     validation_data: Input[Dataset],
