@@ -43,17 +43,15 @@ def time_budget_callback(seconds: float):
 
 
 def load_splits():
-    import pandas as pd
-
+    """The de-duplicated, stratified train/validation/test split both recipes train and score on."""
     from textclf.data import DataSource, ingest
 
-    if not DATA.exists():
-        sys.exit(f"benchmark data missing: {DATA} (see ../shared/data/README.md); nothing was measured")
-    result = ingest(DataSource(str(DATA)), validation_fraction=0.1, test_fraction=0.1, seed=SPLIT_SEED)
-    return result, pd
+    return ingest(DataSource(str(DATA)), validation_fraction=0.1, test_fraction=0.1, seed=SPLIT_SEED)
 
 
 def run_textclf(budget_seconds: float) -> dict:
+    import tempfile
+
     import numpy as np
 
     from textclf.cleaning import CleaningConfig
@@ -63,16 +61,13 @@ def run_textclf(budget_seconds: float) -> dict:
     from textclf.preprocess import LabelMap, prepare_split
     from textclf.training import TrainingParams, train_classifier
 
-    result, _ = load_splits()
-    splits = result.splits
+    splits = load_splits().splits
     label_map = LabelMap.from_labels(splits["train"]["label"])
     tokenizer = load_tokenizer(PACKAGED_MINILM)
     prepared = {
         name: prepare_split(frame, CleaningConfig(), tokenizer, label_map, 128).frame for name, frame in splits.items()
     }
     params = TrainingParams(finetune="full", epochs=3, batch_size=32, early_stopping_patience=1)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as work:
         trained = train_classifier(
             PACKAGED_MINILM,
@@ -114,8 +109,7 @@ def run_seeds(budget_seconds: float) -> dict:
     from textclf.modeling import PACKAGED_MINILM, resolve_base_model
     from textclf.training import training_throughput
 
-    result, _ = load_splits()
-    splits = result.splits
+    splits = load_splits().splits
     labels = sorted(splits["train"]["label"].unique())
     label2id = {label: i for i, label in enumerate(labels)}
     path = resolve_base_model(PACKAGED_MINILM)

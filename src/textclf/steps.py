@@ -19,8 +19,6 @@ from textclf.preprocess import LabelMap
 from textclf.registry import PromotionDecision
 from textclf.training import TrainingParams
 
-PREPROCESSING_FILE = "preprocessing.json"
-
 
 @dataclass(frozen=True)
 class Preprocessing:
