@@ -4,9 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_MARKERS ?= not cluster
 PYTEST_ARGS ?=
+SERVE_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format compile bench bench-train clean
+.PHONY: help install run serve test lint format compile bench bench-train bench-serve clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,6 +22,9 @@ install: $(BIN)/textclf ## create .venv and install textclf with its test tools 
 
 run: install ## install, then run the whole training pipeline on the embedded demo data (kfp.local)
 	$(BIN)/textclf run
+
+serve: install ## serve the champion (models:/textclf@champion) on 127.0.0.1:8080 (v1, v2 REST, gRPC :8081)
+	$(BIN)/textclf serve $(SERVE_ARGS)
 
 test: install ## lint, then every test that can run without a cluster
 	$(BIN)/ruff check .
@@ -38,10 +42,13 @@ format: install ## apply ruff's fixes and formatting
 compile: install ## recompile the committed pipeline spec (pipelines/compiled/)
 	$(BIN)/textclf compile
 
-bench: bench-train ## every benchmark
+bench: bench-train bench-serve ## every benchmark
 
 bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News sample in ../shared/data
 	$(BIN)/python benchmarks/bench_train.py
+
+bench-serve: install ## textclf serve vs a FastAPI + HF pipeline server, same MiniLM model, SST-2 texts
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean: ## remove local run state (MLflow store, Optuna study, pipeline artifacts)
 	rm -rf mlflow.db mlartifacts optuna.db pipeline_root

@@ -7,9 +7,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -217,3 +220,116 @@ def local_tracking_uri(tmp_path: Path) -> Iterator[str]:
         yield uri
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+@dataclass
+class EventSink:
+    """A real HTTP endpoint that records what the request logger sends (headers and body per event)."""
+
+    url: str
+    events: list[dict]
+
+    def events_with_id(self, event_id: str, count: int, timeout: float = 20) -> list[dict]:
+        """The events whose `ce-id` is `event_id`, once `count` of them arrived (or the timeout passed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            matching = [event for event in list(self.events) if event["headers"].get("ce-id") == event_id]
+            if len(matching) >= count or time.monotonic() > deadline:
+                return matching
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def event_sink() -> Iterator[EventSink]:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    events: list[dict] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            events.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield EventSink(f"http://127.0.0.1:{server.server_address[1]}/events", events)
+    finally:
+        server.shutdown()
+
+
+@dataclass
+class RunningServer:
+    url: str
+    grpc_target: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@contextmanager
+def textclf_server(workdir: Path, *options: str, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
+    """`textclf serve` as its own process on free 127.0.0.1 ports; stopped (SIGTERM, then SIGKILL) after."""
+    http_port, grpc_port = free_port(), free_port()
+    log_path = workdir / f"serve-{http_port}.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "textclf.cli",
+            "serve",
+            "--port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            *options,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    server = RunningServer(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, log_path)
+    try:
+        try:
+            wait_for_http(f"{server.url}/health", timeout=180, process=process)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"{error}\n--- server log ---\n{server.log()}") from error
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+# Small limits, so the limit cases need small requests.
+SERVING_TEST_LIMITS = ("max_texts_per_request=8", "max_body_bytes=65536", "max_text_chars=20000")
+
+
+@pytest.fixture(scope="session")
+def serving_server(
+    tmp_path_factory: pytest.TempPathFactory, step_inputs: dict, event_sink: EventSink
+) -> Iterator[RunningServer]:
+    """The trained fixture model behind a real `textclf serve`, logging requests to `event_sink`."""
+    options = [f"--set={item}" for item in SERVING_TEST_LIMITS]
+    with textclf_server(
+        tmp_path_factory.mktemp("serving"),
+        "--model",
+        str(step_inputs["model"]),
+        "--request-logger-url",
+        event_sink.url,
+        *options,
+    ) as server:
+        yield server

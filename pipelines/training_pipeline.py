@@ -1,7 +1,8 @@
-"""The training pipeline: ingest → preprocess → tune → train → evaluate → register → (gate) promote."""
+"""The training pipeline: ingest → preprocess → tune → train → evaluate → register → (gate) promote → deploy."""
 
 from kfp import dsl
 
+from textclf.components.deploy.component import deploy
 from textclf.components.evaluate.component import evaluate
 from textclf.components.ingest.component import ingest
 from textclf.components.preprocess.component import preprocess
@@ -66,6 +67,14 @@ def training_pipeline(
     registered_model_name: str = D.registered_model_name,
     min_accuracy_gain: float = D.min_accuracy_gain,
     max_class_f1_drop: float = D.max_class_f1_drop,
+    serving_url: str = D.serving_url,
+    serving_namespace: str = D.serving_namespace,
+    inference_service_name: str = D.inference_service_name,
+    serving_image: str = D.serving_image,
+    artifact_store_uri: str = D.artifact_store_uri,
+    request_logger_url: str = D.request_logger_url,
+    canary_traffic_percent: int = D.canary_traffic_percent,
+    deploy_timeout_seconds: int = D.deploy_timeout_seconds,
 ):
     ingested = _sized(
         ingest(
@@ -193,7 +202,7 @@ def training_pipeline(
         "Promotion gate",
     )
     with dsl.If(gate.output == True, name="challenger-beats-champion"):  # noqa: E712
-        _sized(
+        promoted = _sized(
             promote(
                 registered_model_name=registered_model_name,
                 version=registered.output,
@@ -202,4 +211,22 @@ def training_pipeline(
             ),
             "promote",
             "Promote to champion",
+        )
+        _sized(
+            deploy(
+                registered_model_name=registered_model_name,
+                version=promoted.output,
+                tracking_uri=tracking_uri,
+                mlflow_run_id=run_id,
+                serving_url=serving_url,
+                serving_namespace=serving_namespace,
+                inference_service_name=inference_service_name,
+                serving_image=serving_image,
+                artifact_store_uri=artifact_store_uri,
+                request_logger_url=request_logger_url,
+                canary_traffic_percent=canary_traffic_percent,
+                deploy_timeout_seconds=deploy_timeout_seconds,
+            ),
+            "deploy",
+            "Deploy (InferenceService / local server)",
         )

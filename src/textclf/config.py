@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from textclf.modeling import PACKAGED_MINILM
-from textclf.names import EXPERIMENT_NAME, REGISTERED_MODEL_NAME
+from textclf.names import (
+    EXPERIMENT_NAME,
+    INFERENCE_SERVICE_NAME,
+    LOCAL_SERVING_URL,
+    MONITOR_EVENTS_URL,
+    REGISTERED_MODEL_NAME,
+    SERVING_IMAGE,
+    SERVING_NAMESPACE,
+)
 
 ENV_PREFIX = "TEXTCLF_"
+SERVING_ENV_PREFIX = "TEXTCLF_SERVE_"
+Settings = TypeVar("Settings", bound=BaseModel)
 
 
 class PipelineConfig(BaseModel):
@@ -53,6 +63,18 @@ class PipelineConfig(BaseModel):
     registered_model_name: str = Field(REGISTERED_MODEL_NAME, description="MLflow registered model")
     min_accuracy_gain: float = Field(0.0, ge=0, description="accuracy a challenger must gain to be promoted")
     max_class_f1_drop: float = Field(0.05, ge=0, description="largest per-class F1 drop a promotion allows")
+    serving_url: str = Field(
+        LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion"
+    )
+    serving_namespace: str = Field(SERVING_NAMESPACE, description="cluster runs: namespace of the InferenceService")
+    inference_service_name: str = Field(INFERENCE_SERVICE_NAME, description="cluster runs: InferenceService name")
+    serving_image: str = Field(SERVING_IMAGE, description="cluster runs: the predictor's image")
+    artifact_store_uri: str = Field(
+        "", description="cluster runs: the MLflow server's --artifacts-destination (e.g. s3://mlflow), for KServe"
+    )
+    request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
+    canary_traffic_percent: int = Field(10, ge=1, le=100, description="traffic share of a new revision at first")
+    deploy_timeout_seconds: int = Field(600, ge=10, description="how long a rollout may take to become Ready")
 
     def resolved(self, workdir: Path) -> PipelineConfig:
         """Fill the locations left empty with the embedded defaults under `workdir`, as absolute URIs."""
@@ -66,17 +88,60 @@ class PipelineConfig(BaseModel):
         )
 
 
-def load_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Defaults, then the YAML file, then TEXTCLF_<FIELD> variables, then explicit overrides."""
+class ServingConfig(BaseModel):
+    """How `textclf serve` (and the serving image) runs the predictor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(
+        f"models:/{REGISTERED_MODEL_NAME}@champion",
+        description="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a model directory",
+    )
+    model_name: str = Field(REGISTERED_MODEL_NAME, description="name in the inference URLs (/v2/models/NAME)")
+    tracking_uri: str = Field("", description="MLflow URI for models:/ and runs:/; empty = ./mlflow.db")
+    host: str = Field("127.0.0.1", description="interface the HTTP server listens on")
+    http_port: int = Field(8080, ge=1, le=65535, description="HTTP port (v1, v2 REST, /predict, /metrics)")
+    grpc_port: int = Field(8081, ge=0, le=65535, description="v2 gRPC port; 0 turns gRPC off")
+    max_batch_size: int = Field(64, ge=1, description="most texts one forward pass takes")
+    max_wait_ms: float = Field(
+        0.0, ge=0, le=1000, description="how long a batch waits for more requests once the model is free"
+    )
+    torch_threads: int = Field(0, ge=0, description="intra-op threads of the forward pass; 0 = the CPU quota")
+    max_texts_per_request: int = Field(256, ge=1, description="most texts one request may carry")
+    max_text_chars: int = Field(100_000, ge=1, description="longest text accepted, in characters")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    request_logger_url: str = Field(
+        "", description="send each request and response as CloudEvents to this URL (the monitoring service)"
+    )
+    access_log: bool = Field(True, description="one structured log line per HTTP request")
+
+
+def load_settings(
+    model: type[Settings],
+    env_prefix: str,
+    yaml_path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Defaults, then the YAML file, then <PREFIX><FIELD> variables, then explicit overrides."""
     values: dict[str, Any] = {}
     if yaml_path is not None:
         loaded = yaml.safe_load(yaml_path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{yaml_path} must hold a mapping of configuration fields")
         values.update(loaded)
-    for name in PipelineConfig.model_fields:
-        env_value = os.environ.get(f"{ENV_PREFIX}{name.upper()}")
+    for name in model.model_fields:
+        env_value = os.environ.get(f"{env_prefix}{name.upper()}")
         if env_value is not None:
             values[name] = env_value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return PipelineConfig.model_validate(values)
+    return model.model_validate(values)
+
+
+def load_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """The training run's configuration: defaults < YAML < TEXTCLF_<FIELD> < overrides."""
+    return load_settings(PipelineConfig, ENV_PREFIX, yaml_path, overrides)
+
+
+def load_serving_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServingConfig:
+    """The server's configuration: defaults < YAML < TEXTCLF_SERVE_<FIELD> < overrides."""
+    return load_settings(ServingConfig, SERVING_ENV_PREFIX, yaml_path, overrides)

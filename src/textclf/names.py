@@ -22,6 +22,14 @@ EXPERIMENT_NAME = "textclf"
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 
+SERVING_NAMESPACE = "textclf"
+INFERENCE_SERVICE_NAME = REGISTERED_MODEL_NAME
+MONITOR_SERVICE_NAME = "textclf-monitor"
+MONITOR_PORT = 8000
+# Where KServe's request logger sends CloudEvents: the monitoring service inside the cluster.
+MONITOR_EVENTS_URL = f"http://{MONITOR_SERVICE_NAME}.{SERVING_NAMESPACE}.svc.cluster.local:{MONITOR_PORT}/events"
+LOCAL_SERVING_URL = "http://127.0.0.1:8080"
+
 MODEL_METADATA_FILE = "textclf.json"
 REFERENCE_SAMPLE_FILE = "reference.parquet"
 
@@ -44,4 +52,8 @@ STEP_RESOURCES: dict[str, StepResources] = {
     "evaluate": StepResources("1", "2", "2Gi", "6Gi"),
     "register": StepResources("250m", "1", "512Mi", "2Gi"),
     "promote": StepResources("100m", "500m", "256Mi", "1Gi"),
+    "deploy": StepResources("100m", "500m", "256Mi", "1Gi"),
 }
+
+# Requests and limits of one predictor replica (the InferenceService's container).
+SERVING_RESOURCES = StepResources("1", "2", "1Gi", "2Gi")

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from textclf.model_dir import ModelMetadata
 
 
+# Sequence lengths rounded up to this: fewer distinct shapes, so oneDNN's per-shape kernels and caches are
+# reused instead of rebuilt. 8 costs a 20-word text nothing measurable; 16 cost it 1 ms in 5.
+PAD_TO_MULTIPLE_OF = 8
+
+
 def predict_probabilities(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -28,10 +33,25 @@ def predict_probabilities(
     bf16: bool | None = None,
 ) -> np.ndarray:
     """Class probabilities for already-cleaned texts, batched by length so padding stays small."""
+    return predict_with_truncation(model, tokenizer, texts, max_length, batch_size, bf16)[0]
+
+
+def predict_with_truncation(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 64,
+    bf16: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities, and for each text whether it was cut to `max_length` tokens.
+
+    The fast tokenizer records what truncation removed, so the flag costs no second tokenization."""
     import torch
 
+    truncated = np.zeros(len(texts), dtype=bool)
     if not texts:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+        return np.zeros((0, model.config.num_labels), dtype=np.float32), truncated
     use_bf16 = cpu_supports_bf16() if bf16 is None else bf16
     model.eval()
     order = np.argsort([len(text) for text in texts], kind="stable")
@@ -45,11 +65,25 @@ def predict_probabilities(
                 truncation=True,
                 max_length=max_length,
                 padding=True,
+                pad_to_multiple_of=PAD_TO_MULTIPLE_OF if max_length % PAD_TO_MULTIPLE_OF == 0 else None,
                 return_tensors="pt",
             )
+            if encoded.encodings is not None:
+                truncated[batch_index] = [bool(encoding.overflowing) for encoding in encoded.encodings]
             logits = model(**encoded).logits.float()
             probabilities[batch_index] = torch.softmax(logits, dim=-1).numpy()
-    return probabilities
+    return probabilities, truncated
+
+
+def store_linear_weights_in_bf16(model: PreTrainedModel) -> None:
+    """Under bf16 autocast every linear layer casts its fp32 weight and bias to bf16 on every call; keeping
+    them in bf16 gives bit-identical outputs without that cast (a 20-word forward pass: 8.4 → 5.3 ms here).
+    Only for autocast inference: run without autocast, these layers would meet fp32 inputs."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
 
 
 @dataclass
@@ -57,6 +91,7 @@ class Predictions:
     labels: list[str]
     scores: np.ndarray
     probabilities: np.ndarray
+    truncated: np.ndarray
 
 
 class TextClassifier:
@@ -68,14 +103,17 @@ class TextClassifier:
         self.metadata = metadata
         self.cleaning = CleaningConfig.from_dict(metadata.cleaning)
         self.labels = tuple(metadata.labels)
+        self.bf16 = cpu_supports_bf16()
+        if self.bf16:
+            store_linear_weights_in_bf16(self.model)
 
     @classmethod
-    def load(cls, directory: str | Path) -> TextClassifier:
+    def load(cls, directory: str | Path, threads: int = 0) -> TextClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from textclf.model_dir import load_metadata
 
-        configure_torch_threads()
+        configure_torch_threads(threads)
         directory = Path(directory)
         model = AutoModelForSequenceClassification.from_pretrained(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -83,10 +121,13 @@ class TextClassifier:
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> Predictions:
         cleaned = clean_texts(list(texts), self.cleaning)
-        probabilities = predict_probabilities(self.model, self.tokenizer, cleaned, self.metadata.max_length, batch_size)
+        probabilities, truncated = predict_with_truncation(
+            self.model, self.tokenizer, cleaned, self.metadata.max_length, batch_size, self.bf16
+        )
         best = probabilities.argmax(axis=1)
         return Predictions(
             labels=[self.labels[i] for i in best],
             scores=probabilities[np.arange(len(best)), best],
             probabilities=probabilities,
+            truncated=truncated,
         )

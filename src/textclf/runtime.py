@@ -18,11 +18,12 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
-def configure_torch_threads() -> int:
-    """Match torch's intra-op threads to the CPUs we may use; oversubscription slows small models."""
+def configure_torch_threads(threads: int = 0) -> int:
+    """Match torch's intra-op threads to the CPUs we may use (or `threads`, when positive);
+    oversubscription slows small models."""
     import torch
 
-    threads = available_cpus()
+    threads = threads if threads > 0 else available_cpus()
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
@@ -37,4 +38,19 @@ def cpu_supports_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
+        return False
+
+
+def release_free_memory() -> bool:
+    """Hand freed heap pages back to the OS (glibc's malloc_trim). A server running tensors of ever-changing
+    shapes fragments the heap: without this its resident memory creeps up under steady traffic."""
+    import ctypes
+    import ctypes.util
+
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return False
+    try:
+        return bool(ctypes.CDLL(library).malloc_trim(0))
+    except (OSError, AttributeError):
         return False

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import free_port
 from textclf.config import PipelineConfig
 from textclf.pipelines.runner import run_local
 
@@ -35,6 +36,8 @@ def config_for(server: str, data: Path, base_model: Path, tmp_path: Path, **over
         "optuna_storage": f"sqlite:///{tmp_path / 'optuna.db'}",
         "registered_model_name": MODEL_NAME,
         "experiment_name": "pipeline-test",
+        # The deploy step must not switch a server someone runs on the default port.
+        "serving_url": f"http://127.0.0.1:{free_port()}",
         **overrides,
     }
     return PipelineConfig(**values)

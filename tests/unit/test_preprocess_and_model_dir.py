@@ -70,6 +70,7 @@ def test_saved_directory_loads_with_plain_transformers_and_predicts(
     assert set(predictions.labels) <= {"negative", "positive"}
     assert predictions.probabilities.shape == (3, 2)
     assert predictions.probabilities.sum(axis=1) == pytest.approx([1, 1, 1], abs=1e-5)
+    assert predictions.truncated.tolist() == [False, False, True]
 
 
 def test_reference_sample_must_have_the_contract_columns(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -1,0 +1,49 @@
+from textclf.components import textclf_component
+
+
+@textclf_component
+def deploy(
+    registered_model_name: str,
+    version: str,
+    tracking_uri: str,
+    mlflow_run_id: str,
+    serving_url: str,
+    serving_namespace: str,
+    inference_service_name: str,
+    serving_image: str,
+    artifact_store_uri: str,
+    request_logger_url: str,
+    canary_traffic_percent: int,
+    deploy_timeout_seconds: int,
+) -> str:
+    """Serve the new champion: roll out its InferenceService on a cluster (canary first, previous revision
+    kept until Ready), or switch a running local `textclf serve` to it without a restart."""
+    import os
+
+    import mlflow
+
+    from textclf.tracking import resume_run
+
+    with resume_run(tracking_uri, mlflow_run_id):
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            from textclf.serving.deployment import deploy_to_cluster
+
+            outcome = deploy_to_cluster(
+                registered_model_name,
+                version,
+                tracking_uri,
+                serving_namespace,
+                inference_service_name,
+                serving_image,
+                artifact_store_uri,
+                request_logger_url,
+                canary_traffic_percent,
+                deploy_timeout_seconds,
+            )
+        else:
+            from textclf.deploy import deploy_locally
+
+            outcome = deploy_locally(serving_url, registered_model_name, version, tracking_uri)
+        mlflow.set_tag("deploy_outcome", outcome[:5000])
+    print(outcome)
+    return outcome

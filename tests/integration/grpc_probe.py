@@ -1,0 +1,64 @@
+"""Runs tritonclient's gRPC client against a server and prints what it saw as JSON.
+
+A separate process because tritonclient and kserve both register the `inference.*` protobuf messages;
+one Python process cannot import both, and the test process imports kserve.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import tritonclient.grpc as triton_grpc
+from tritonclient.utils import InferenceServerException
+
+MODEL = "textclf"
+
+
+def texts_tensor(items: list[bytes], name: str = "text", datatype: str = "BYTES") -> triton_grpc.InferInput:
+    tensor = triton_grpc.InferInput(name, [len(items)], datatype)
+    tensor.set_data_from_numpy(np.array(items, dtype=object))
+    return tensor
+
+
+def error_of(client: triton_grpc.InferenceServerClient, tensor: triton_grpc.InferInput) -> dict:
+    try:
+        client.infer(MODEL, [tensor])
+    except InferenceServerException as error:
+        return {"status": error.status(), "message": error.message()}
+    return {"status": "OK", "message": ""}
+
+
+def main(target: str) -> dict:
+    client = triton_grpc.InferenceServerClient(url=target)
+    metadata = client.get_model_metadata(MODEL, as_json=True)
+    result = client.infer(MODEL, [texts_tensor([b"A lovely film.", b"Awful.", b"Fine."])], request_id="grpc-1")
+    numbers = triton_grpc.InferInput("text", [2], "FP32")
+    numbers.set_data_from_numpy(np.array([1.0, 2.0], dtype=np.float32))
+    return {
+        "live": client.is_server_live(),
+        "ready": client.is_server_ready(),
+        "model_ready": client.is_model_ready(MODEL),
+        "inputs": metadata["inputs"],
+        "outputs": [output["name"] for output in metadata["outputs"]],
+        "labels": [label.decode() for label in result.as_numpy("label")],
+        "scores": result.as_numpy("score").tolist(),
+        "probabilities": result.as_numpy("probabilities").tolist(),
+        "response_id": result.get_response().id,
+        "errors": {
+            "empty text": error_of(client, texts_tensor([b"ok", b"   "])),
+            "invalid UTF-8": error_of(client, texts_tensor([b"caf\xe9"])),
+            "wrong datatype": error_of(client, numbers),
+            "missing text input": error_of(client, texts_tensor([b"ok"], name="sentence")),
+            "too many texts": error_of(client, texts_tensor([b"t"] * 9)),
+            "message too large": error_of(client, texts_tensor([b"x" * 70_000])),
+        },
+        "after_errors": [
+            label.decode() for label in client.infer(MODEL, [texts_tensor([b"Still up?"])]).as_numpy("label")
+        ],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1])))
