@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from textclf.modeling import PACKAGED_MINILM
 from textclf.names import (
+    CHAMPION_ALIAS,
     EXPERIMENT_NAME,
     INFERENCE_SERVICE_NAME,
     LOCAL_SERVING_URL,
@@ -94,7 +95,7 @@ class ServingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(
-        f"models:/{REGISTERED_MODEL_NAME}@champion",
+        f"models:/{REGISTERED_MODEL_NAME}@{CHAMPION_ALIAS}",
         description="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a model directory",
     )
     model_name: str = Field(REGISTERED_MODEL_NAME, description="name in the inference URLs (/v2/models/NAME)")

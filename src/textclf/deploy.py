@@ -9,6 +9,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Literal
 
+from textclf.names import CHAMPION_ALIAS
+
 # Schemes KServe's storage initializer downloads from (it mounts pvc:// instead of downloading).
 STORAGE_SCHEMES = ("s3://", "gs://", "https://", "http://", "pvc://", "hdfs://", "webhdfs://", "hf://", "oci://")
 MLFLOW_PROXIED_SCHEME = "mlflow-artifacts:"
@@ -105,11 +107,11 @@ def deploy_locally(serving_url: str, model_name: str, version: str, tracking_uri
     if not outcome.switched:
         return (
             f"{outcome.message}; to serve the new champion (v{version}) run: "
-            f"textclf serve --model models:/{model_name}@champion --tracking-uri {tracking_uri}"
+            f"textclf serve --model models:/{model_name}@{CHAMPION_ALIAS} --tracking-uri {tracking_uri}"
         )
     if outcome.served_version != version:
         return (
             f"{outcome.message}, not the new champion v{version}: that server serves a fixed model; "
-            f"restart it with --model models:/{model_name}@champion to follow promotions"
+            f"restart it with --model models:/{model_name}@{CHAMPION_ALIAS} to follow promotions"
         )
     return outcome.message
