@@ -15,6 +15,8 @@ import pytest
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
+from textclf.prediction_log import parse_event, prediction_records
+
 pytestmark = pytest.mark.integration
 
 MODEL = "textclf"
@@ -244,6 +246,18 @@ def test_inference_traffic_reaches_the_request_logger_as_cloudevents(serving_ser
     assert request_event["headers"]["ce-specversion"] == "1.0"
     assert request_event["headers"]["ce-inferenceservicename"] == MODEL
     assert response_event["headers"]["ce-modelversion"].startswith("sha256-")
+
+    # What the monitor will store: the pair read back as one prediction record (contract 2).
+    [record] = prediction_records(
+        parse_event(request_event["headers"], request_event["body"]),
+        parse_event(response_event["headers"], response_event["body"]),
+    )
+    answer = response.json()
+    assert (record.request_id, record.text) == (request_id, "log me please")
+    assert record.predicted_label == answer["outputs"][0]["data"][0]
+    assert record.score == pytest.approx(answer["outputs"][1]["data"][0])
+    assert record.model_version == answer["model_version"] and record.model_name == MODEL
+    assert sum(record.probabilities) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_v2_grpc_through_tritonclient(serving_server, labels: list[str]) -> None:

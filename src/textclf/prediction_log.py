@@ -1,0 +1,184 @@
+"""Prediction records (contract 2) from KServe request-logger CloudEvents.
+
+KServe's logger (and `textclf serve --request-logger-url`) sends each inference request and its response as
+two CloudEvents sharing one id, in binary mode (`ce-*` headers, the payload as body) or structured mode
+(one `application/cloudevents+json` document). `parse_event` reads either; `prediction_records` joins a
+request with its response into one record per text, for every protocol the server speaks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+REQUEST_EVENT = "org.kubeflow.serving.inference.request"
+RESPONSE_EVENT = "org.kubeflow.serving.inference.response"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+
+
+class MalformedEvent(ValueError):
+    """The event cannot be read; the message says what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class InferenceEvent:
+    event_id: str
+    kind: Literal["request", "response"]
+    time: datetime
+    model_name: str
+    model_version: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    request_id: str
+    index: int
+    time: datetime
+    model_name: str
+    model_version: str
+    text: str
+    predicted_label: str
+    score: float
+    probabilities: list[float] = field(default_factory=list)
+    """Class probabilities in the model's label-map order."""
+
+
+def _event_kind(event_type: str) -> Literal["request", "response"]:
+    if event_type == REQUEST_EVENT:
+        return "request"
+    if event_type == RESPONSE_EVENT:
+        return "response"
+    raise MalformedEvent(f"event type {event_type!r} is neither {REQUEST_EVENT} nor {RESPONSE_EVENT}")
+
+
+def _event_time(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedEvent(f"event time {value!r} is not an RFC 3339 timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _json(data: bytes | str, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedEvent(f"{what} is not JSON ({error})") from None
+
+
+def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
+    """One CloudEvent, binary or structured mode, as an `InferenceEvent`; `MalformedEvent` otherwise."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    if lowered.get("content-type", "").startswith(STRUCTURED_CONTENT_TYPE):
+        document = _json(body, "the structured CloudEvent")
+        if not isinstance(document, dict):
+            raise MalformedEvent("a structured CloudEvent must be a JSON object")
+        attributes = {key.lower(): value for key, value in document.items()}
+        if "data_base64" in attributes:
+            try:
+                payload = _json(base64.b64decode(attributes["data_base64"], validate=True), "data_base64")
+            except (ValueError, TypeError):
+                raise MalformedEvent("data_base64 is not base64-encoded JSON") from None
+        else:
+            payload = attributes.get("data")
+            if isinstance(payload, str):
+                payload = _json(payload, "data")
+    else:
+        attributes = {key.removeprefix("ce-"): value for key, value in lowered.items() if key.startswith("ce-")}
+        payload = _json(body, "the event body")
+    missing = [name for name in ("specversion", "id", "type", "source") if not attributes.get(name)]
+    if missing:
+        raise MalformedEvent(f"the CloudEvent lacks required attribute(s) {missing}")
+    return InferenceEvent(
+        event_id=str(attributes["id"]),
+        kind=_event_kind(str(attributes["type"])),
+        time=_event_time(attributes.get("time")),
+        model_name=str(attributes.get("inferenceservicename", "")),
+        model_version=str(attributes.get("modelversion", "")),
+        payload=payload,
+    )
+
+
+def _request_texts(payload: Any) -> list[str]:
+    if isinstance(payload, dict):
+        if isinstance(payload.get("inputs"), list):
+            for tensor in payload["inputs"]:
+                if isinstance(tensor, dict) and tensor.get("name") == "text":
+                    return [str(item) for item in tensor.get("data") or []]
+        if isinstance(payload.get("instances"), list):
+            return [str(item["text"] if isinstance(item, dict) else item) for item in payload["instances"]]
+        if isinstance(payload.get("texts"), list):
+            return [str(item) for item in payload["texts"]]
+        if "text" in payload:
+            return [str(payload["text"])]
+    raise MalformedEvent("the request holds no texts (v2 'text' input, v1 'instances', 'texts' or 'text')")
+
+
+def _response_predictions(payload: Any) -> tuple[list[tuple[str, float, list[float]]], str]:
+    """(label, score, probabilities) per text, and the model version the response names."""
+    if not isinstance(payload, dict):
+        raise MalformedEvent("the response is not a JSON object")
+    version = str(payload.get("model_version") or "")
+    if isinstance(payload.get("outputs"), list):
+        outputs = {tensor.get("name"): tensor for tensor in payload["outputs"] if isinstance(tensor, dict)}
+        if not {"label", "score"} <= set(outputs):
+            raise MalformedEvent("the v2 response lacks its 'label' and 'score' outputs (binary outputs are not read)")
+        labels, scores = outputs["label"].get("data") or [], outputs["score"].get("data") or []
+        if len(labels) != len(scores):
+            raise MalformedEvent(f"the v2 response has {len(labels)} labels but {len(scores)} scores")
+        flat = (outputs.get("probabilities") or {}).get("data") or []
+        width = len(flat) // len(labels) if labels and flat else 0
+        rows = [flat[i * width : (i + 1) * width] for i in range(len(labels))] if width else [[] for _ in labels]
+        predictions = [(str(label), float(score), row) for label, score, row in zip(labels, scores, rows, strict=True)]
+        return predictions, version
+    if isinstance(payload.get("predictions"), list):
+        items = payload["predictions"]
+    elif "label" in payload:
+        items = [payload]
+    else:
+        raise MalformedEvent("the response holds no predictions")
+    predictions = []
+    for item in items:
+        if not isinstance(item, dict) or "label" not in item:
+            raise MalformedEvent("a prediction lacks its label")
+        probabilities = item.get("probabilities") or {}
+        row = list(probabilities.values()) if isinstance(probabilities, dict) else list(probabilities)
+        predictions.append((str(item["label"]), float(item.get("score", 0.0)), [float(p) for p in row]))
+    return predictions, version
+
+
+def prediction_records(request: InferenceEvent, response: InferenceEvent) -> list[PredictionRecord]:
+    """One record per text of a request joined with its response."""
+    if request.event_id != response.event_id:
+        raise MalformedEvent(f"request {request.event_id} and response {response.event_id} are not one exchange")
+    texts = _request_texts(request.payload)
+    try:
+        predictions, response_version = _response_predictions(response.payload)
+    except MalformedEvent:
+        raise
+    except (TypeError, ValueError) as error:
+        raise MalformedEvent(f"the response's scores or probabilities are not numbers ({error})") from None
+    if len(texts) != len(predictions):
+        raise MalformedEvent(f"the request has {len(texts)} texts but the response {len(predictions)} predictions")
+    version = response_version or response.model_version or request.model_version
+    return [
+        PredictionRecord(
+            request_id=request.event_id,
+            index=index,
+            time=request.time,
+            model_name=response.model_name or request.model_name,
+            model_version=version,
+            text=text,
+            predicted_label=label,
+            score=score,
+            probabilities=probabilities,
+        )
+        for index, (text, (label, score, probabilities)) in enumerate(zip(texts, predictions, strict=True))
+    ]

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from textclf.prediction_log import (
+    REQUEST_EVENT,
+    RESPONSE_EVENT,
+    MalformedEvent,
+    parse_event,
+    prediction_records,
+)
+
+
+def binary(event_type: str, payload: object, event_id: str = "r1", **extra: str) -> tuple[dict, bytes]:
+    headers = {
+        "Ce-Specversion": "1.0",
+        "Ce-Id": event_id,
+        "Ce-Type": event_type,
+        "Ce-Source": "http://localhost:9081/",
+        "Ce-Inferenceservicename": "textclf",
+        "Ce-Time": "2026-11-22T10:00:00Z",
+        "Content-Type": "application/json",
+        **extra,
+    }
+    return headers, json.dumps(payload).encode()
+
+
+def structured(event_type: str, payload: object, encode: bool = False) -> tuple[dict, bytes]:
+    document = {"specversion": "1.0", "id": "r1", "type": event_type, "source": "kserve", "modelversion": "4"}
+    if encode:
+        document["data_base64"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    else:
+        document["data"] = payload
+    return {"content-type": "application/cloudevents+json"}, json.dumps(document).encode()
+
+
+V2_REQUEST = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["good", "bad"]}]}
+V2_RESPONSE = {
+    "model_name": "textclf",
+    "model_version": "4",
+    "outputs": [
+        {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["positive", "negative"]},
+        {"name": "score", "datatype": "FP32", "shape": [2], "data": [0.9, 0.8]},
+        {"name": "probabilities", "datatype": "FP32", "shape": [2, 2], "data": [0.1, 0.9, 0.8, 0.2]},
+    ],
+}
+
+
+def test_binary_mode_v2_pair_gives_one_record_per_text() -> None:
+    request = parse_event(*binary(REQUEST_EVENT, V2_REQUEST))
+    response = parse_event(*binary(RESPONSE_EVENT, V2_RESPONSE))
+    records = prediction_records(request, response)
+    assert [(r.index, r.text, r.predicted_label, r.score) for r in records] == [
+        (0, "good", "positive", 0.9),
+        (1, "bad", "negative", 0.8),
+    ]
+    assert records[1].probabilities == [0.8, 0.2]
+    assert records[0].model_version == "4" and records[0].model_name == "textclf"
+    assert records[0].time.isoformat() == "2026-11-22T10:00:00+00:00"
+
+
+@pytest.mark.parametrize("encode", [False, True], ids=["data", "data_base64"])
+def test_structured_mode_reads_the_same(encode: bool) -> None:
+    request = parse_event(*structured(REQUEST_EVENT, {"instances": ["good", {"text": "bad"}]}, encode))
+    response = parse_event(
+        *structured(
+            RESPONSE_EVENT,
+            {
+                "predictions": [
+                    {"label": "positive", "score": 0.9, "probabilities": {"negative": 0.1, "positive": 0.9}},
+                    {"label": "negative", "score": 0.7, "probabilities": {"negative": 0.7, "positive": 0.3}},
+                ]
+            },
+            encode,
+        )
+    )
+    records = prediction_records(request, response)
+    assert [r.text for r in records] == ["good", "bad"]
+    assert records[1].probabilities == [0.7, 0.3] and records[1].model_version == "4"
+
+
+def test_simple_api_pair() -> None:
+    request = parse_event(*binary(REQUEST_EVENT, {"text": "fine"}))
+    response = parse_event(*binary(RESPONSE_EVENT, {"label": "positive", "score": 0.6, "model_version": "2"}))
+    [record] = prediction_records(request, response)
+    assert (record.text, record.predicted_label, record.model_version) == ("fine", "positive", "2")
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        ({"content-type": "application/json", "ce-id": "1"}, b"{}", "lacks required attribute"),
+        (binary(REQUEST_EVENT, {})[0], b"{not json", "not JSON"),
+        (binary("com.example.other", {})[0], b"{}", "neither"),
+        ({**binary(REQUEST_EVENT, {})[0], "Ce-Time": "yesterday"}, b"{}", "RFC 3339"),
+        ({"content-type": "application/cloudevents+json"}, b"[1, 2]", "JSON object"),
+    ],
+)
+def test_malformed_events_say_what_is_wrong(headers: dict, body: bytes, message: str) -> None:
+    with pytest.raises(MalformedEvent, match=message):
+        parse_event(headers, body)
+
+
+def test_mismatched_pairs_are_refused() -> None:
+    request = parse_event(*binary(REQUEST_EVENT, V2_REQUEST))
+    with pytest.raises(MalformedEvent, match="not one exchange"):
+        prediction_records(request, parse_event(*binary(RESPONSE_EVENT, V2_RESPONSE, event_id="other")))
+    one_prediction = {**V2_RESPONSE, "outputs": [{**t, "data": t["data"][:1]} for t in V2_RESPONSE["outputs"]]}
+    with pytest.raises(MalformedEvent, match="2 texts but the response 1"):
+        prediction_records(request, parse_event(*binary(RESPONSE_EVENT, one_prediction)))
+    with pytest.raises(MalformedEvent, match="holds no texts"):
+        prediction_records(
+            parse_event(*binary(REQUEST_EVENT, {"foo": 1})), parse_event(*binary(RESPONSE_EVENT, V2_RESPONSE))
+        )
+
+
+def test_non_numeric_scores_are_malformed_not_a_crash() -> None:
+    request = parse_event(*binary(REQUEST_EVENT, {"text": "fine"}))
+    with pytest.raises(MalformedEvent, match="not numbers"):
+        prediction_records(request, parse_event(*binary(RESPONSE_EVENT, {"label": "positive", "score": "high"})))
