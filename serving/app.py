@@ -19,9 +19,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StrictStr
 
+from textclf.inputs import InvalidTexts, decode_text
+from textclf.prediction_log import REQUEST_EVENT, RESPONSE_EVENT
 from textclf.serving.metrics import ServingMetrics
-from textclf.serving.model import TextClassifierModel
-from textclf.serving.request_logger import REQUEST_EVENT, RESPONSE_EVENT, LoggedEvent, RequestLogger
+from textclf.serving.model import TextClassifierModel, bytes_tensor_items
+from textclf.serving.request_logger import LoggedEvent, RequestLogger
 
 access_logger = logging.getLogger("textclf.access")
 
@@ -76,24 +78,16 @@ def binary_v2_problem(body: bytes, json_length: str) -> str | None:
 
 
 def _bytes_tensor_problem(data: bytes, shape: object, name: object) -> str | None:
-    position, items = 0, 0
-    while position < len(data):
-        if position + 4 > len(data):
-            return f"input {name!r}: binary BYTES data ends inside a 4-byte length prefix"
-        length = int.from_bytes(data[position : position + 4], "little")
-        item = data[position + 4 : position + 4 + length]
-        if len(item) < length:
-            return f"input {name!r}: item {items} is shorter than its length prefix"
-        try:
-            item.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return f"text {items} is not valid UTF-8 (byte {error.start}): send texts encoded as UTF-8"
-        position += 4 + length
-        items += 1
+    try:
+        items = bytes_tensor_items(data, name)
+        for index, item in enumerate(items):
+            decode_text(item, index)
+    except InvalidTexts as error:
+        return str(error)
     if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
         return f"input {name!r} must have shape [N], not {shape}"
-    if math.prod(shape) != items:
-        return f"input {name!r} declares shape {shape} but carries {items} items"
+    if math.prod(shape) != len(items):
+        return f"input {name!r} declares shape {shape} but carries {len(items)} items"
     return None
 
 

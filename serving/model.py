@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import struct
 import tempfile
 import threading
 import uuid
@@ -33,6 +34,16 @@ TEXT_INPUT = "text"
 # ~50 MiB per 150 batches without), at no measurable cost in throughput.
 BATCHES_PER_MEMORY_TRIM = 10
 WARMUP_TEXTS = ("warm-up text for the first forward pass", "a second, somewhat longer warm-up text " * 8)
+
+
+def bytes_tensor_items(raw: bytes, name: object = TEXT_INPUT) -> list[bytes]:
+    """The items of a binary BYTES tensor, read by KServe's own decoder; `InvalidTexts` when malformed."""
+    try:
+        return list(deserialize_bytes_tensor(raw))
+    except struct.error:
+        raise InvalidTexts(
+            f"input {name!r}: raw BYTES data is malformed (each item is a 4-byte length, then its bytes)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -256,11 +267,9 @@ class TextClassifierModel(Model):
     def _tensor_items(tensor: InferInput) -> list[Any]:
         if tensor._raw_data is not None:
             try:
-                return list(deserialize_bytes_tensor(tensor._raw_data))
-            except Exception:
-                raise InvalidInput(
-                    f"input {TEXT_INPUT!r}: raw BYTES data is malformed (each item is a 4-byte length, then its bytes)"
-                ) from None
+                return bytes_tensor_items(tensor._raw_data)
+            except InvalidTexts as error:
+                raise InvalidInput(str(error)) from None
         data = tensor.data
         if not isinstance(data, list):
             raise InvalidInput(f'input {TEXT_INPUT!r} needs "data": a list of strings')

@@ -18,9 +18,6 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 logger = logging.getLogger(__name__)
 
-REQUEST_EVENT = "org.kubeflow.serving.inference.request"
-RESPONSE_EVENT = "org.kubeflow.serving.inference.response"
-
 
 @dataclass(frozen=True)
 class LoggedEvent:

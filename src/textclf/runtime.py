@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 
 def available_cpus() -> int:
@@ -41,16 +43,21 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def release_free_memory() -> bool:
-    """Hand freed heap pages back to the OS (glibc's malloc_trim). A server running tensors of ever-changing
-    shapes fragments the heap: without this its resident memory creeps up under steady traffic."""
+@cache
+def _libc() -> Any:
     import ctypes
     import ctypes.util
 
     library = ctypes.util.find_library("c")
-    if library is None:
-        return False
     try:
-        return bool(ctypes.CDLL(library).malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL(library) if library else None
+    except OSError:
+        return None
+
+
+def release_free_memory() -> bool:
+    """Hand freed heap pages back to the OS (glibc's malloc_trim). A server running tensors of ever-changing
+    shapes fragments the heap: without this its resident memory creeps up under steady traffic."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    return bool(trim(0)) if trim is not None else False
