@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,57 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         stop_server(process)
         log.close()
+
+
+def _postgres_binaries() -> Path | None:
+    """The directory of Debian's PostgreSQL server programs (initdb, pg_ctl), newest version first."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return versions[0].parent if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server of its own on 127.0.0.1 (Debian's `postgresql` package), stopped after."""
+    import tempfile
+
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed: apt-get install postgresql")
+    # Not under pytest's temporary root: that is private to this user, and the server may run as another.
+    root = Path(tempfile.mkdtemp(prefix="textclf-postgres-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    # PostgreSQL refuses to run as root; as root, run it as the package's `postgres` user.
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    port = free_port()
+    subprocess.run(
+        [*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=on"
+    subprocess.run(
+        [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(
+            [*as_user, str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "textclf"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/textclf"
+    finally:
+        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -334,3 +387,43 @@ def serving_server(
         *options,
     ) as server:
         yield server
+
+
+def v2_exchange(texts: list[str], labels: list[str], model_version: str = "1") -> tuple[dict, dict]:
+    """A v2 inference request and the response textclf's predictor gives it (scores 0.9)."""
+    request = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
+    response = {
+        "model_name": "textclf",
+        "model_version": model_version,
+        "outputs": [
+            {"name": "label", "shape": [len(labels)], "datatype": "BYTES", "data": labels},
+            {"name": "score", "shape": [len(labels)], "datatype": "FP32", "data": [0.9] * len(labels)},
+        ],
+    }
+    return request, response
+
+
+def binary_cloud_event(event_id: str, kind: str, payload: dict, model_version: str = "1") -> tuple[dict, bytes]:
+    """Headers and body of a binary-mode request-logger CloudEvent, as KServe's agent sends it."""
+    from textclf.prediction_log import REQUEST_EVENT, RESPONSE_EVENT
+
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-type": REQUEST_EVENT if kind == "request" else RESPONSE_EVENT,
+        "ce-source": "http://localhost/test",
+        "ce-inferenceservicename": "textclf",
+        "ce-modelversion": model_version,
+        "ce-time": datetime.now(UTC).isoformat(),
+        "content-type": "application/json",
+    }
+    return headers, json.dumps(payload).encode()
+
+
+def structured_cloud_event(event_id: str, kind: str, payload: dict, model_version: str = "1") -> tuple[dict, bytes]:
+    """The same event in structured mode: one application/cloudevents+json document."""
+    headers, body = binary_cloud_event(event_id, kind, payload, model_version)
+    document = {key.removeprefix("ce-"): value for key, value in headers.items() if key.startswith("ce-")}
+    document["datacontenttype"] = "application/json"
+    document["data"] = payload
+    return {"content-type": "application/cloudevents+json"}, json.dumps(document).encode()

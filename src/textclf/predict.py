@@ -33,25 +33,37 @@ def predict_probabilities(
     bf16: bool | None = None,
 ) -> np.ndarray:
     """Class probabilities for already-cleaned texts, batched by length so padding stays small."""
-    return predict_with_truncation(model, tokenizer, texts, max_length, batch_size, bf16)[0]
+    return forward_texts(model, tokenizer, texts, max_length, batch_size, bf16).probabilities
 
 
-def predict_with_truncation(
+@dataclass
+class ForwardResult:
+    probabilities: np.ndarray
+    truncated: np.ndarray
+    embeddings: np.ndarray | None = None
+    """Sentence embeddings: the encoder's last hidden states, mean-pooled over each text's tokens."""
+
+
+def forward_texts(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     max_length: int,
     batch_size: int = 64,
     bf16: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities, and for each text whether it was cut to `max_length` tokens.
+    embeddings: bool = False,
+) -> ForwardResult:
+    """One forward pass over already-cleaned texts, batched by length so padding stays small.
 
-    The fast tokenizer records what truncation removed, so the flag costs no second tokenization."""
+    The fast tokenizer records what truncation removed, so the truncation flags cost no second tokenization;
+    the sentence embeddings come from the same pass as the probabilities."""
     import torch
 
     truncated = np.zeros(len(texts), dtype=bool)
+    hidden_size = model.config.hidden_size
+    pooled = np.zeros((len(texts), hidden_size), dtype=np.float32) if embeddings else None
     if not texts:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32), truncated
+        return ForwardResult(np.zeros((0, model.config.num_labels), dtype=np.float32), truncated, pooled)
     use_bf16 = cpu_supports_bf16() if bf16 is None else bf16
     model.eval()
     order = np.argsort([len(text) for text in texts], kind="stable")
@@ -70,9 +82,13 @@ def predict_with_truncation(
             )
             if encoded.encodings is not None:
                 truncated[batch_index] = [bool(encoding.overflowing) for encoding in encoded.encodings]
-            logits = model(**encoded).logits.float()
-            probabilities[batch_index] = torch.softmax(logits, dim=-1).numpy()
-    return probabilities, truncated
+            output = model(**encoded, output_hidden_states=embeddings)
+            probabilities[batch_index] = torch.softmax(output.logits.float(), dim=-1).numpy()
+            if pooled is not None:
+                mask = encoded["attention_mask"].unsqueeze(-1).float()
+                summed = (output.hidden_states[-1].float() * mask).sum(dim=1)
+                pooled[batch_index] = (summed / mask.sum(dim=1).clamp(min=1.0)).numpy()
+    return ForwardResult(probabilities, truncated, pooled)
 
 
 def store_linear_weights_in_bf16(model: PreTrainedModel) -> None:
@@ -92,6 +108,7 @@ class Predictions:
     scores: np.ndarray
     probabilities: np.ndarray
     truncated: np.ndarray
+    embeddings: np.ndarray | None = None
 
 
 class TextClassifier:
@@ -119,15 +136,17 @@ class TextClassifier:
         tokenizer = AutoTokenizer.from_pretrained(directory)
         return cls(model, tokenizer, load_metadata(directory))
 
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> Predictions:
+    def predict(self, texts: Sequence[str], batch_size: int = 64, embeddings: bool = False) -> Predictions:
+        """Labels, scores and probabilities (and, asked for, sentence embeddings) for raw texts."""
         cleaned = clean_texts(list(texts), self.cleaning)
-        probabilities, truncated = predict_with_truncation(
-            self.model, self.tokenizer, cleaned, self.metadata.max_length, batch_size, self.bf16
+        result = forward_texts(
+            self.model, self.tokenizer, cleaned, self.metadata.max_length, batch_size, self.bf16, embeddings
         )
-        best = probabilities.argmax(axis=1)
+        best = result.probabilities.argmax(axis=1)
         return Predictions(
             labels=[self.labels[i] for i in best],
-            scores=probabilities[np.arange(len(best)), best],
-            probabilities=probabilities,
-            truncated=truncated,
+            scores=result.probabilities[np.arange(len(best)), best],
+            probabilities=result.probabilities,
+            truncated=result.truncated,
+            embeddings=result.embeddings,
         )

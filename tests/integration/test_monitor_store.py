@@ -1,0 +1,137 @@
+"""The monitor's store against SQLite and a real PostgreSQL server: pairing, duplicates, feedback, races."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import binary_cloud_event, v2_exchange
+from textclf.monitor_store import Feedback, MonitorStore, events_table, metadata, predictions_table
+from textclf.prediction_log import parse_event
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> MonitorStore:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    created = MonitorStore(url).create()
+    if request.param == "postgresql":
+        # One server serves every test: each starts from empty tables.
+        with created.engine.begin() as connection:
+            for table in metadata.sorted_tables:
+                connection.execute(table.delete())
+    yield created
+    created.close()
+
+
+def exchange_events(event_id: str, texts: list[str], labels: list[str], version: str = "1"):
+    request, response = v2_exchange(texts, labels, version)
+    return (
+        parse_event(*binary_cloud_event(event_id, "request", request, version)),
+        parse_event(*binary_cloud_event(event_id, "response", response, version)),
+    )
+
+
+def test_an_exchange_becomes_one_record_per_text_in_either_order(store: MonitorStore) -> None:
+    request, response = exchange_events("a", ["good film", "bad film"], ["positive", "negative"])
+    assert store.add_event(request).predictions_added == 0
+    assert store.add_event(response).predictions_added == 2
+    later_request, later_response = exchange_events("b", ["fine"], ["positive"])
+    assert store.add_event(later_response).predictions_added == 0
+    assert store.add_event(later_request).predictions_added == 1
+    window = store.window("textclf", "1", size=10)
+    assert window["text"].tolist() == ["good film", "bad film", "fine"]
+    assert window["predicted_label"].tolist() == ["positive", "negative", "positive"]
+    assert window["score"].tolist() == pytest.approx([0.9, 0.9, 0.9])
+
+
+def test_a_repeated_event_is_stored_once(store: MonitorStore) -> None:
+    request, response = exchange_events("a", ["good film"], ["positive"])
+    assert store.add_event(request).new
+    assert store.add_event(response).new
+    repeated = store.add_event(response)
+    assert not repeated.new and repeated.predictions_added == 0
+    assert store.count(events_table) == 2
+    assert store.count(predictions_table) == 1
+
+
+def test_an_inconsistent_exchange_is_kept_and_reported(store: MonitorStore) -> None:
+    request, _ = exchange_events("a", ["one", "two"], ["positive", "negative"])
+    _, response = exchange_events("a", ["one"], ["positive"])
+    store.add_event(request)
+    outcome = store.add_event(response)
+    assert outcome.pairing_error and "2 texts but the response 1" in outcome.pairing_error
+    assert store.count(events_table) == 2
+    assert store.count(predictions_table) == 0
+
+
+def test_feedback_joins_its_prediction_even_when_it_arrives_first(store: MonitorStore) -> None:
+    assert store.add_feedback([Feedback("early", "negative")]) == 0
+    for event in exchange_events("early", ["dull"], ["positive"]):
+        store.add_event(event)
+    for event in exchange_events("late", ["great", "awful"], ["positive", "negative"]):
+        store.add_event(event)
+    assert store.add_feedback([Feedback("late", "positive", 0), Feedback("late", "positive", 1)]) == 2
+    store.add_feedback([Feedback("late", "negative", 1)])
+    window = store.window("textclf", "1", size=10)
+    assert window["feedback_label"].tolist() == ["negative", "positive", "negative"]
+    labelled = store.labelled()
+    assert len(labelled) == 3
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert store.labelled(since=future).empty
+
+
+def test_the_window_takes_the_latest_predictions_of_one_version(store: MonitorStore) -> None:
+    for i in range(5):
+        for event in exchange_events(f"v1-{i}", [f"text {i}"], ["positive"], version="1"):
+            store.add_event(event)
+    for event in exchange_events("v2-0", ["new model"], ["negative"], version="2"):
+        store.add_event(event)
+    assert store.window("textclf", "1", size=3)["text"].tolist() == ["text 2", "text 3", "text 4"]
+    assert store.window("textclf", "2", size=3)["text"].tolist() == ["new model"]
+
+
+def test_halves_arriving_at_once_always_pair(store: MonitorStore) -> None:
+    exchanges = [exchange_events(f"race-{i}", [f"text {i}"], ["positive"]) for i in range(20)]
+    barrier = threading.Barrier(2)
+
+    def send(halves: list) -> None:
+        for event in halves:
+            barrier.wait()
+            store.add_event(event)
+
+    threads = [
+        threading.Thread(target=send, args=([request for request, _ in exchanges],)),
+        threading.Thread(target=send, args=([response for _, response in exchanges],)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.count(predictions_table) == 20
+
+
+def test_only_one_of_many_racing_checks_claims_an_episode(store: MonitorStore) -> None:
+    now = datetime.now(UTC)
+    barrier = threading.Barrier(8)
+    claims: list[bool] = []
+
+    def claim() -> None:
+        barrier.wait()
+        claims.append(store.claim_retraining("textclf/1/episode-0", now, 1, "drift", "report-1"))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claims) == [False] * 7 + [True]
+    assert len(store.retraining_runs()) == 1
+    assert store.last_retraining_at() == now
