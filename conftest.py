@@ -160,7 +160,18 @@ def postgres_url() -> Iterator[str]:
     )
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=on"
     subprocess.run(
-        [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"],
+        [
+            *as_user,
+            str(binaries / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "start",
+        ],
         check=True,
         capture_output=True,
     )
@@ -422,7 +433,7 @@ def binary_cloud_event(event_id: str, kind: str, payload: dict, model_version: s
 
 def structured_cloud_event(event_id: str, kind: str, payload: dict, model_version: str = "1") -> tuple[dict, bytes]:
     """The same event in structured mode: one application/cloudevents+json document."""
-    headers, body = binary_cloud_event(event_id, kind, payload, model_version)
+    headers, _ = binary_cloud_event(event_id, kind, payload, model_version)
     document = {key.removeprefix("ce-"): value for key, value in headers.items() if key.startswith("ce-")}
     document["datacontenttype"] = "application/json"
     document["data"] = payload

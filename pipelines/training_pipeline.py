@@ -1,8 +1,12 @@
-"""The training pipeline: ingest → preprocess → tune → train → evaluate → register → (gate) promote → deploy."""
+"""The training pipeline: ingest → preprocess → tune → train → evaluate → register → (gate) promote → deploy.
+
+A run the drift monitor starts also carries the report that triggered it, extra training rows (feedback) and
+the labelled drift window the gate judges the challenger on."""
 
 from kfp import dsl
 
 from textclf.components.deploy.component import deploy
+from textclf.components.drift_report.component import attach_drift_report
 from textclf.components.evaluate.component import evaluate
 from textclf.components.ingest.component import ingest
 from textclf.components.preprocess.component import preprocess
@@ -75,7 +79,13 @@ def training_pipeline(
     request_logger_url: str = D.request_logger_url,
     canary_traffic_percent: int = D.canary_traffic_percent,
     deploy_timeout_seconds: int = D.deploy_timeout_seconds,
+    extra_train_data: str = D.extra_train_data,
+    drift_window_data: str = D.drift_window_data,
+    drift_report: str = D.drift_report,
+    trigger: str = D.trigger,
 ):
+    with dsl.If(drift_report != "", name="started-by-drift"):
+        _sized(attach_drift_report(drift_report=drift_report), "promote", "Drift report that started this run")
     ingested = _sized(
         ingest(
             data=data,
@@ -89,6 +99,8 @@ def training_pipeline(
             tracking_uri=tracking_uri,
             experiment_name=experiment_name,
             run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            extra_train_data=extra_train_data,
+            trigger=trigger,
         ),
         "ingest",
         "Ingest",
@@ -195,6 +207,7 @@ def training_pipeline(
             version=registered.output,
             min_accuracy_gain=min_accuracy_gain,
             max_class_f1_drop=max_class_f1_drop,
+            drift_window_data=drift_window_data,
             tracking_uri=tracking_uri,
             mlflow_run_id=run_id,
         ),

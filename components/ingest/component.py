@@ -18,12 +18,15 @@ def ingest(
     tracking_uri: str,
     experiment_name: str,
     run_name: str,
+    extra_train_data: str,
+    trigger: str,
     train_split: Output[Dataset],
     validation_split: Output[Dataset],
     test_split: Output[Dataset],
     data_report: Output[Markdown],
 ) -> NamedTuple("IngestOutputs", mlflow_run_id=str, data_fingerprint=str, split_sizes=dict):
-    """Load, validate, de-duplicate and split the dataset; open the pipeline's MLflow run."""
+    """Load, validate, de-duplicate and split the dataset (extra training rows join the training split only);
+    open the pipeline's MLflow run."""
     from collections import namedtuple
     from pathlib import Path
 
@@ -41,6 +44,8 @@ def ingest(
         tracking_uri,
         experiment_name,
         run_name,
+        DataSource(extra_train_data) if extra_train_data else None,
+        trigger,
     )
     for name, artifact in outputs.items():
         artifact.metadata.update({"rows": outcome.split_sizes[name], "fingerprint": outcome.data_fingerprint})

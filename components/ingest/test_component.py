@@ -3,8 +3,15 @@ from pathlib import Path
 import pandas as pd
 
 
-def test_ingest_runs_under_kfp_local(kfp_local: Path, reviews_csv: Path, local_tracking_uri: str) -> None:
+def test_ingest_runs_under_kfp_local(
+    kfp_local: Path, reviews_csv: Path, local_tracking_uri: str, tmp_path: Path
+) -> None:
     import mlflow
+
+    feedback = tmp_path / "feedback.csv"
+    pd.DataFrame({"text": ["lol gr8 #winning", "ugh mondays"], "label": ["positive", "negative"]}).to_csv(
+        feedback, index=False
+    )
 
     from textclf.components.ingest.component import ingest
 
@@ -21,11 +28,16 @@ def test_ingest_runs_under_kfp_local(kfp_local: Path, reviews_csv: Path, local_t
         tracking_uri=tracking_uri,
         experiment_name="component-test",
         run_name="ingest-test",
+        extra_train_data=str(feedback),
+        trigger="textclf/1/episode-7",
     )
     sizes = task.outputs["split_sizes"]
-    assert sizes == {"train": 42, "validation": 14, "test": 14}
+    assert sizes == {"train": 44, "validation": 14, "test": 14}
+    assert "ugh mondays" in set(pd.read_parquet(task.outputs["train_split"].path)["text"])
     assert len(pd.read_parquet(task.outputs["test_split"].path)) == 14
     assert "# Data report" in Path(task.outputs["data_report"].path).read_text()
     run = mlflow.get_run(task.outputs["mlflow_run_id"])
     assert run.data.tags["data_fingerprint"] == task.outputs["data_fingerprint"]
     assert run.info.run_name == "ingest-test"
+    assert run.data.tags["textclf.trigger"] == "textclf/1/episode-7"
+    assert run.data.params["extra_train_data"] == str(feedback)

@@ -32,15 +32,17 @@ def promotion_gate(
     version: str,
     min_accuracy_gain: float,
     max_class_f1_drop: float,
+    drift_window_data: str,
     tracking_uri: str,
     mlflow_run_id: str,
 ) -> bool:
-    """True when the challenger beats the champion by the margin with no class's F1 dropping too far."""
+    """True when the challenger beats the champion by the margin with no class's F1 dropping too far, and,
+    given a labelled drift window, beats it on that window too."""
     from textclf.steps import run_gate
     from textclf.tracking import resume_run
 
     with resume_run(tracking_uri, mlflow_run_id):
-        decision = run_gate(registered_model_name, version, min_accuracy_gain, max_class_f1_drop)
+        decision = run_gate(registered_model_name, version, min_accuracy_gain, max_class_f1_drop, drift_window_data)
     print(f"promotion gate for v{version}: {'promote' if decision.promote else 'keep champion'}: {decision.reason}")
     return decision.promote
 

@@ -31,6 +31,7 @@ def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inp
             version=registered.output,
             min_accuracy_gain=0.0,
             max_class_f1_drop=0.05,
+            drift_window_data="",
             **common,
         )
         with dsl.If(gate.output == True):  # noqa: E712
@@ -49,3 +50,55 @@ def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inp
     # The same run registered again: no second version, and the champion is not promoted over itself.
     assert register_then_gate().outputs == {"version": "1", "promote": False}
     assert len(client.search_model_versions("name = 'component-test'")) == 1
+
+
+def test_after_drift_the_gate_judges_both_models_on_the_labelled_window(
+    kfp_local: Path, step_inputs: dict, fresh_run_id: str, tmp_path: Path
+) -> None:
+    """A challenger better on the frozen test split but not on the drift window stays challenger."""
+    import json
+
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from textclf.components.register.component import promotion_gate, register
+
+    name = "window-gate-test"
+    client = MlflowClient(step_inputs["tracking_uri"], step_inputs["tracking_uri"])
+
+    @dsl.pipeline
+    def register_model(evaluation_uri: str, run_id: str) -> str:
+        return register(
+            model=dsl.importer(artifact_uri=str(step_inputs["model"]), artifact_class=Model).output,
+            evaluation=dsl.importer(artifact_uri=evaluation_uri, artifact_class=Artifact).output,
+            registered_model_name=name,
+            data_fingerprint=step_inputs["fingerprint"],
+            tracking_uri=step_inputs["tracking_uri"],
+            mlflow_run_id=run_id,
+        ).output
+
+    champion = register_model(evaluation_uri=str(step_inputs["evaluation"]), run_id=fresh_run_id).output
+    client.set_registered_model_alias(name, "champion", champion)
+    better = json.loads(step_inputs["evaluation"].read_text())
+    better["test"]["accuracy"] += 0.1
+    evaluation = tmp_path / "better.json"
+    evaluation.write_text(json.dumps(better))
+    second_run = client.create_run(client.get_run(fresh_run_id).info.experiment_id).info.run_id
+    challenger = register_model(evaluation_uri=str(evaluation), run_id=second_run).output
+    assert challenger != champion
+    window = tmp_path / "window.csv"
+    pd.DataFrame({"text": ["lol gr8 #winning", "ugh mondays"], "label": ["positive", "negative"]}).to_csv(
+        window, index=False
+    )
+    gate = dict(registered_model_name=name, version=challenger, min_accuracy_gain=0.0, max_class_f1_drop=1.0)
+    assert promotion_gate(
+        **gate, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
+    ).output
+    # The same weights score the same on the window: no gain there, so no promotion.
+    assert not promotion_gate(
+        **gate, drift_window_data=str(window), tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
+    ).output
+    tags = client.get_run(second_run).data.tags
+    assert "drift-window accuracy" in tags["promotion_reason"]
+    metrics = client.get_run(second_run).data.metrics
+    assert metrics["drift_window_accuracy"] == metrics["drift_window_champion_accuracy"]

@@ -76,6 +76,14 @@ class PipelineConfig(BaseModel):
     request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
     canary_traffic_percent: int = Field(10, ge=1, le=100, description="traffic share of a new revision at first")
     deploy_timeout_seconds: int = Field(600, ge=10, description="how long a rollout may take to become Ready")
+    extra_train_data: str = Field(
+        "", description="labelled rows (text, label) added to the training split only: feedback, new files"
+    )
+    drift_window_data: str = Field(
+        "", description="labelled drift window (text, label): a challenger must also beat the champion on it"
+    )
+    drift_report: str = Field("", description="the drift report (HTML path or URL) that started this run")
+    trigger: str = Field("", description="what started this run (the monitor's drift episode), as an MLflow tag")
 
     def resolved(self, workdir: Path) -> PipelineConfig:
         """Fill the locations left empty with the embedded defaults under `workdir`, as absolute URIs."""

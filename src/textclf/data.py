@@ -217,19 +217,46 @@ class IngestResult:
     source: DataSource
 
 
-def ingest(source: DataSource, validation_fraction: float, test_fraction: float, seed: int) -> IngestResult:
-    """Load, validate, de-duplicate and split a dataset."""
+def ingest(
+    source: DataSource,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+    extra_train: DataSource | None = None,
+) -> IngestResult:
+    """Load, validate, de-duplicate and split a dataset.
+
+    `extra_train` (feedback labels, new labelled files) joins the training split only, after the split: the
+    validation and test splits stay exactly those of `source`, so a retrained model is judged on the same
+    frozen test split as the champion. Extra rows whose text is in those splits are dropped."""
     raw = load_source(source)
     valid = validate_frame(raw)
     deduped = remove_duplicates(valid)
     splits = split_frame(deduped.frame, validation_fraction, test_fraction, seed)
+    dropped = dict(deduped.dropped)
+    rows_read = len(raw)
+    if extra_train is not None:
+        extra_raw = load_source(extra_train)
+        rows_read += len(extra_raw)
+        splits["train"], extra_dropped = _add_training_rows(splits, validate_frame(extra_raw))
+        dropped.update({f"extra training data: {reason}": n for reason, n in extra_dropped.items() if n})
+        check_no_leak(splits)
+    kept = pd.concat(list(splits.values()), ignore_index=True)
     return IngestResult(
         splits=splits,
-        rows_read=len(raw),
-        dropped=deduped.dropped,
-        fingerprint=fingerprint(deduped.frame),
+        rows_read=rows_read,
+        dropped=dropped,
+        fingerprint=fingerprint(kept),
         source=source,
     )
+
+
+def _add_training_rows(splits: dict[str, pd.DataFrame], extra: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    held_out = set(_normalized_key(pd.concat([splits["validation"][TEXT], splits["test"][TEXT]])))
+    in_held_out = _normalized_key(extra[TEXT]).isin(held_out)
+    combined = remove_duplicates(pd.concat([splits["train"], extra[~in_held_out]], ignore_index=True))
+    dropped = {"text in the validation or test split": int(in_held_out.sum()), **combined.dropped}
+    return combined.frame, dropped
 
 
 def _length_row(name: str, texts: pd.Series) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from textclf.prediction_log import InferenceEvent, MalformedEvent, PredictionRecord, prediction_records
 
@@ -191,9 +191,7 @@ class MonitorStore:
                 records = prediction_records(_as_event(halves["request"]), _as_event(halves["response"]))
             except MalformedEvent as error:
                 connection.execute(
-                    events_table.update()
-                    .where(events_table.c.event_id == event_id)
-                    .values(pairing_error=str(error))
+                    events_table.update().where(events_table.c.event_id == event_id).values(pairing_error=str(error))
                 )
                 return 0, str(error)
             if not records:
@@ -209,7 +207,10 @@ class MonitorStore:
 
     def event_ids(self) -> set[tuple[str, str]]:
         with self.engine.connect() as connection:
-            return {(r.event_id, r.kind) for r in connection.execute(sa.select(events_table.c.event_id, events_table.c.kind))}
+            return {
+                (r.event_id, r.kind)
+                for r in connection.execute(sa.select(events_table.c.event_id, events_table.c.kind))
+            }
 
     # ---- feedback ----------------------------------------------------------------------------------------
 

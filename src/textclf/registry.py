@@ -29,6 +29,8 @@ class ModelScore:
     version: str
     accuracy: float
     per_class_f1: dict[str, float]
+    drift_window_accuracy: float | None = None
+    """Accuracy on the labelled drift window that started a retraining run, when there is one."""
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,31 @@ def decide_promotion(challenger: ModelScore, champion: ModelScore | None, policy
         reason = f"F1 drops by more than {policy.max_class_f1_drop:.4f} for: {listed}"
         return PromotionDecision(False, reason, challenger, champion, policy, drops)
     reason = f"accuracy {challenger.accuracy:.4f} beats champion v{champion.version}'s {champion.accuracy:.4f}"
+    if challenger.drift_window_accuracy is not None and champion.drift_window_accuracy is not None:
+        window_gain = challenger.drift_window_accuracy - champion.drift_window_accuracy
+        on_window = (
+            f"drift-window accuracy {challenger.drift_window_accuracy:.4f} vs champion's "
+            f"{champion.drift_window_accuracy:.4f}"
+        )
+        if window_gain <= policy.min_accuracy_gain:
+            return PromotionDecision(
+                False,
+                f"{on_window}: no gain beyond {policy.min_accuracy_gain:.4f}",
+                challenger,
+                champion,
+                policy,
+                drops,
+            )
+        reason = f"{reason}; {on_window}"
     return PromotionDecision(True, reason, challenger, champion, policy, drops)
 
 
-def score_of(version: ModelVersion) -> ModelScore:
+def score_of(version: ModelVersion, drift_window_accuracy: float | None = None) -> ModelScore:
     return ModelScore(
         version=str(version.version),
         accuracy=float(version.tags[ACCURACY_TAG]),
         per_class_f1={k: float(v) for k, v in json.loads(version.tags[PER_CLASS_F1_TAG]).items()},
+        drift_window_accuracy=drift_window_accuracy,
     )
 
 

@@ -42,6 +42,22 @@ class Preprocessing:
         return cls(tuple(values["labels"]), values["cleaning"], values["base_model"], values["max_length"])
 
 
+TRIGGER_TAG = "textclf.trigger"
+
+# ---- drift report ----------------------------------------------------------------------------------
+
+
+def copy_drift_report(uri: str, path: Path) -> None:
+    """The monitor's report (a path, or a URL the monitor serves) copied into this run's artifact."""
+    import fsspec
+
+    try:
+        with fsspec.open(uri, "rb") as source:
+            path.write_bytes(source.read())
+    except (FileNotFoundError, OSError) as error:
+        raise FileNotFoundError(f"drift report {uri} cannot be read: {error}") from error
+
+
 # ---- ingest -----------------------------------------------------------------------------------------
 
 
@@ -63,13 +79,15 @@ def run_ingest(
     tracking_uri: str,
     experiment_name: str,
     run_name: str,
+    extra_train: DataSource | None = None,
+    trigger: str = "",
 ) -> IngestOutcome:
     """Ingest the data and open the pipeline's MLflow run, which later steps resume."""
     import mlflow
 
     from textclf.tracking import ensure_experiment
 
-    result = ingest(source, validation_fraction, test_fraction, seed)
+    result = ingest(source, validation_fraction, test_fraction, seed, extra_train)
     for name, path in split_paths.items():
         result.splits[name].to_parquet(path, index=False)
     report = data_report(result)
@@ -77,9 +95,12 @@ def run_ingest(
     experiment_id = ensure_experiment(experiment_name, tracking_uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or None) as run:
         mlflow.set_tags({"textclf.pipeline": "training", "data_fingerprint": result.fingerprint})
+        if trigger:
+            mlflow.set_tag(TRIGGER_TAG, trigger)
         mlflow.log_params(
             {
                 "data": source.spec,
+                "extra_train_data": extra_train.spec if extra_train else "",
                 "text_column": source.text_column,
                 "label_column": source.label_column,
                 "validation_fraction": validation_fraction,
@@ -356,8 +377,15 @@ def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name
     return str(version.version)
 
 
-def run_gate(model_name: str, version: str, min_accuracy_gain: float, max_class_f1_drop: float) -> PromotionDecision:
-    """Compare the challenger with the champion on their registered test metrics; log inputs and decision."""
+def run_gate(
+    model_name: str,
+    version: str,
+    min_accuracy_gain: float,
+    max_class_f1_drop: float,
+    drift_window_data: str = "",
+) -> PromotionDecision:
+    """Compare the challenger with the champion on their registered test metrics (the frozen test split) and,
+    for a run started by drift, on the labelled drift window too; log inputs and decision."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -365,9 +393,23 @@ def run_gate(model_name: str, version: str, min_accuracy_gain: float, max_class_
 
     client = MlflowClient()
     champion = current_champion(client, model_name)
+    window_accuracy: dict[str, float] = {}
+    if drift_window_data and champion is not None:
+        from textclf.evaluate_any import evaluate_model_on_data
+
+        window = DataSource(drift_window_data)
+        for candidate in (version, str(champion.version)):
+            metrics = evaluate_model_on_data(f"models:/{model_name}/{candidate}", window, mlflow.get_tracking_uri())
+            window_accuracy[candidate] = metrics["accuracy"]
+        mlflow.log_metrics(
+            {
+                "drift_window_accuracy": window_accuracy[version],
+                "drift_window_champion_accuracy": window_accuracy[str(champion.version)],
+            }
+        )
     decision = decide_promotion(
-        score_of(client.get_model_version(model_name, version)),
-        score_of(champion) if champion is not None else None,
+        score_of(client.get_model_version(model_name, version), window_accuracy.get(version)),
+        score_of(champion, window_accuracy.get(str(champion.version))) if champion is not None else None,
         PromotionPolicy(min_accuracy_gain, max_class_f1_drop),
     )
     mlflow.log_dict(decision.to_dict(), "registry/promotion_gate.json")

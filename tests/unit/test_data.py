@@ -170,6 +170,27 @@ def test_ingest_and_report_on_the_fixture(reviews_csv: Path) -> None:
         assert expected in report
 
 
+def test_extra_training_rows_join_only_the_training_split(reviews_csv: Path, tmp_path: Path) -> None:
+    plain = ingest(DataSource(str(reviews_csv)), 0.15, 0.15, seed=1)
+    test_text = plain.splits["test"]["text"].iloc[0]
+    extra = frame(
+        ["lol this is gr8 #winning", "ugh mondays", test_text.upper(), "ugh mondays"],
+        ["positive", "negative", "positive", "negative"],
+    )
+    extra.to_csv(tmp_path / "feedback.csv", index=False)
+    result = ingest(
+        DataSource(str(reviews_csv)), 0.15, 0.15, seed=1, extra_train=DataSource(str(tmp_path / "feedback.csv"))
+    )
+    for name in ("validation", "test"):
+        pd.testing.assert_frame_equal(result.splits[name], plain.splits[name])
+    assert len(result.splits["train"]) == len(plain.splits["train"]) + 2
+    assert {"lol this is gr8 #winning", "ugh mondays"} <= set(result.splits["train"]["text"])
+    assert result.dropped["extra training data: text in the validation or test split"] == 1
+    assert result.dropped["extra training data: exact duplicate (same text and label)"] == 1
+    assert result.fingerprint != plain.fingerprint
+    assert result.rows_read == 74
+
+
 def test_hugging_face_datasets_load_through_load_dataset_with_class_names(tmp_path: Path) -> None:
     """The `hf:` path runs the real `datasets.load_dataset`; a local dataset folder stands in for the Hub."""
     import datasets

@@ -46,3 +46,23 @@ def test_the_champion_is_not_promoted_over_itself() -> None:
 def test_decision_serializes_its_inputs() -> None:
     record = decide_promotion(ModelScore("2", 0.9, {"neg": 0.9, "pos": 0.9}), CHAMPION, POLICY).to_dict()
     assert record["champion"]["version"] == "1" and record["policy"]["max_class_f1_drop"] == 0.03
+
+
+def _with_window(score: ModelScore, window_accuracy: float) -> ModelScore:
+    return ModelScore(score.version, score.accuracy, score.per_class_f1, window_accuracy)
+
+
+BETTER_ON_TEST = ModelScore("2", 0.83, {"neg": 0.82, "pos": 0.84})
+
+
+def test_after_drift_the_challenger_must_also_beat_the_champion_on_the_drift_window() -> None:
+    decision = decide_promotion(_with_window(BETTER_ON_TEST, 0.70), _with_window(CHAMPION, 0.70), POLICY)
+    assert not decision.promote and "drift-window accuracy 0.7000 vs champion's 0.7000" in decision.reason
+    decision = decide_promotion(_with_window(BETTER_ON_TEST, 0.90), _with_window(CHAMPION, 0.70), POLICY)
+    assert decision.promote and "drift-window accuracy 0.9000" in decision.reason
+
+
+def test_better_on_the_drift_window_is_not_enough_when_worse_on_the_frozen_test_split() -> None:
+    worse_on_test = ModelScore("2", 0.79, {"neg": 0.79, "pos": 0.79}, 0.95)
+    decision = decide_promotion(worse_on_test, _with_window(CHAMPION, 0.60), POLICY)
+    assert not decision.promote and "does not beat" in decision.reason

@@ -1,0 +1,22 @@
+from pathlib import Path
+
+import pytest
+
+
+def test_the_report_that_started_a_run_becomes_its_html_artifact(kfp_local: Path, tmp_path: Path) -> None:
+    from textclf.components.drift_report.component import attach_drift_report
+
+    source = tmp_path / "check-7.html"
+    source.write_text("<html><body><h1>drift: retrain</h1></body></html>")
+
+    task = attach_drift_report(drift_report=str(source))
+    copied = Path(task.outputs["report"].path)
+    assert copied.read_text() == source.read_text()
+    assert task.outputs["report"].metadata["source"] == str(source)
+
+
+def test_a_missing_report_fails_the_step_with_its_location(kfp_local: Path, tmp_path: Path) -> None:
+    from textclf.components.drift_report.component import attach_drift_report
+
+    with pytest.raises(RuntimeError):
+        attach_drift_report(drift_report=str(tmp_path / "gone.html"))
