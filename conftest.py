@@ -438,3 +438,41 @@ def structured_cloud_event(event_id: str, kind: str, payload: dict, model_versio
     document["datacontenttype"] = "application/json"
     document["data"] = payload
     return {"content-type": "application/cloudevents+json"}, json.dumps(document).encode()
+
+
+@dataclass
+class RunningMonitor:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def start_monitor(workdir: Path, port: int, *options: str) -> RunningMonitor:
+    """`textclf monitor` as its own process on 127.0.0.1:`port`, answering /health."""
+    log_path = workdir / f"monitor-{port}.log"
+    with log_path.open("a") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "textclf.cli", "monitor", "--port", str(port), "--workdir", str(workdir), *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    monitor = RunningMonitor(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        wait_for_http(f"{monitor.url}/health", timeout=120, process=process)
+    except (RuntimeError, TimeoutError) as error:
+        stop_server(process)
+        raise RuntimeError(f"{error}\n--- monitor log ---\n{monitor.log()}") from error
+    return monitor
+
+
+@contextmanager
+def monitor_server(workdir: Path, *options: str) -> Iterator[RunningMonitor]:
+    """A monitor on a free port, stopped (SIGTERM, then SIGKILL) after."""
+    monitor = start_monitor(workdir, free_port(), *options)
+    try:
+        yield monitor
+    finally:
+        stop_server(monitor.process)

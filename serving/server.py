@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -15,28 +14,11 @@ from kserve import ModelRepository, ModelServer
 from kserve.errors import InvalidInput, ModelNotFound
 
 from textclf.config import ServingConfig
+from textclf.logs import JsonFormatter
 from textclf.serving.app import ServingMiddleware, install
 from textclf.serving.metrics import ServingMetrics
 from textclf.serving.model import TextClassifierModel
 from textclf.serving.request_logger import RequestLogger
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; a record whose message is a dict (the access log) is merged in."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
-        if isinstance(record.msg, dict):
-            entry.update(record.msg)
-        else:
-            entry["msg"] = record.getMessage()
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
 
 
 class ClientErrorFilter(logging.Filter):

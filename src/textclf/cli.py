@@ -253,6 +253,119 @@ def serve(
         raise typer.Exit(1) from error
 
 
+@app.command()
+def monitor(
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the store; default sqlite in --workdir")
+    ] = None,
+    workdir: Annotated[str | None, typer.Option(help="reports, retraining data and logs; default ./monitor")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port; default 8000")] = None,
+    host: Annotated[str | None, typer.Option(help="interface to listen on; default 127.0.0.1")] = None,
+    check_interval: Annotated[
+        float | None, typer.Option(help="seconds between scheduled drift checks; 0 = only on demand")
+    ] = None,
+    training_config: Annotated[str | None, typer.Option(help="YAML of the training run to repeat")] = None,
+    training_workdir: Annotated[str | None, typer.Option(help="workdir of the original `textclf run`")] = None,
+    kfp_host: Annotated[str | None, typer.Option(help="retrain on this Kubeflow Pipelines endpoint")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI of the registry")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of monitor configuration fields")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="any monitor configuration field, as KEY=VALUE")] = [],  # noqa: B006
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False,
+) -> None:
+    """Run the monitoring service: request-log sink, feedback, scheduled drift checks, retraining."""
+    from pydantic import ValidationError
+
+    from textclf.config import load_monitor_config
+
+    overrides = {
+        "database_url": database_url,
+        "workdir": workdir,
+        "port": port,
+        "host": host,
+        "check_interval_seconds": check_interval,
+        "training_config": training_config,
+        "training_workdir": training_workdir,
+        "kfp_host": kfp_host,
+        "tracking_uri": tracking_uri,
+        **_parse_sets(set_),
+    }
+    try:
+        settings = load_monitor_config(config, overrides)
+    except (ValidationError, ValueError) as error:
+        console.print(f"[red]invalid monitor configuration:[/red] {error}")
+        raise typer.Exit(2) from error
+    from textclf.monitoring.server import serve as run_monitor
+
+    if not verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    console.print(f"monitoring on http://{settings.host}:{settings.port} (events: /events, feedback: /feedback)")
+    run_monitor(settings, verbose)
+
+
+@app.command()
+def drift(
+    reference: Annotated[
+        str, typer.Option(help="a CSV/JSONL/Parquet table, or a model (models:/NAME@ALIAS) whose reference sample")
+    ],
+    current: Annotated[str, typer.Option(help="a table with 'text' (and predicted_label, score, label)")],
+    model: Annotated[str, typer.Option(help="model for predictions and embeddings when the reference is a table")] = "",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI for models:/ and runs:/")] = None,
+    report_dir: Annotated[Path | None, typer.Option(help="also save the HTML and JSON report here")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML of monitor fields (thresholds, policy)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the decision and scores as one JSON object")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Compare two datasets: the drift decision and every check's score, as the monitor computes them."""
+    from textclf.config import load_monitor_config
+    from textclf.data import DataValidationError
+    from textclf.drift_check import compare_datasets
+    from textclf.tracking import default_tracking_uri
+
+    _configure_logging(verbose)
+    try:
+        decision = compare_datasets(
+            reference,
+            current,
+            tracking_uri or default_tracking_uri(),
+            model,
+            load_monitor_config(config),
+            report_dir,
+        )
+    except (DataValidationError, FileNotFoundError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if as_json:
+        print(json.dumps(decision))
+        return
+    table = Table(title=f"{decision['decision']}: {decision['reason']}")
+    for column in ("check", "score", "threshold", "drift"):
+        table.add_column(column)
+    for name, score in decision["scores"].items():
+        table.add_row(name, f"{score['score']:.4g}", f"{score['threshold']:.4g}", "yes" if score["drifted"] else "")
+    Console().print(table)
+
+
+@app.command()
+def check(
+    monitor_url: Annotated[str, typer.Option(help="the monitoring service")] = "http://127.0.0.1:8000",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the check")] = 600,
+) -> None:
+    """Ask the monitoring service to run a drift check now (the CronJob's command); print its decision."""
+    import httpx
+
+    try:
+        response = httpx.post(f"{monitor_url.rstrip('/')}/checks", timeout=timeout)
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach the monitor at {monitor_url}:[/red] {error}")
+        raise typer.Exit(1) from error
+    if response.status_code != 200:
+        console.print(f"[red]check failed ({response.status_code}):[/red] {response.text}")
+        raise typer.Exit(1)
+    print(json.dumps(response.json()))
+
+
 @app.command("demo-data")
 def demo_data(
     domain: Annotated[str, typer.Option(help="movie_reviews, tweets, amazon_reviews, nyt_editorials or all")] = "all",

@@ -17,6 +17,7 @@ from textclf.names import (
     INFERENCE_SERVICE_NAME,
     LOCAL_SERVING_URL,
     MONITOR_EVENTS_URL,
+    MONITOR_PORT,
     REGISTERED_MODEL_NAME,
     SERVING_IMAGE,
     SERVING_NAMESPACE,
@@ -24,6 +25,7 @@ from textclf.names import (
 
 ENV_PREFIX = "TEXTCLF_"
 SERVING_ENV_PREFIX = "TEXTCLF_SERVE_"
+MONITOR_ENV_PREFIX = "TEXTCLF_MONITOR_"
 Settings = TypeVar("Settings", bound=BaseModel)
 
 
@@ -125,6 +127,48 @@ class ServingConfig(BaseModel):
     access_log: bool = Field(True, description="one structured log line per HTTP request")
 
 
+class MonitorConfig(BaseModel):
+    """How `textclf monitor` (and the monitoring image) runs: the store, the checks, the retraining trigger."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        "", description="SQLAlchemy URL of the store (postgresql://... in a cluster); empty = sqlite in workdir"
+    )
+    workdir: str = Field("monitor", description="where reports, retraining data and run logs are kept")
+    host: str = Field("127.0.0.1", description="interface the service listens on")
+    port: int = Field(MONITOR_PORT, ge=1, le=65535, description="HTTP port")
+    public_url: str = Field(
+        "", description="how pipeline steps reach this service (cluster runs); empty = hand them local paths"
+    )
+    registered_model_name: str = Field(REGISTERED_MODEL_NAME, description="MLflow model whose versions are served")
+    tracking_uri: str = Field("", description="MLflow URI; empty = MLFLOW_TRACKING_URI or the training workdir's")
+    reference_model: str = Field(
+        "", description="model (and reference) for served versions that are not registry versions"
+    )
+    window_size: int = Field(1000, ge=1, description="most recent predictions a check compares")
+    check_interval_seconds: float = Field(300, ge=0, description="seconds between scheduled checks; 0 = none")
+    descriptor_threshold: float = Field(0.1, gt=0, description="text descriptor drift (normed Wasserstein)")
+    label_threshold: float = Field(0.1, gt=0, description="predicted-label drift (Jensen-Shannon distance)")
+    score_threshold: float = Field(0.1, gt=0, description="confidence drift (normed Wasserstein)")
+    embedding_threshold: float = Field(0.6, gt=0.5, le=1, description="embedding drift (domain classifier AUC)")
+    embedding_sample: int = Field(500, ge=20, description="texts per side embedded for the embedding check")
+    min_window_size: int = Field(200, ge=1, description="predictions a window needs before it is judged")
+    min_drifted_checks: int = Field(2, ge=1, description="drifted checks that mean retrain")
+    cooldown_seconds: float = Field(6 * 3600, ge=0, description="no new retraining run this soon after one")
+    max_accuracy_drop: float = Field(0.05, ge=0, le=1, description="live accuracy drop (with feedback) = retrain")
+    min_labelled: int = Field(50, ge=1, description="feedback labels needed before live accuracy counts")
+    retrain: bool = Field(True, description="start a retraining run when a check decides so")
+    kfp_host: str = Field("", description="Kubeflow Pipelines endpoint for retraining; empty = kfp.local")
+    training_config: str = Field("", description="YAML of the training run to repeat (data, model, ...)")
+    training_workdir: str = Field(".", description="local retraining: the workdir of the original `textclf run`")
+    new_data_dir: str = Field("", description="folder of new labelled files (text, label) to add when retraining")
+    holdout_fraction: float = Field(
+        0.3, gt=0, lt=1, description="share of feedback held out as the drift window the gate judges on"
+    )
+    max_event_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest event or feedback body accepted")
+
+
 def load_settings(
     model: type[Settings],
     env_prefix: str,
@@ -154,3 +198,8 @@ def load_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None 
 def load_serving_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServingConfig:
     """The server's configuration: defaults < YAML < TEXTCLF_SERVE_<FIELD> < overrides."""
     return load_settings(ServingConfig, SERVING_ENV_PREFIX, yaml_path, overrides)
+
+
+def load_monitor_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> MonitorConfig:
+    """The monitor's configuration: defaults < YAML < TEXTCLF_MONITOR_<FIELD> < overrides."""
+    return load_settings(MonitorConfig, MONITOR_ENV_PREFIX, yaml_path, overrides)

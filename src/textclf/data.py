@@ -28,7 +28,7 @@ class DataSource:
     hf_config: str = ""
 
 
-def _read_table(uri: str) -> pd.DataFrame:
+def read_table(uri: str) -> pd.DataFrame:
     import fsspec
 
     suffix = PurePosixPath(uri.split("?", 1)[0]).suffix.lower()
@@ -71,7 +71,7 @@ def load_source(source: DataSource) -> pd.DataFrame:
         frame = load_demo(source.spec.partition(":")[2] or DEFAULT_DOMAIN)
         text_column, label_column = TEXT, LABEL
     else:
-        frame = _read_hub(source) if source.spec.startswith("hf:") else _read_table(source.spec)
+        frame = _read_hub(source) if source.spec.startswith("hf:") else read_table(source.spec)
         text_column, label_column = source.text_column, source.label_column
     missing = [column for column in (text_column, label_column) if column not in frame.columns]
     if missing:

@@ -106,10 +106,11 @@ def _classification(labels: Sequence[str]) -> Any:
     return MulticlassClassification(target=TRUE_LABEL, prediction_labels=PREDICTED_LABEL)
 
 
-def _frame(window: pd.DataFrame, vocabulary: frozenset[str], labelled: bool) -> pd.DataFrame:
+def _frame(window: pd.DataFrame, vocabulary: frozenset[str], predicted: bool, labelled: bool) -> pd.DataFrame:
     frame = text_descriptors(window[TEXT].tolist(), vocabulary)
-    frame[PREDICTED_LABEL] = window[PREDICTED_LABEL].astype(str).to_numpy()
-    frame[SCORE] = window[SCORE].astype(float).to_numpy()
+    if predicted:
+        frame[PREDICTED_LABEL] = window[PREDICTED_LABEL].astype(str).to_numpy()
+        frame[SCORE] = window[SCORE].astype(float).to_numpy()
     if labelled:
         frame[TRUE_LABEL] = window[TRUE_LABEL].to_numpy()
     return frame
@@ -133,20 +134,22 @@ def build_drift_report(
     from evidently.metrics.embeddings import ModelDriftMethod
     from sklearn.exceptions import UndefinedMetricWarning
 
+    predicted = all({PREDICTED_LABEL, SCORE} <= set(frame.columns) for frame in (reference, current))
     current_labelled = TRUE_LABEL in current.columns and current[TRUE_LABEL].notna().any()
     reference_labelled = TRUE_LABEL in reference.columns and reference[TRUE_LABEL].notna().any()
-    with_quality = bool(current_labelled and reference_labelled)
-    reference_frame = _frame(reference, vocabulary, with_quality)
-    current_frame = _frame(current, vocabulary, with_quality)
+    with_quality = bool(predicted and current_labelled and reference_labelled)
+    reference_frame = _frame(reference, vocabulary, predicted, with_quality)
+    current_frame = _frame(current, vocabulary, predicted, with_quality)
     drift_metrics: dict[str, tuple[Any, float]] = {
         name: (ValueDrift(column=name, method=settings.descriptor_method), settings.descriptor_threshold)
         for name in DESCRIPTORS
     }
-    drift_metrics[PREDICTED_LABEL] = (
-        ValueDrift(column=PREDICTED_LABEL, method=settings.label_method),
-        settings.label_threshold,
-    )
-    drift_metrics[SCORE] = (ValueDrift(column=SCORE, method=settings.score_method), settings.score_threshold)
+    if predicted:
+        drift_metrics[PREDICTED_LABEL] = (
+            ValueDrift(column=PREDICTED_LABEL, method=settings.label_method),
+            settings.label_threshold,
+        )
+        drift_metrics[SCORE] = (ValueDrift(column=SCORE, method=settings.score_method), settings.score_threshold)
     embeddings: dict[str, list[str]] = {}
     if embedder is not None:
         ref_vectors = reference_embeddings
@@ -154,17 +157,17 @@ def build_drift_report(
             ref_vectors = _embedding_frame(reference[TEXT].tolist(), embedder, settings.embedding_sample, settings.seed)
         cur_vectors = _embedding_frame(current[TEXT].tolist(), embedder, settings.embedding_sample, settings.seed)
         embeddings[EMBEDDING_CHECK] = list(ref_vectors.columns)
-        method = ModelDriftMethod(
-            threshold=settings.embedding_threshold, pca_components=settings.embedding_pca_components
-        )
+        # PCA cannot keep more components than the smaller side has texts (or the embedding has dimensions).
+        components = min(settings.embedding_pca_components, len(ref_vectors), len(cur_vectors), ref_vectors.shape[1])
+        method = ModelDriftMethod(threshold=settings.embedding_threshold, pca_components=components or None)
         drift_metrics[EMBEDDING_CHECK] = (
             EmbeddingsDrift(embeddings_name=EMBEDDING_CHECK, drift_method=method),
             settings.embedding_threshold,
         )
     quality_metrics = {"accuracy": Accuracy(), "per_class_f1": F1ByLabel()} if with_quality else {}
-    categorical = [PREDICTED_LABEL, *([TRUE_LABEL] if with_quality else [])]
+    categorical = [*([PREDICTED_LABEL] if predicted else []), *([TRUE_LABEL] if with_quality else [])]
     definition = DataDefinition(
-        numerical_columns=[*DESCRIPTORS, SCORE],
+        numerical_columns=[*DESCRIPTORS, *([SCORE] if predicted else [])],
         categorical_columns=categorical,
         classification=[_classification(labels)] if with_quality else None,
     )
@@ -211,6 +214,40 @@ def build_drift_report(
         sections=sections,
         snapshots=_plain(documents),
         sizes={"reference": len(reference), "current": len(current)},
+    )
+
+
+def report_page(title: str, decision: dict[str, Any], report: DriftReport) -> str:
+    """One HTML page per check: the decision and its scores on top, then each Evidently report."""
+    import html
+
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{score['score']:.4g}</td><td>{score['threshold']:.4g}</td>"
+        f"<td>{'drift' if score['drifted'] else 'ok'}</td></tr>"
+        for name, score in decision["scores"].items()
+    )
+    quality = ""
+    if report.quality:
+        f1 = ", ".join(f"{html.escape(k)} {v:.3f}" for k, v in report.quality["per_class_f1"].items())
+        quality = (
+            f"<p>Feedback on {report.quality['labelled']} predictions: accuracy {report.quality['accuracy']:.3f} "
+            f"(reference {report.quality['reference_accuracy']:.3f}); F1 by class: {f1}</p>"
+        )
+    frames = "".join(
+        f"<h2>{html.escape(section)}</h2>"
+        f'<iframe style="width:100%;height:900px;border:0" srcdoc="{html.escape(body, quote=True)}"></iframe>'
+        for section, body in report.sections.items()
+    )
+    window = decision["window"]
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}: {html.escape(decision['decision'])}</h1>"
+        f"<p>{html.escape(decision['reason'])}</p>"
+        f"<p>Window: {window['size']} predictions of model version {html.escape(str(window['model_version']))}, "
+        f"{html.escape(str(window['start']))} to {html.escape(str(window['end']))}; reference: "
+        f"{report.sizes.get('reference', 0)} validation texts.</p>{quality}"
+        f"<table border='1' cellpadding='4'><tr><th>check</th><th>score</th><th>threshold</th><th></th></tr>"
+        f"{rows}</table>{frames}</body></html>"
     )
 
 

@@ -52,3 +52,19 @@ def classification_metrics(true_ids: np.ndarray, probabilities: np.ndarray, labe
         "confusion_matrix": confusion_matrix(true_ids, predicted, labels=ids).tolist(),
         "labels": list(labels),
     }
+
+
+def label_quality(true_labels: list[str], predicted_labels: list[str]) -> dict[str, Any]:
+    """Accuracy and per-class F1 from label names alone: what feedback on logged predictions gives."""
+    from sklearn.metrics import f1_score
+
+    classes = sorted(set(true_labels) | set(predicted_labels))
+    if not true_labels:
+        return {"labelled": 0, "accuracy": None, "per_class_f1": {}}
+    f1 = f1_score(true_labels, predicted_labels, labels=classes, average=None, zero_division=0)
+    correct = sum(t == p for t, p in zip(true_labels, predicted_labels, strict=True))
+    return {
+        "labelled": len(true_labels),
+        "accuracy": correct / len(true_labels),
+        "per_class_f1": {label: float(score) for label, score in zip(classes, f1, strict=True)},
+    }

@@ -146,6 +146,10 @@ class MonitorStore:
         metadata.create_all(self.engine)
         return self
 
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -335,10 +339,21 @@ class MonitorStore:
         rows = self._read(sa.select(retraining_table).order_by(retraining_table.c.started_at))
         return [{**row._asdict(), "started_at": as_utc(row.started_at).isoformat()} for row in rows]
 
-    def last_retraining_at(self) -> datetime | None:
+    def retraining_history(self, model_name: str, model_version: str) -> tuple[int, datetime | None]:
+        """Runs already started for this served version (the next episode's number) and when the latest run
+        of any version started, read in one statement: a check racing another's claim sees either neither
+        (and computes the same episode key, which the store refuses twice) or both (and waits the cooldown)."""
+        prefix = f"{model_name}/{model_version}/"
+        for_version = (
+            sa.select(sa.func.count())
+            .select_from(retraining_table)
+            .where(retraining_table.c.episode_key.startswith(prefix, autoescape=True))
+            .scalar_subquery()
+        )
+        latest = sa.select(sa.func.max(retraining_table.c.started_at)).scalar_subquery()
         with self.engine.connect() as connection:
-            value = connection.execute(sa.select(sa.func.max(retraining_table.c.started_at))).scalar_one()
-        return as_utc(value)
+            count, last = connection.execute(sa.select(for_version, latest)).one()
+        return int(count), as_utc(last)
 
 
 def _as_event(row: Any) -> InferenceEvent:

@@ -134,4 +134,5 @@ def test_only_one_of_many_racing_checks_claims_an_episode(store: MonitorStore) -
         thread.join()
     assert sorted(claims) == [False] * 7 + [True]
     assert len(store.retraining_runs()) == 1
-    assert store.last_retraining_at() == now
+    assert store.retraining_history("textclf", "1") == (1, now)
+    assert store.retraining_history("textclf", "2") == (0, now)

@@ -30,3 +30,12 @@ def test_a_class_never_predicted_gets_zero_f1_not_an_error() -> None:
     metrics = classification_metrics(np.array([0, 2]), probabilities, ("a", "b", "c"))
     assert metrics["per_class"]["c"]["f1"] == 0.0
     assert metrics["per_class"]["b"]["support"] == 0
+
+
+def test_label_quality_from_feedback_labels() -> None:
+    from textclf.metrics import label_quality
+
+    quality = label_quality(["pos", "pos", "neg", "neg"], ["pos", "neg", "neg", "neg"])
+    assert quality["labelled"] == 4 and quality["accuracy"] == 0.75
+    assert quality["per_class_f1"] == {"neg": pytest.approx(0.8), "pos": pytest.approx(2 / 3)}
+    assert label_quality([], [])["accuracy"] is None

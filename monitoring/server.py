@@ -1,0 +1,54 @@
+"""The entry point: `textclf monitor` and the monitoring image both run `serve(config)`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from textclf.config import MonitorConfig
+from textclf.drift_check import DriftChecker
+from textclf.logs import JsonFormatter
+from textclf.monitor_store import MonitorStore
+
+
+def database_url(config: MonitorConfig) -> str:
+    return config.database_url or f"sqlite:///{Path(config.workdir).resolve() / 'monitor.db'}"
+
+
+def tracking_uri_of(config: MonitorConfig) -> str:
+    from textclf.tracking import default_tracking_uri
+
+    return config.tracking_uri or default_tracking_uri(Path(config.training_workdir))
+
+
+def build_app(config: MonitorConfig) -> FastAPI:
+    """The store (created if new), the checker and the app over them."""
+    from textclf.monitoring.app import create_app
+
+    Path(config.workdir).mkdir(parents=True, exist_ok=True)
+    store = MonitorStore(database_url(config)).create()
+    checker = DriftChecker(config, store, tracking_uri_of(config))
+    return create_app(config, store, checker)
+
+
+def configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        library_logger = logging.getLogger(name)
+        library_logger.handlers[:] = []
+        library_logger.propagate = True
+    logging.getLogger("textclf").setLevel(logging.INFO)
+
+
+def serve(config: MonitorConfig, verbose: bool = False) -> None:
+    import uvicorn
+
+    configure_logging(verbose)
+    uvicorn.run(build_app(config), host=config.host, port=config.port, log_config=None, access_log=verbose)

@@ -1,0 +1,232 @@
+"""The monitoring service as its own process on 127.0.0.1: real CloudEvents over HTTP in both content modes,
+duplicates, malformed events, a kill in the middle of a stream, feedback and quality, checks and reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import (
+    binary_cloud_event,
+    free_port,
+    monitor_server,
+    start_monitor,
+    stop_server,
+    structured_cloud_event,
+    v2_exchange,
+)
+from textclf.monitor_store import MonitorStore, events_table, predictions_table
+
+pytestmark = pytest.mark.integration
+
+
+def post_exchange(
+    client: httpx.Client,
+    url: str,
+    event_id: str,
+    texts: list[str],
+    labels: list[str],
+    mode=binary_cloud_event,
+    version: str = "1",
+) -> list[httpx.Response]:
+    request, response = v2_exchange(texts, labels, version)
+    answers = []
+    for kind, payload in (("request", request), ("response", response)):
+        headers, body = mode(event_id, kind, payload, version)
+        answers.append(client.post(f"{url}/events", headers=headers, content=body))
+    return answers
+
+
+def metric(client: httpx.Client, url: str, line_start: str) -> float:
+    for line in client.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_events_in_both_modes_are_stored_once_and_bad_ones_get_4xx(tmp_path: Path) -> None:
+    with (
+        monitor_server(tmp_path, "--check-interval", "0", "--set", "max_event_bytes=4096") as monitor,
+        httpx.Client(timeout=30) as client,
+    ):
+        url = monitor.url
+        binary = post_exchange(client, url, "b-1", ["good film", "bad film"], ["positive", "negative"])
+        assert [r.status_code for r in binary] == [200, 200]
+        assert binary[1].json() == {"id": "b-1", "kind": "response", "duplicate": False, "predictions": 2}
+        structured = post_exchange(client, url, "s-1", ["fine"], ["positive"], mode=structured_cloud_event)
+        assert structured[1].json()["predictions"] == 1
+        again = post_exchange(client, url, "b-1", ["good film", "bad film"], ["positive", "negative"])
+        assert [r.json()["duplicate"] for r in again] == [True, True]
+
+        bad = {
+            "not json": ({"ce-specversion": "1.0", "ce-id": "x", "ce-type": "t", "ce-source": "s"}, b"{oops"),
+            "no id": (
+                {"ce-specversion": "1.0", "ce-type": "org.kubeflow.serving.inference.request", "ce-source": "s"},
+                b"{}",
+            ),
+            "wrong type": (
+                {"ce-specversion": "1.0", "ce-id": "x", "ce-type": "com.example.other", "ce-source": "s"},
+                b"{}",
+            ),
+            "structured not an object": ({"content-type": "application/cloudevents+json"}, b"[1, 2]"),
+        }
+        for case, (headers, body) in bad.items():
+            answer = client.post(f"{url}/events", headers=headers, content=body)
+            assert answer.status_code == 400, case
+            assert answer.json()["error"], case
+        too_big = client.post(f"{url}/events", headers=bad["not json"][0], content=b"x" * 5000)
+        assert too_big.status_code == 413 and "4096-byte limit" in too_big.json()["error"]
+        request, _ = v2_exchange(["one", "two"], ["positive", "negative"])
+        _, response = v2_exchange(["one"], ["positive"])
+        client.post(
+            f"{url}/events", headers=binary_cloud_event("mismatch", "request", request)[0], content=json.dumps(request)
+        )
+        disagreeing = client.post(
+            f"{url}/events",
+            headers=binary_cloud_event("mismatch", "response", response)[0],
+            content=json.dumps(response),
+        )
+        assert disagreeing.status_code == 422 and "2 texts but the response 1" in disagreeing.json()["error"]
+
+        assert metric(client, url, 'textclf_monitor_malformed_events_total{reason="unreadable"}') == 4
+        assert (
+            metric(client, url, 'textclf_monitor_malformed_events_total{reason="request_and_response_disagree"}') == 1
+        )
+        assert metric(client, url, "textclf_monitor_duplicate_events_total") == 2
+        assert metric(client, url, "textclf_monitor_predictions_total") == 3
+        assert client.get(f"{url}/health").status_code == 200
+    store = MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}")
+    assert store.count(predictions_table) == 3
+    assert store.count(events_table) == 6
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_every_acknowledged_event_survives_a_kill_in_the_middle_of_a_stream(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        database = f"sqlite:///{tmp_path / 'monitor.db'}"
+    else:
+        database = request.getfixturevalue("postgres_url")
+        MonitorStore(database).create()
+        with MonitorStore(database).engine.begin() as connection:
+            for table in (events_table, predictions_table):
+                connection.execute(table.delete())
+    port = free_port()
+    monitor = start_monitor(tmp_path, port, "--check-interval", "0", "--database-url", database)
+    acknowledged: list[tuple[str, str]] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(timeout=5) as client:
+            for i in range(100_000):
+                if stop.is_set():
+                    return
+                request_payload, response_payload = v2_exchange([f"text {i}"], ["positive"])
+                for kind, payload in (("request", request_payload), ("response", response_payload)):
+                    headers, body = binary_cloud_event(f"stream-{i}", kind, payload)
+                    try:
+                        answer = client.post(f"{monitor.url}/events", headers=headers, content=body)
+                    except httpx.HTTPError:
+                        return
+                    if answer.status_code == 200:
+                        acknowledged.append((f"stream-{i}", kind))
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    while len(acknowledged) < 150:
+        threading.Event().wait(0.05)
+    os.kill(monitor.process.pid, signal.SIGKILL)
+    monitor.process.wait()
+    sender.join(timeout=30)
+    stop.set()
+
+    store = MonitorStore(database)
+    stored = store.event_ids()
+    assert set(acknowledged) <= stored
+    restarted = start_monitor(tmp_path, port, "--check-interval", "0", "--database-url", database)
+    try:
+        with httpx.Client(timeout=30) as client:
+            # The sender resends what it never saw acknowledged; each exchange is then stored exactly once.
+            last = max(int(event_id.split("-")[1]) for event_id, _ in acknowledged)
+            for i in range(last + 2):
+                post_exchange(client, restarted.url, f"stream-{i}", [f"text {i}"], ["positive"])
+    finally:
+        stop_server(restarted.process)
+    assert store.count(predictions_table) == last + 2
+    assert store.count(events_table) == 2 * (last + 2)
+
+
+def test_feedback_single_and_batch_gives_live_quality(tmp_path: Path) -> None:
+    with monitor_server(tmp_path, "--check-interval", "0") as monitor, httpx.Client(timeout=30) as client:
+        url = monitor.url
+        post_exchange(client, url, "r1", ["great", "awful", "meh"], ["positive", "negative", "positive"])
+        single = client.post(f"{url}/feedback", json={"request_id": "r1", "label": "positive"})
+        assert single.json() == {"stored": 1, "matched_predictions": 1}
+        batch = client.post(
+            f"{url}/feedback",
+            json={
+                "items": [
+                    {"request_id": "r1", "index": 1, "label": "negative"},
+                    {"request_id": "r1", "index": 2, "label": "negative"},
+                ]
+            },
+        )
+        assert batch.json() == {"stored": 2, "matched_predictions": 2}
+        early = client.post(f"{url}/feedback", json=[{"request_id": "not-yet-logged", "label": "positive"}])
+        assert early.json() == {"stored": 1, "matched_predictions": 0}
+        quality = client.get(f"{url}/quality").json()
+        assert quality["labelled"] == 3 and quality["accuracy"] == pytest.approx(2 / 3)
+        assert quality["per_class_f1"] == {"negative": pytest.approx(2 / 3), "positive": pytest.approx(2 / 3)}
+        for body in ({"label": "positive"}, {"request_id": "r1", "label": ""}, {"items": []}, "nonsense"):
+            refused = client.post(f"{url}/feedback", json=body)
+            assert refused.status_code == 422 and refused.json()["error"], body
+        assert client.post(f"{url}/feedback", content=b"\xff\xfe").status_code == 422
+
+
+def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inputs: dict) -> None:
+    options = (
+        "--check-interval",
+        "0",
+        "--set",
+        f"reference_model={step_inputs['model']}",
+        "--set",
+        "min_window_size=40",
+        "--set",
+        "retrain=false",
+        "--set",
+        "embedding_sample=40",
+    )
+    with monitor_server(tmp_path, *options) as monitor, httpx.Client(timeout=300) as client:
+        url = monitor.url
+        first = client.post(f"{url}/checks").json()
+        assert first["decision"] == "insufficient_data" and first["report"] is None
+        for i in range(45):
+            post_exchange(client, url, f"t{i}", [f"lol gr8 #{i} @you 😂 http://t.co/{i}"], ["positive"], version="tiny")
+        checked = client.post(f"{url}/checks").json()
+        assert checked["window"]["size"] == 45 and checked["window"]["model_version"] == "tiny"
+        assert checked["decision"] in {"retrain", "no_drift"}
+        assert {"length_chars", "oov_share", "non_letter_share", "embedding", "predicted_label", "score"} <= set(
+            checked["scores"]
+        )
+        assert checked["scores"]["non_letter_share"]["drifted"]
+        reports = client.get(f"{url}/reports").json()
+        assert reports[0]["name"] == checked["report"]
+        page = client.get(f"{url}{reports[0]['html']}")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "non_letter_share" in page.text
+        document = client.get(f"{url}{reports[0]['json']}").json()
+        assert document["decision"] == checked["decision"] and "evidently" in document
+        assert client.get(f"{url}/reports/..%2Fmonitor.db").status_code == 404
+        listed = client.get(f"{url}/checks").json()
+        assert [c["decision"] for c in listed][:2] == [checked["decision"], "insufficient_data"]
+        assert metric(client, url, 'textclf_monitor_drift_score{check="non_letter_share"}') == pytest.approx(
+            checked["scores"]["non_letter_share"]["score"]
+        )
+        assert metric(client, url, "textclf_monitor_last_check_timestamp_seconds") > 0
