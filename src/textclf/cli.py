@@ -366,6 +366,45 @@ def check(
     print(json.dumps(response.json()))
 
 
+@app.command("demo-drift")
+def demo_drift(
+    workdir: Annotated[Path, typer.Option(help="where the demo keeps everything")] = Path("demo-drift"),
+    train_rows: Annotated[int, typer.Option(help="training-domain rows to train on (0 = all but the traffic)")] = 3000,
+    traffic: Annotated[int, typer.Option(help="texts sent per phase (the monitor's window)")] = 300,
+    epochs: Annotated[int, typer.Option(help="training epochs of both runs")] = 2,
+    finetune: Annotated[str, typer.Option(help="'full' or 'lora', for both runs")] = "full",
+    check_interval: Annotated[float, typer.Option(help="seconds between the monitor's scheduled checks")] = 5,
+) -> None:
+    """The whole loop locally: train, serve, in-domain traffic (no retraining), shifted traffic with feedback
+    (one retraining run, promoted only if better, served)."""
+    from textclf.monitoring.demo import DemoSettings, run_drift_demo
+
+    result = run_drift_demo(
+        DemoSettings(
+            workdir=workdir,
+            train_rows=train_rows,
+            traffic=traffic,
+            epochs=epochs,
+            finetune=finetune,
+            check_interval_seconds=check_interval,
+        ),
+        progress=console.print,
+    )
+    table = Table(title="textclf drift demo")
+    table.add_column("step")
+    table.add_column("outcome")
+    table.add_row("champion before", f"v{result.champion_before}")
+    table.add_row("in-domain check", f"{result.in_domain_decision}: {result.in_domain_reason}")
+    table.add_row("shifted check", f"{result.shifted_decision}: {result.shifted_reason}")
+    table.add_row("retraining runs", str(len(result.retraining_runs)))
+    seconds = result.seconds_from_first_shifted_request_to_retraining_start
+    table.add_row("first shifted request → run start", f"{seconds:.1f} s" if seconds is not None else "-")
+    table.add_row("gate", f"{result.promotion_decision}: {result.promotion_reason}")
+    table.add_row("champion after / served", f"v{result.champion_after} / v{result.served_version_after}")
+    Console().print(table)
+    console.print(f"details: {workdir / 'demo_drift.json'}")
+
+
 @app.command("demo-data")
 def demo_data(
     domain: Annotated[str, typer.Option(help="movie_reviews, tweets, amazon_reviews, nyt_editorials or all")] = "all",

@@ -67,6 +67,9 @@ class DriftPolicy:
     cooldown_seconds: float = 6 * 3600
     max_accuracy_drop: float = 0.05
     min_labelled: int = 50
+    require_feedback: bool = False
+    """Retrain only once the window holds `min_labelled` feedback labels: a run on the old data alone would
+    learn nothing new, and the gate needs labelled drift-window texts to judge the challenger by."""
 
     def __post_init__(self) -> None:
         if self.min_window_size < 1 or self.min_drifted_checks < 1 or self.min_labelled < 1:
@@ -133,8 +136,14 @@ def decide(
     drifted = [check for check in checks if check.drifted and check.name != ACCURACY_DROP]
     quality_fell = any(check.drifted for check in checks if check.name == ACCURACY_DROP)
     if len(drifted) >= policy.min_drifted_checks or quality_fell:
-        causes = [_described(check) for check in checks if check.drifted]
-        return decision("retrain", "drift: " + "; ".join(causes))
+        causes = "drift: " + "; ".join(_described(check) for check in checks if check.drifted)
+        if policy.require_feedback and window.labelled < policy.min_labelled:
+            return decision(
+                "insufficient_data",
+                f"{causes}; waiting for feedback: {window.labelled} of the {policy.min_labelled} labels a "
+                "retraining run needs",
+            )
+        return decision("retrain", causes)
     if drifted:
         return decision(
             "no_drift",

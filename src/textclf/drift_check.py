@@ -58,6 +58,13 @@ class ReferenceModel:
     def embed(self, texts: list[str]) -> Any:
         return self.classifier.predict(texts, embeddings=True).embeddings
 
+    def as_seen_by_model(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Texts cleaned as the model cleans them: the reference sample holds cleaned texts, so raw traffic
+        would otherwise differ from it by what cleaning removes (markup, URLs, spacing), not by drift."""
+        from textclf.cleaning import clean_texts
+
+        return frame.assign(text=clean_texts(frame["text"].astype(str).tolist(), self.classifier.cleaning))
+
 
 @dataclass
 class CheckOutcome:
@@ -75,13 +82,17 @@ def policy_of(config: MonitorConfig) -> DriftPolicy:
         cooldown_seconds=config.cooldown_seconds,
         max_accuracy_drop=config.max_accuracy_drop,
         min_labelled=config.min_labelled,
+        require_feedback=config.require_feedback,
     )
 
 
 def report_settings_of(config: MonitorConfig) -> DriftReportSettings:
     return DriftReportSettings(
+        descriptor_method=config.descriptor_method,
         descriptor_threshold=config.descriptor_threshold,
+        label_method=config.label_method,
         label_threshold=config.label_threshold,
+        score_method=config.score_method,
         score_threshold=config.score_threshold,
         embedding_threshold=config.embedding_threshold,
         embedding_sample=config.embedding_sample,
@@ -173,7 +184,9 @@ class DriftChecker:
         reference_accuracy = None
         if len(window) >= self.policy.min_window_size:
             model = self.reference_for(version)
-            current = window.rename(columns={"feedback_label": "label"})[["text", "predicted_label", "score", "label"]]
+            current = model.as_seen_by_model(
+                window.rename(columns={"feedback_label": "label"})[["text", "predicted_label", "score", "label"]]
+            )
             report = build_drift_report(
                 model.reference,
                 current,
@@ -306,6 +319,8 @@ def compare_datasets(
             if not {"predicted_label", "score"} <= set(frame.columns):
                 predictions = reference_model.classifier.predict(frame["text"].astype(str).tolist())
                 frame["predicted_label"], frame["score"] = predictions.labels, predictions.scores
+        reference_frame = reference_model.as_seen_by_model(reference_frame)
+        current_frame = reference_model.as_seen_by_model(current_frame)
         labels = list(reference_model.classifier.labels)
         vocabulary = reference_model.vocabulary
         embedder = reference_model.embed

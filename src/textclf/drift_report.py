@@ -13,7 +13,7 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,23 +30,37 @@ _WORD = re.compile(r"[^\W\d_]+")
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
 
+# Evidently's column tests that return a p-value (drift below the threshold); the others are distances.
+P_VALUE_METHODS = frozenset(
+    {"ks", "chisquare", "z", "fisher_exact", "g_test", "mannw", "t_test", "anderson", "cramer_von_mises"}
+)
+
+
 @dataclass(frozen=True)
 class DriftReportSettings:
-    """Which statistical test each check uses, and the score that means drift."""
+    """Which test each check uses and the score that means drift.
 
-    descriptor_method: str = "wasserstein"
-    descriptor_threshold: float = 0.1
-    """Wasserstein distance normed by the reference's standard deviation."""
-    label_method: str = "jensenshannon"
-    label_threshold: float = 0.1
-    score_method: str = "wasserstein"
-    score_threshold: float = 0.1
+    The defaults are tests, not distances: a distance threshold means different things at different sample
+    sizes (two 300-text samples of the same movie reviews differ by a normed Wasserstein distance of up to
+    0.2 in length, another domain by 0.5 to 2), while a p-value threshold holds its false-alarm rate at any
+    window and reference size."""
+
+    descriptor_method: str = "ks"
+    descriptor_threshold: float = 0.01
+    label_method: str = "chisquare"
+    label_threshold: float = 0.01
+    score_method: str = "ks"
+    score_threshold: float = 0.01
     embedding_threshold: float = 0.6
     """ROC AUC of a classifier telling reference from current embeddings; 0.5 = indistinguishable."""
     embedding_sample: int = 500
     """Texts per side that are embedded: the forward pass, not the test, is what costs time."""
     embedding_pca_components: int = 20
     seed: int = 0
+
+
+def _side(method: str) -> Literal["above", "below"]:
+    return "below" if method in P_VALUE_METHODS else "above"
 
 
 @dataclass
@@ -140,16 +154,25 @@ def build_drift_report(
     with_quality = bool(predicted and current_labelled and reference_labelled)
     reference_frame = _frame(reference, vocabulary, predicted, with_quality)
     current_frame = _frame(current, vocabulary, predicted, with_quality)
-    drift_metrics: dict[str, tuple[Any, float]] = {
-        name: (ValueDrift(column=name, method=settings.descriptor_method), settings.descriptor_threshold)
+    drift_metrics: dict[str, tuple[Any, float, Literal["above", "below"]]] = {
+        name: (
+            ValueDrift(column=name, method=settings.descriptor_method),
+            settings.descriptor_threshold,
+            _side(settings.descriptor_method),
+        )
         for name in DESCRIPTORS
     }
     if predicted:
         drift_metrics[PREDICTED_LABEL] = (
             ValueDrift(column=PREDICTED_LABEL, method=settings.label_method),
             settings.label_threshold,
+            _side(settings.label_method),
         )
-        drift_metrics[SCORE] = (ValueDrift(column=SCORE, method=settings.score_method), settings.score_threshold)
+        drift_metrics[SCORE] = (
+            ValueDrift(column=SCORE, method=settings.score_method),
+            settings.score_threshold,
+            _side(settings.score_method),
+        )
     embeddings: dict[str, list[str]] = {}
     if embedder is not None:
         ref_vectors = reference_embeddings
@@ -163,6 +186,7 @@ def build_drift_report(
         drift_metrics[EMBEDDING_CHECK] = (
             EmbeddingsDrift(embeddings_name=EMBEDDING_CHECK, drift_method=method),
             settings.embedding_threshold,
+            "above",
         )
     quality_metrics = {"accuracy": Accuracy(), "per_class_f1": F1ByLabel()} if with_quality else {}
     categorical = [*([PREDICTED_LABEL] if predicted else []), *([TRUE_LABEL] if with_quality else [])]
@@ -171,7 +195,7 @@ def build_drift_report(
         categorical_columns=categorical,
         classification=[_classification(labels)] if with_quality else None,
     )
-    metrics = [metric for name, (metric, _) in drift_metrics.items() if name != EMBEDDING_CHECK]
+    metrics = [metric for name, (metric, _, _) in drift_metrics.items() if name != EMBEDDING_CHECK]
     with warnings.catch_warnings():
         # Unlabelled rows leave the target empty on purpose; Evidently scores the labelled ones and says so.
         warnings.filterwarnings("ignore", message="Target column .* contains 'None' values")
@@ -193,8 +217,8 @@ def build_drift_report(
         sections["Sentence embeddings"] = embedding_snapshot.get_html_str(as_iframe=False)
     values = {result["id"]: result["value"] for document in documents.values() for result in document["metrics"]}
     checks = [
-        CheckScore(name, float(values[metric.get_metric_id()]), threshold)
-        for name, (metric, threshold) in drift_metrics.items()
+        CheckScore(name, float(values[metric.get_metric_id()]), threshold, side)
+        for name, (metric, threshold, side) in drift_metrics.items()
     ]
     quality = None
     if with_quality:

@@ -15,6 +15,7 @@ IMAGE_TAG = os.environ.get("TEXTCLF_IMAGE_TAG", __version__)
 
 COMPONENTS_IMAGE = f"{IMAGE_REGISTRY}/textclf-components:{IMAGE_TAG}"
 SERVING_IMAGE = f"{IMAGE_REGISTRY}/textclf-serving:{IMAGE_TAG}"
+MONITOR_IMAGE = f"{IMAGE_REGISTRY}/textclf-monitor:{IMAGE_TAG}"
 
 PIPELINE_NAME = "textclf-training"
 REGISTERED_MODEL_NAME = "textclf"
@@ -27,7 +28,9 @@ INFERENCE_SERVICE_NAME = REGISTERED_MODEL_NAME
 MONITOR_SERVICE_NAME = "textclf-monitor"
 MONITOR_PORT = 8000
 # Where KServe's request logger sends CloudEvents: the monitoring service inside the cluster.
-MONITOR_EVENTS_URL = f"http://{MONITOR_SERVICE_NAME}.{SERVING_NAMESPACE}.svc.cluster.local:{MONITOR_PORT}/events"
+MONITOR_URL = f"http://{MONITOR_SERVICE_NAME}.{SERVING_NAMESPACE}.svc.cluster.local:{MONITOR_PORT}"
+MONITOR_EVENTS_URL = f"{MONITOR_URL}/events"
+DRIFT_CHECK_CRONJOB_NAME = "textclf-drift-check"
 LOCAL_SERVING_URL = "http://127.0.0.1:8080"
 
 MODEL_METADATA_FILE = "textclf.json"
@@ -57,3 +60,5 @@ STEP_RESOURCES: dict[str, StepResources] = {
 
 # Requests and limits of one predictor replica (the InferenceService's container).
 SERVING_RESOURCES = StepResources("1", "2", "1Gi", "2Gi")
+# The monitor holds one model for embeddings and runs Evidently over a window.
+MONITOR_RESOURCES = StepResources("500m", "2", "1Gi", "3Gi")

@@ -211,7 +211,8 @@ def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inpu
             post_exchange(client, url, f"t{i}", [f"lol gr8 #{i} @you 😂 http://t.co/{i}"], ["positive"], version="tiny")
         checked = client.post(f"{url}/checks").json()
         assert checked["window"]["size"] == 45 and checked["window"]["model_version"] == "tiny"
-        assert checked["decision"] in {"retrain", "no_drift"}
+        # Drift, but no feedback yet: a retraining run would have nothing new to learn from.
+        assert checked["decision"] == "insufficient_data" and "waiting for feedback" in checked["reason"]
         assert {"length_chars", "oov_share", "non_letter_share", "embedding", "predicted_label", "score"} <= set(
             checked["scores"]
         )
@@ -230,3 +231,38 @@ def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inpu
             checked["scores"]["non_letter_share"]["score"]
         )
         assert metric(client, url, "textclf_monitor_last_check_timestamp_seconds") > 0
+
+
+def test_textclf_serve_logs_every_protocol_into_the_monitor(tmp_path: Path, step_inputs: dict) -> None:
+    """The local server's request logger and the monitor, both real: v2, v1 and /predict traffic becomes
+    prediction records with the served version, and feedback joins them by the request id."""
+    from conftest import textclf_server
+
+    with (
+        monitor_server(tmp_path, "--check-interval", "0") as monitor,
+        textclf_server(
+            tmp_path, "--model", str(step_inputs["model"]), "--request-logger-url", f"{monitor.url}/events"
+        ) as server,
+        httpx.Client(timeout=30) as client,
+    ):
+        v2 = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["great film", "dull film"]}]}
+        answered = client.post(f"{server.url}/v2/models/textclf/infer", json=v2, headers={"x-request-id": "v2-call"})
+        version = answered.json()["model_version"]
+        client.post(
+            f"{server.url}/v1/models/textclf:predict", json={"instances": ["fine"]}, headers={"x-request-id": "v1-call"}
+        )
+        client.post(f"{server.url}/predict", json={"text": "awful"}, headers={"x-request-id": "simple-call"})
+        client.post(f"{monitor.url}/feedback", json=[{"request_id": "v2-call", "index": 1, "label": "negative"}])
+        for _ in range(100):
+            if metric(client, monitor.url, "textclf_monitor_predictions_total") >= 4:
+                break
+            threading.Event().wait(0.2)
+    window = MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}").window("textclf", version, 10)
+    assert sorted(zip(window["request_id"], window["index"], strict=True)) == [
+        ("simple-call", 0),
+        ("v1-call", 0),
+        ("v2-call", 0),
+        ("v2-call", 1),
+    ]
+    assert set(window["text"]) == {"great film", "dull film", "fine", "awful"}
+    assert window.set_index(["request_id", "index"]).loc[("v2-call", 1), "feedback_label"] == "negative"

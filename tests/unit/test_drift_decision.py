@@ -77,3 +77,12 @@ def test_the_decision_serializes_to_the_contract() -> None:
 def test_invalid_policies_are_refused(options: dict) -> None:
     with pytest.raises(ValueError):
         DriftPolicy(**options)
+
+
+def test_drift_waits_for_feedback_when_the_policy_requires_it() -> None:
+    policy = DriftPolicy(min_window_size=100, min_labelled=50, require_feedback=True)
+    waiting = decide(SHIFTED, window(labelled=49, live_accuracy=0.9), policy)
+    assert waiting.decision == "insufficient_data"
+    assert "embedding_drift 0.3 > 0.1" in waiting.reason and "49 of the 50 labels" in waiting.reason
+    assert decide(SHIFTED, window(labelled=50, live_accuracy=0.9), policy).decision == "retrain"
+    assert decide(CALM, window(labelled=0), policy).decision == "no_drift"

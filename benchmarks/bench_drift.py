@@ -1,0 +1,141 @@
+"""Drift-check benchmark: how long one monitor check takes over a window of 10,000 logged predictions.
+
+    make bench-drift            # or: python benchmarks/bench_drift.py [--window 10000]
+
+Model: the MiniLM that `bench_serve.py` fine-tunes on an SST-2 sample (trained once, cached); its reference
+sample is its validation split. Windows (from ../shared/data, never committed): 10,000 SST-2 train phrases
+(the training domain), 10,000 IMDB reviews and 10,000 AG News articles (other domains). Each window's
+predictions come from the model and go through the real path into a SQLite monitor store as KServe-format
+CloudEvents (request + response, binary mode); then `DriftChecker.check` runs as the service runs it:
+window query, text descriptors, 500 sentence embeddings per side, Evidently reports, decision, HTML + JSON.
+The first check of a model version also loads the model and embeds its reference ("cold"); later checks
+reuse them ("warm"). Prints a table and writes benchmarks/results/bench_drift.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serve import RESULTS, trained_model
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+WINDOWS = {"sst2 (training domain)": "sst2/train.csv", "imdb": "imdb/train.csv", "ag_news": "ag_news/train.csv"}
+
+
+def require_data() -> None:
+    for relative in WINDOWS.values():
+        if not (DATA / relative).exists():
+            sys.exit(f"benchmark data missing: {DATA / relative} (see ../shared/data/README.md)")
+
+
+def log_predictions(store, classifier, texts: list[str], version: str) -> float:
+    """The window's predictions stored through CloudEvents, 64 texts per logged request; returns seconds."""
+    from textclf.prediction_log import REQUEST_EVENT, RESPONSE_EVENT, parse_event
+
+    predictions = classifier.predict(texts)
+    started = time.perf_counter()
+    for start in range(0, len(texts), 64):
+        chunk = texts[start : start + 64]
+        request = {"inputs": [{"name": "text", "shape": [len(chunk)], "datatype": "BYTES", "data": chunk}]}
+        response = {
+            "model_name": "textclf",
+            "model_version": version,
+            "outputs": [
+                {
+                    "name": "label",
+                    "datatype": "BYTES",
+                    "shape": [len(chunk)],
+                    "data": predictions.labels[start : start + 64],
+                },
+                {
+                    "name": "score",
+                    "datatype": "FP32",
+                    "shape": [len(chunk)],
+                    "data": predictions.scores[start : start + 64].tolist(),
+                },
+            ],
+        }
+        for event_type, payload in ((REQUEST_EVENT, request), (RESPONSE_EVENT, response)):
+            headers = {
+                "ce-specversion": "1.0",
+                "ce-id": f"bench-{start}",
+                "ce-type": event_type,
+                "ce-source": "bench",
+                "ce-inferenceservicename": "textclf",
+                "ce-modelversion": version,
+            }
+            store.add_event(parse_event(headers, json.dumps(payload).encode()))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--window", type=int, default=10_000)
+    args = parser.parse_args()
+    require_data()
+    from textclf.config import MonitorConfig
+    from textclf.drift_check import DriftChecker
+    from textclf.monitor_store import MonitorStore
+    from textclf.predict import TextClassifier
+
+    model = trained_model()
+    classifier = TextClassifier.load(model)
+    results = {}
+    for name, relative in WINDOWS.items():
+        texts = pd.read_csv(DATA / relative).sample(args.window, random_state=0)["text"].astype(str).tolist()
+        with tempfile.TemporaryDirectory() as scratch:
+            store = MonitorStore(f"sqlite:///{Path(scratch) / 'monitor.db'}").create()
+            logging_seconds = log_predictions(store, classifier, texts, "bench")
+            config = MonitorConfig(workdir=scratch, reference_model=str(model), window_size=args.window, retrain=False)
+            checker = DriftChecker(config, store, "")
+            started = time.perf_counter()
+            cold = checker.check()
+            cold_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            warm = checker.check()
+            warm_seconds = time.perf_counter() - started
+        results[name] = {
+            "window": warm.decision["window"]["size"],
+            "store_seconds_per_1000_predictions": logging_seconds / args.window * 1000,
+            "cold_check_seconds": cold_seconds,
+            "warm_check_seconds": warm_seconds,
+            "decision": warm.decision["decision"],
+            "reason": warm.decision["reason"],
+            "scores": {k: round(v["score"], 4) for k, v in warm.decision["scores"].items()},
+            "cold_decision": cold.decision["decision"],
+        }
+        print(f"{name}: {warm_seconds:.2f} s warm, {cold_seconds:.2f} s cold: {warm.decision['decision']}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench_drift.json").write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="drift check over a window of logged predictions (target: < 10 s for 10,000)")
+    for column in ("window", "predictions", "check s (warm)", "check s (cold)", "store s/1k", "decision"):
+        table.add_column(column)
+    for name, row in results.items():
+        table.add_row(
+            name,
+            f"{row['window']:,}",
+            f"{row['warm_check_seconds']:.2f}",
+            f"{row['cold_check_seconds']:.2f}",
+            f"{row['store_seconds_per_1000_predictions']:.2f}",
+            row["decision"],
+        )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
