@@ -69,6 +69,8 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
         env=[
             V1EnvVar(name="STORAGE_URI", value=settings.storage_uri),
             V1EnvVar(name="TEXTCLF_SERVE_ACCESS_LOG", value="true"),
+            # The monitor looks up the served version's reference sample in the registry by this number.
+            V1EnvVar(name="TEXTCLF_SERVE_MODEL_VERSION", value=settings.model_version),
         ],
         ports=[V1ContainerPort(container_port=HTTP_PORT, name="http1", protocol="TCP")],
         resources=V1ResourceRequirements(

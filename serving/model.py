@@ -116,10 +116,13 @@ class TextClassifierModel(Model):
                 on_batch=self.metrics.record_batch,
                 executor=self._inference_thread,
             )
-            previous, self.loaded = self.loaded, LoadedModel(classifier, resolved.version, batcher, scratch)
-            self.metrics.set_model(self.name, resolved.version, classifier.metadata.base_model)
+            # A directory has no registry version; where the deployer knows it (KServe's /mnt/models holds a
+            # registered version), it is named so the monitor finds that version's reference.
+            version = self.config.model_version or resolved.version
+            previous, self.loaded = self.loaded, LoadedModel(classifier, version, batcher, scratch)
+            self.metrics.set_model(self.name, version, classifier.metadata.base_model)
             self.ready = True
-            logger.info("serving %s version %s from %s", self.name, resolved.version, reference)
+            logger.info("serving %s version %s from %s", self.name, version, reference)
         if previous is not None:
             previous.batcher.close()
             if previous.scratch is not None:

@@ -109,6 +109,9 @@ class ServingConfig(BaseModel):
         description="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a model directory",
     )
     model_name: str = Field(REGISTERED_MODEL_NAME, description="name in the inference URLs (/v2/models/NAME)")
+    model_version: str = Field(
+        "", description="version to report for a model directory (the registry version it holds); empty = digest"
+    )
     tracking_uri: str = Field("", description="MLflow URI for models:/ and runs:/; empty = ./mlflow.db")
     host: str = Field("127.0.0.1", description="interface the HTTP server listens on")
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP port (v1, v2 REST, /predict, /metrics)")
@@ -171,6 +174,9 @@ class MonitorConfig(BaseModel):
     new_data_dir: str = Field("", description="folder of new labelled files (text, label) to add when retraining")
     holdout_fraction: float = Field(
         0.3, gt=0, lt=1, description="share of feedback held out as the drift window the gate judges on"
+    )
+    report_retention: int = Field(
+        200, ge=1, description="reports kept (about 9 MB each, Evidently's scripts inline); a run's trigger is kept"
     )
     max_event_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest event or feedback body accepted")
 

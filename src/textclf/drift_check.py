@@ -215,11 +215,21 @@ class DriftChecker:
             (self.reports_dir / f"{name}.html").write_text(report_page(f"textclf drift check {name}", decision, report))
             document = {**decision, "report": name, "evidently": report.snapshots}
             (self.reports_dir / f"{name}.json").write_text(json.dumps(document, default=str))
+            self._prune_reports()
         check_id = self.store.add_check(
             now, decision["window"]["model_version"], decision["decision"], decision["reason"], decision, name
         )
         log.info("drift check %s: %s (%s)", check_id, decision["decision"], decision["reason"])
         return CheckOutcome(check_id, decision, name, report, None)
+
+    def _prune_reports(self) -> None:
+        """Keep the newest `report_retention` reports, and every report that started a retraining run."""
+        triggers = {run["report_name"] for run in self.store.retraining_runs()}
+        names = sorted({path.stem for path in self.reports_dir.glob("check-*.json")}, reverse=True)
+        for name in names[self.config.report_retention :]:
+            if name not in triggers:
+                for suffix in (".html", ".json"):
+                    (self.reports_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
     # ---- retraining --------------------------------------------------------------------------------------
 

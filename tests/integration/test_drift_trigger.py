@@ -132,3 +132,14 @@ def test_a_run_that_cannot_start_keeps_its_claim_and_says_why(
     assert outcome.retraining["started"] is False and "could not start" in outcome.retraining["reason"]
     (run,) = store.retraining_runs()
     assert run["status"] == "failed" and "could not start" in run["detail"]
+
+
+def test_old_reports_are_pruned_but_the_one_that_started_a_run_is_kept(
+    store: MonitorStore, tmp_path: Path, step_inputs: dict, launches: list
+) -> None:
+    fill(store, 60)
+    each = checker(store, tmp_path, step_inputs, report_retention=1)
+    trigger, middle, newest = (each.check().report_name for _ in range(3))
+    kept = sorted(path.name for path in each.reports_dir.iterdir())
+    assert kept == sorted(f"{name}{suffix}" for name in (trigger, newest) for suffix in (".html", ".json"))
+    assert middle not in {path.stem for path in each.reports_dir.iterdir()}

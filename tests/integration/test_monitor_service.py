@@ -240,14 +240,21 @@ def test_textclf_serve_logs_every_protocol_into_the_monitor(tmp_path: Path, step
 
     with (
         monitor_server(tmp_path, "--check-interval", "0") as monitor,
+        # As on a cluster: a model directory served under the registry version it holds.
         textclf_server(
-            tmp_path, "--model", str(step_inputs["model"]), "--request-logger-url", f"{monitor.url}/events"
+            tmp_path,
+            "--model",
+            str(step_inputs["model"]),
+            "--set",
+            "model_version=7",
+            "--request-logger-url",
+            f"{monitor.url}/events",
         ) as server,
         httpx.Client(timeout=30) as client,
     ):
         v2 = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["great film", "dull film"]}]}
         answered = client.post(f"{server.url}/v2/models/textclf/infer", json=v2, headers={"x-request-id": "v2-call"})
-        version = answered.json()["model_version"]
+        assert answered.json()["model_version"] == "7"
         client.post(
             f"{server.url}/v1/models/textclf:predict", json={"instances": ["fine"]}, headers={"x-request-id": "v1-call"}
         )
@@ -257,7 +264,7 @@ def test_textclf_serve_logs_every_protocol_into_the_monitor(tmp_path: Path, step
             if metric(client, monitor.url, "textclf_monitor_predictions_total") >= 4:
                 break
             threading.Event().wait(0.2)
-    window = MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}").window("textclf", version, 10)
+    window = MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}").window("textclf", "7", 10)
     assert sorted(zip(window["request_id"], window["index"], strict=True)) == [
         ("simple-call", 0),
         ("v1-call", 0),

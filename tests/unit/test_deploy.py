@@ -70,6 +70,8 @@ def test_inference_service_is_built_and_validated_by_the_kserve_sdk() -> None:
     assert container["name"] == "kserve-container"
     assert container["image"] == SERVING_IMAGE
     assert {"name": "STORAGE_URI", "value": "s3://mlflow/1/abc/artifacts/model"} in container["env"]
+    # The predictor reports the registry version, which the monitor maps to that version's reference sample.
+    assert {"name": "TEXTCLF_SERVE_MODEL_VERSION", "value": "7"} in container["env"]
     assert container["args"][container["args"].index("--model") + 1] == "/mnt/models"
     assert container["resources"]["limits"] == {
         "cpu": SERVING_RESOURCES.cpu_limit,
