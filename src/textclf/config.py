@@ -159,6 +159,9 @@ class MonitorConfig(BaseModel):
     score_threshold: float = Field(0.01, gt=0, description="drift below this p-value (or above a distance)")
     embedding_threshold: float = Field(0.6, gt=0.5, le=1, description="embedding drift (domain classifier AUC)")
     embedding_sample: int = Field(500, ge=20, description="texts per side embedded for the embedding check")
+    embedding_max_tokens: int = Field(
+        64, ge=8, description="tokens of each text's beginning that are embedded (half the time of 128 on long texts)"
+    )
     min_window_size: int = Field(200, ge=1, description="predictions a window needs before it is judged")
     min_drifted_checks: int = Field(2, ge=1, description="drifted checks that mean retrain")
     cooldown_seconds: float = Field(6 * 3600, ge=0, description="no new retraining run this soon after one")

@@ -54,9 +54,10 @@ class ReferenceModel:
     reference: pd.DataFrame
     vocabulary: frozenset[str]
     reference_embeddings: pd.DataFrame
+    embedding_max_tokens: int = 64
 
     def embed(self, texts: list[str]) -> Any:
-        return self.classifier.predict(texts, embeddings=True).embeddings
+        return self.classifier.predict(texts, embeddings=True, max_length=self.embedding_max_tokens).embeddings
 
     def as_seen_by_model(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Texts cleaned as the model cleans them: the reference sample holds cleaned texts, so raw traffic
@@ -99,7 +100,9 @@ def report_settings_of(config: MonitorConfig) -> DriftReportSettings:
     )
 
 
-def load_reference_model(directory: Path, version: str, settings: DriftReportSettings) -> ReferenceModel:
+def load_reference_model(
+    directory: Path, version: str, settings: DriftReportSettings, embedding_max_tokens: int = 64
+) -> ReferenceModel:
     from textclf.model_dir import load_reference
 
     classifier = TextClassifier.load(directory)
@@ -110,6 +113,7 @@ def load_reference_model(directory: Path, version: str, settings: DriftReportSet
         reference=reference,
         vocabulary=whole_word_vocabulary(classifier.tokenizer.get_vocab()),
         reference_embeddings=pd.DataFrame(),
+        embedding_max_tokens=embedding_max_tokens,
     )
     model.reference_embeddings = embed_reference(reference, model.embed, settings)
     return model
@@ -148,7 +152,7 @@ class DriftChecker:
             )
         with tempfile.TemporaryDirectory() as scratch:
             directory = resolve_model_dir(reference, self.tracking_uri, Path(scratch))
-            model = load_reference_model(directory, model_version, self.settings)
+            model = load_reference_model(directory, model_version, self.settings, self.config.embedding_max_tokens)
         self._models[model_version] = model
         while len(self._models) > 2:
             self._models.popitem(last=False)
@@ -210,7 +214,8 @@ class DriftChecker:
     def _record(self, now: datetime, decision: dict[str, Any], report: DriftReport | None) -> CheckOutcome:
         name = ""
         if report is not None:
-            name = f"check-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+            # Names sort by time (to the microsecond): retention keeps the newest.
+            name = f"check-{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
             self.reports_dir.mkdir(parents=True, exist_ok=True)
             (self.reports_dir / f"{name}.html").write_text(report_page(f"textclf drift check {name}", decision, report))
             document = {**decision, "report": name, "evidently": report.snapshots}
@@ -319,7 +324,9 @@ def compare_datasets(
     if model_reference:
         with tempfile.TemporaryDirectory() as scratch:
             resolved = resolve_model(model_reference, tracking_uri, Path(scratch))
-            reference_model = load_reference_model(resolved.directory, resolved.version, settings)
+            reference_model = load_reference_model(
+                resolved.directory, resolved.version, settings, config.embedding_max_tokens
+            )
     reference_frame = read_table(reference) if reference_is_table else reference_model.reference
     for name, frame in (("reference", reference_frame), ("current", current_frame)):
         if "text" not in frame.columns:

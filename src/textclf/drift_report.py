@@ -26,6 +26,7 @@ EMBEDDING_CHECK = "embedding"
 EMBEDDING_COLUMN_PREFIX = "embedding_"
 
 _WORD = re.compile(r"[^\W\d_]+")
+_SPACE = re.compile(r"\s")
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
@@ -83,14 +84,15 @@ def text_descriptors(texts: Sequence[str], vocabulary: frozenset[str]) -> pd.Dat
     and the share of non-space characters that are not letters (digits, punctuation, emoji, markup)."""
     rows = []
     for text in texts:
-        words = [word.lower() for word in _WORD.findall(text)]
-        visible = [char for char in text if not char.isspace()]
+        words = _WORD.findall(text)
+        visible = len(text) - len(_SPACE.findall(text))
+        letters = sum(map(len, words))
         rows.append(
             (
                 len(text),
                 len(text.split()),
-                sum(word not in vocabulary for word in words) / len(words) if words else 0.0,
-                sum(not char.isalpha() for char in visible) / len(visible) if visible else 0.0,
+                sum(word.lower() not in vocabulary for word in words) / len(words) if words else 0.0,
+                (visible - letters) / visible if visible else 0.0,
             )
         )
     return pd.DataFrame(rows, columns=list(DESCRIPTORS), dtype=float)

@@ -136,12 +136,14 @@ class TextClassifier:
         tokenizer = AutoTokenizer.from_pretrained(directory)
         return cls(model, tokenizer, load_metadata(directory))
 
-    def predict(self, texts: Sequence[str], batch_size: int = 64, embeddings: bool = False) -> Predictions:
-        """Labels, scores and probabilities (and, asked for, sentence embeddings) for raw texts."""
+    def predict(
+        self, texts: Sequence[str], batch_size: int = 64, embeddings: bool = False, max_length: int | None = None
+    ) -> Predictions:
+        """Labels, scores and probabilities (and, asked for, sentence embeddings) for raw texts; `max_length`
+        below the model's truncates sooner (the monitor embeds texts' beginnings)."""
         cleaned = clean_texts(list(texts), self.cleaning)
-        result = forward_texts(
-            self.model, self.tokenizer, cleaned, self.metadata.max_length, batch_size, self.bf16, embeddings
-        )
+        length = min(max_length or self.metadata.max_length, self.metadata.max_length)
+        result = forward_texts(self.model, self.tokenizer, cleaned, length, batch_size, self.bf16, embeddings)
         best = result.probabilities.argmax(axis=1)
         return Predictions(
             labels=[self.labels[i] for i in best],

@@ -26,8 +26,9 @@ def test_tables_with_a_model_and_a_model_reference_give_the_decision_and_scores(
     tmp_path: Path, step_inputs: dict
 ) -> None:
     reference, current = tmp_path / "reference.csv", tmp_path / "current.csv"
-    pd.DataFrame({"text": REVIEWS * 60}).to_csv(reference, index=False)
-    pd.DataFrame({"text": TWEETS * 80}).to_csv(current, index=False)
+    pd.DataFrame({"text": REVIEWS * 60, "label": ["positive", "negative"] * 120}).to_csv(reference, index=False)
+    # Feedback labels on the new domain: with them a drifted window means retrain (the monitor's policy).
+    pd.DataFrame({"text": TWEETS * 80, "label": ["positive", "negative", "positive"] * 80}).to_csv(current, index=False)
     completed = drift(
         "--reference",
         str(reference),
@@ -42,6 +43,7 @@ def test_tables_with_a_model_and_a_model_reference_give_the_decision_and_scores(
     assert completed.returncode == 0, completed.stderr[-3000:]
     decision = json.loads(completed.stdout)
     assert decision["decision"] == "retrain" and decision["window"]["size"] == 240
+    assert decision["quality"]["labelled"] == 240 and "accuracy" in decision["quality"]
     assert {"length_chars", "oov_share", "non_letter_share", "predicted_label", "score", "embedding"} <= set(
         decision["scores"]
     )
@@ -50,9 +52,13 @@ def test_tables_with_a_model_and_a_model_reference_give_the_decision_and_scores(
     assert json.loads((tmp_path / "report" / "drift_report.json").read_text())["decision"] == "retrain"
 
     # The model directory itself as the reference: its saved reference sample is compared.
-    from_model = drift("--reference", str(step_inputs["model"]), "--current", str(current), "--json")
+    unlabelled = tmp_path / "unlabelled.csv"
+    pd.DataFrame({"text": TWEETS * 80}).to_csv(unlabelled, index=False)
+    from_model = drift("--reference", str(step_inputs["model"]), "--current", str(unlabelled), "--json")
     assert from_model.returncode == 0, from_model.stderr[-3000:]
-    assert json.loads(from_model.stdout)["window"]["model_version"].startswith("sha256-")
+    waiting = json.loads(from_model.stdout)
+    assert waiting["window"]["model_version"].startswith("sha256-")
+    assert waiting["decision"] == "insufficient_data" and "waiting for feedback" in waiting["reason"]
 
 
 def test_without_a_model_only_text_checks_run_and_bad_input_says_what_to_fix(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -232,6 +234,17 @@ def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inpu
         )
         assert metric(client, url, "textclf_monitor_last_check_timestamp_seconds") > 0
 
+        # The CronJob's command: one check through the service, its decision as JSON.
+        cron = subprocess.run(
+            [sys.executable, "-m", "textclf.cli", "check", "--monitor-url", url], capture_output=True, text=True
+        )
+        assert cron.returncode == 0, cron.stderr
+        assert json.loads(cron.stdout)["window"]["size"] == 45
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "textclf.cli", "check", "--monitor-url", url], capture_output=True, text=True
+    )
+    assert unreachable.returncode == 1 and "cannot reach the monitor" in unreachable.stderr
+
 
 def test_textclf_serve_logs_every_protocol_into_the_monitor(tmp_path: Path, step_inputs: dict) -> None:
     """The local server's request logger and the monitor, both real: v2, v1 and /predict traffic becomes
@@ -273,3 +286,24 @@ def test_textclf_serve_logs_every_protocol_into_the_monitor(tmp_path: Path, step
     ]
     assert set(window["text"]) == {"great film", "dull film", "fine", "awful"}
     assert window.set_index(["request_id", "index"]).loc[("v2-call", 1), "feedback_label"] == "negative"
+
+
+def test_pipeline_steps_read_a_runs_data_and_report_from_the_monitor(tmp_path: Path) -> None:
+    """On a cluster the retraining run's steps fetch its data and report from the monitor's URLs."""
+    from textclf.data import DataSource, load_source
+    from textclf.steps import copy_drift_report
+
+    episode = tmp_path / "retraining" / "textclf_3_episode-0"
+    episode.mkdir(parents=True)
+    (episode / "extra_train.csv").write_text('text,label\n"lol, gr8",positive\nugh,negative\n')
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "check-1.html").write_text("<html>retrain</html>")
+    (tmp_path / "reports" / "check-1.json").write_text("{}")
+    with monitor_server(tmp_path, "--check-interval", "0") as monitor:
+        frame = load_source(DataSource(f"{monitor.url}/retraining/textclf_3_episode-0/extra_train.csv"))
+        assert frame.to_dict("list") == {"text": ["lol, gr8", "ugh"], "label": ["positive", "negative"]}
+        copy_drift_report(f"{monitor.url}/reports/check-1.html", tmp_path / "copied.html")
+        assert (tmp_path / "copied.html").read_text() == "<html>retrain</html>"
+        with httpx.Client() as client:
+            assert client.get(f"{monitor.url}/retraining/textclf_3_episode-0/run.log").status_code == 404
+            assert client.get(f"{monitor.url}/retraining/..%2F..%2Fetc/passwd").status_code == 404

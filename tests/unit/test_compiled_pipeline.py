@@ -25,9 +25,17 @@ def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> No
         "register",
         "promotion-gate",
         "condition-1",
+        "condition-2",
     }
-    condition = tasks["condition-1"]["triggerPolicy"]["condition"]
-    assert "promotion-gate" in condition and "== true" in condition
+    conditions = {
+        task["taskInfo"]["name"]: task["triggerPolicy"]["condition"]
+        for task in tasks.values()
+        if "triggerPolicy" in task
+    }
+    assert "promotion-gate" in conditions["challenger-beats-champion"]
+    assert "== true" in conditions["challenger-beats-champion"]
+    # A run the drift monitor starts carries the report that started it, as an HTML artifact.
+    assert "drift_report'] != ''" in conditions["started-by-drift"]
     # ingest opens the MLflow run; a cached ingest would hand out an earlier run's id.
     assert tasks["ingest"]["cachingOptions"] == {}
     assert tasks["preprocess"]["cachingOptions"] == {"enableCache": True}
@@ -42,6 +50,7 @@ def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> No
     assert artifact_types["metrics"] == "system.Metrics"
     assert artifact_types["confusion_matrix"] == "system.ClassificationMetrics"
     assert artifact_types["optimization_history"] == "system.HTML"
+    assert artifact_types["report"] == "system.HTML"
     executors = spec["deploymentSpec"]["executors"]
     assert {executor["container"]["image"] for executor in executors.values()} == {COMPONENTS_IMAGE}
     train = executors["exec-train"]["container"]["resources"]
