@@ -171,6 +171,10 @@ class DriftChecker:
             return self._record(now, decide([], DriftWindow(0, ""), self.policy).to_dict(), None)
         model_name, version = latest
         window = self.store.window(model_name, version, self.config.window_size)
+        model = self.reference_for(version) if len(window) >= self.policy.min_window_size else None
+        if model is not None:
+            # Feedback naming no class of this model (a typo, a retired class) cannot be scored against it.
+            window.loc[~window["feedback_label"].isin(model.classifier.labels), "feedback_label"] = None
         labelled = window[window["feedback_label"].notna()]
         live_accuracy = (
             float((labelled["feedback_label"] == labelled["predicted_label"]).mean()) if len(labelled) else None
@@ -186,8 +190,7 @@ class DriftChecker:
         report = None
         scores = []
         reference_accuracy = None
-        if len(window) >= self.policy.min_window_size:
-            model = self.reference_for(version)
+        if model is not None:
             current = model.as_seen_by_model(
                 window.rename(columns={"feedback_label": "label"})[["text", "predicted_label", "score", "label"]]
             )
@@ -254,6 +257,7 @@ class DriftChecker:
                 Path(self.config.new_data_dir) if self.config.new_data_dir else None,
                 data_dir,
                 self.config.holdout_fraction,
+                self.reference_for(outcome.decision["window"]["model_version"]).classifier.labels,
             )
             overrides = {
                 "extra_train_data": self._data_location(safe, data.extra_train),

@@ -150,6 +150,9 @@ def build_drift_report(
     from evidently.metrics.embeddings import ModelDriftMethod
     from sklearn.exceptions import UndefinedMetricWarning
 
+    if TRUE_LABEL in current.columns:
+        # A label that is no class of the model cannot be scored; the row counts as unlabelled.
+        current = current.assign(**{TRUE_LABEL: current[TRUE_LABEL].where(current[TRUE_LABEL].isin(labels))})
     predicted = all({PREDICTED_LABEL, SCORE} <= set(frame.columns) for frame in (reference, current))
     current_labelled = TRUE_LABEL in current.columns and current[TRUE_LABEL].notna().any()
     reference_labelled = TRUE_LABEL in reference.columns and reference[TRUE_LABEL].notna().any()

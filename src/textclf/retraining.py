@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,20 @@ class RetrainingData:
 
 
 def prepare_retraining_data(
-    labelled: pd.DataFrame, new_data_dir: Path | None, out_dir: Path, holdout_fraction: float
+    labelled: pd.DataFrame,
+    new_data_dir: Path | None,
+    out_dir: Path,
+    holdout_fraction: float,
+    classes: Sequence[str],
 ) -> RetrainingData:
     """Split the feedback-labelled predictions into rows to train on and a held-out drift window the gate
-    judges both models on (never trained on), and add every labelled file found in `new_data_dir`."""
+    judges both models on (never trained on), and add every labelled file found in `new_data_dir`.
+    Feedback naming no class of the served model (a typo, a retired class) stays in the store but is left
+    out: it would add a class the champion cannot be compared on."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    known = labelled["feedback_label"].astype(str).isin(set(classes))
+    unknown_classes = int((~known).sum())
+    labelled = labelled[known]
     feedback = pd.DataFrame(
         {
             TEXT: labelled[TEXT].astype(str),
@@ -67,6 +77,7 @@ def prepare_retraining_data(
         "drift_window": len(window),
         "new_files": len(new_files),
         "new_file_rows": len(extra_train) - int((~feedback["held_out"]).sum()),
+        "feedback_with_unknown_class": unknown_classes,
     }
     return RetrainingData(paths.extra_train, paths.drift_window, rows)
 

@@ -76,6 +76,7 @@ def test_racing_checks_start_one_run_per_episode(
     store: MonitorStore, tmp_path: Path, step_inputs: dict, launches: list
 ) -> None:
     fill(store, 60)
+    store.add_feedback([Feedback("r1", "postive")])  # a typo: kept in the store, left out of training
     checkers = [checker(store, tmp_path, step_inputs) for _ in range(2)]
     for each in checkers:
         each.reference_for("tiny")  # loaded before the race, so both checks reach the trigger together
@@ -105,6 +106,7 @@ def test_racing_checks_start_one_run_per_episode(
     assert len(extra) + len(window) == 30 and len(window) > 0
     assert set(extra["text"]).isdisjoint(window["text"])
     assert set(extra["label"]) | set(window["label"]) == {"positive", "negative"}
+    assert started[0]["rows"]["feedback_with_unknown_class"] == 1
 
     later = checkers[0].check()
     assert later.decision["decision"] == "insufficient_data" and "cooldown" in later.decision["reason"]
