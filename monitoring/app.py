@@ -137,8 +137,6 @@ def create_app(config: MonitorConfig, store: MonitorStore, checker: DriftChecker
         description="Prediction log sink, feedback, drift reports and guarded retraining for textclf.",
         lifespan=lifespan,
     )
-    app.state.metrics = metrics
-    app.state.checker = checker
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

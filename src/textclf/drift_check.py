@@ -72,7 +72,6 @@ class CheckOutcome:
     check_id: int
     decision: dict[str, Any]
     report_name: str
-    report: DriftReport | None
     retraining: dict[str, Any] | None
 
 
@@ -228,7 +227,7 @@ class DriftChecker:
             now, decision["window"]["model_version"], decision["decision"], decision["reason"], decision, name
         )
         log.info("drift check %s: %s (%s)", check_id, decision["decision"], decision["reason"])
-        return CheckOutcome(check_id, decision, name, report, None)
+        return CheckOutcome(check_id, decision, name, None)
 
     def _prune_reports(self) -> None:
         """Keep the newest `report_retention` reports, and every report that started a retraining run."""
@@ -260,7 +259,7 @@ class DriftChecker:
                 self.reference_for(outcome.decision["window"]["model_version"]).classifier.labels,
             )
             overrides = {
-                "extra_train_data": self._data_location(safe, data.extra_train),
+                "extra_train_data": self._data_location(safe, data.extra_train) if data.rows["extra_train"] else "",
                 "drift_window_data": self._data_location(safe, data.drift_window) if data.rows["drift_window"] else "",
                 "drift_report": self.report_location(outcome.report_name),
                 "trigger": key,
@@ -296,13 +295,6 @@ class DriftChecker:
                 continue
             self.store.update_retraining(key, status="succeeded" if code == 0 else "failed")
             del self._processes[key]
-
-    def wait_for_runs(self, timeout: float) -> None:
-        """Block until the local runs this process started have ended (the demo and tests use it)."""
-        for launched in list(self._processes.values()):
-            if launched.process is not None:
-                launched.process.wait(timeout=timeout)
-        self.refresh_runs()
 
 
 def compare_datasets(

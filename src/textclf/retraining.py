@@ -69,17 +69,19 @@ def prepare_retraining_data(
     parts += [validate_frame(load_source(DataSource(str(path)))) for path in new_files]
     extra_train = pd.concat(parts, ignore_index=True)
     window = feedback.loc[feedback["held_out"], [TEXT, LABEL]]
-    paths = RetrainingData(out_dir / "extra_train.csv", out_dir / "drift_window.csv", {})
-    extra_train.to_csv(paths.extra_train, index=False)
-    window.to_csv(paths.drift_window, index=False)
+    extra_train_path, window_path = out_dir / "extra_train.csv", out_dir / "drift_window.csv"
+    extra_train.to_csv(extra_train_path, index=False)
+    window.to_csv(window_path, index=False)
+    feedback_train = int((~feedback["held_out"]).sum())
     rows = {
-        "feedback_train": int((~feedback["held_out"]).sum()),
+        "extra_train": len(extra_train),
+        "feedback_train": feedback_train,
         "drift_window": len(window),
         "new_files": len(new_files),
-        "new_file_rows": len(extra_train) - int((~feedback["held_out"]).sum()),
+        "new_file_rows": len(extra_train) - feedback_train,
         "feedback_with_unknown_class": unknown_classes,
     }
-    return RetrainingData(paths.extra_train, paths.drift_window, rows)
+    return RetrainingData(extra_train_path, window_path, rows)
 
 
 @dataclass(frozen=True)
