@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from textclf.local_processes import free_port, stop_process, wait_for_http
 
 FIXTURES = Path(__file__).parent / "tests" / "fixtures"
 REVIEWS_CSV = FIXTURES / "reviews.csv"
@@ -61,36 +61,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with code {process.returncode} before answering {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def stop_server(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM, then SIGKILL if the server does not exit in time."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 with its own sqlite store and artifact root; stopped after."""
@@ -121,7 +91,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_for_http(f"{uri}/health", timeout=120, process=process)
         yield uri
     finally:
-        stop_server(process)
+        stop_process(process)
         log.close()
 
 
@@ -375,7 +345,7 @@ def textclf_server(workdir: Path, *options: str, env: dict[str, str] | None = No
             raise RuntimeError(f"{error}\n--- server log ---\n{server.log()}") from error
         yield server
     finally:
-        stop_server(process)
+        stop_process(process)
         log.close()
 
 
@@ -463,7 +433,7 @@ def start_monitor(workdir: Path, port: int, *options: str) -> RunningMonitor:
     try:
         wait_for_http(f"{monitor.url}/health", timeout=120, process=process)
     except (RuntimeError, TimeoutError) as error:
-        stop_server(process)
+        stop_process(process)
         raise RuntimeError(f"{error}\n--- monitor log ---\n{monitor.log()}") from error
     return monitor
 
@@ -475,4 +445,4 @@ def monitor_server(workdir: Path, *options: str) -> Iterator[RunningMonitor]:
     try:
         yield monitor
     finally:
-        stop_server(monitor.process)
+        stop_process(monitor.process)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import httpx
 
+from textclf.local_processes import free_port, stop_process, wait_for_http
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "sst2"
 RESULTS = REPO / "benchmarks" / "results"
@@ -79,28 +81,14 @@ def trained_model() -> Path:
     return CACHED_MODEL
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start(command: list[str], url: str, log: Path) -> subprocess.Popen:
     process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"server exited early; see {log}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    sys.exit(f"server did not become healthy; see {log}")
+    try:
+        wait_for_http(f"{url}/health", 300, process)
+    except (RuntimeError, TimeoutError) as error:
+        stop_process(process)
+        sys.exit(f"{error}; see {log}")
+    return process
 
 
 def resident_mib(pid: int) -> float:
@@ -190,11 +178,7 @@ def measure(name: str, command: list[str], url: str, texts: list[str], seconds: 
             result["mean_texts_per_forward_pass"] = mean_batch_size(url)
         return result
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import yaml
 
+from textclf.local_processes import free_port, stop_process, wait_for_http
 from textclf.modeling import PACKAGED_MINILM
 
 
@@ -63,40 +63,18 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_until_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}; log:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+    try:
+        wait_for_http(url, timeout, process)
+    except (RuntimeError, TimeoutError) as error:
+        raise RuntimeError(f"{error}; log:\n{log.read_text()[-3000:]}") from error
 
 
 def _start(command: list[str], log: Path, stack: ExitStack) -> subprocess.Popen:
     handle = log.open("a")
     stack.callback(handle.close)
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    stack.callback(stop)
+    stack.callback(stop_process, process)
     return process
 
 
@@ -142,7 +120,7 @@ def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
     shifted = load_demo(settings.shifted_domain).sample(n=settings.traffic, random_state=settings.seed)
     train_csv = workdir / f"{settings.train_domain}_train.csv"
     train[["text", "label"]].to_csv(train_csv, index=False)
-    server_port, monitor_port = _free_port(), _free_port()
+    server_port, monitor_port = free_port(), free_port()
     server, monitor = f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{monitor_port}"
     training_config = workdir / "training.yaml"
     training_config.write_text(

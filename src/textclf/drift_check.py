@@ -30,6 +30,7 @@ from textclf.drift_report import (
     report_page,
     whole_word_vocabulary,
 )
+from textclf.metrics import label_quality
 from textclf.monitor_store import MonitorStore
 from textclf.predict import TextClassifier
 from textclf.retraining import (
@@ -175,9 +176,9 @@ class DriftChecker:
             # Feedback naming no class of this model (a typo, a retired class) cannot be scored against it.
             window.loc[~window["feedback_label"].isin(model.classifier.labels), "feedback_label"] = None
         labelled = window[window["feedback_label"].notna()]
-        live_accuracy = (
-            float((labelled["feedback_label"] == labelled["predicted_label"]).mean()) if len(labelled) else None
-        )
+        live_accuracy = label_quality(labelled["feedback_label"].tolist(), labelled["predicted_label"].tolist())[
+            "accuracy"
+        ]
         drift_window = DriftWindow(
             size=len(window),
             model_version=version,
@@ -203,7 +204,8 @@ class DriftChecker:
                 model.reference_embeddings,
             )
             scores = report.checks
-            reference_accuracy = float((model.reference["label"] == model.reference["predicted_label"]).mean())
+            if report.quality:
+                reference_accuracy = report.quality["reference_accuracy"]
         runs_before, last_run = self.store.retraining_history(model_name, version)
         decision = decide(scores, drift_window, self.policy, reference_accuracy, last_run, now).to_dict()
         if report is not None and report.quality:

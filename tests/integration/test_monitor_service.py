@@ -19,10 +19,10 @@ from conftest import (
     free_port,
     monitor_server,
     start_monitor,
-    stop_server,
     structured_cloud_event,
     v2_exchange,
 )
+from textclf.local_processes import stop_process
 from textclf.monitor_store import MonitorStore, events_table, predictions_table
 
 pytestmark = pytest.mark.integration
@@ -160,7 +160,7 @@ def test_every_acknowledged_event_survives_a_kill_in_the_middle_of_a_stream(
             for i in range(last + 2):
                 post_exchange(client, restarted.url, f"stream-{i}", [f"text {i}"], ["positive"])
     finally:
-        stop_server(restarted.process)
+        stop_process(restarted.process)
     assert store.count(predictions_table) == last + 2
     assert store.count(events_table) == 2 * (last + 2)
 
