@@ -25,6 +25,7 @@ import yaml
 
 from textclf.local_processes import free_port, stop_process, wait_for_http
 from textclf.modeling import PACKAGED_MINILM
+from textclf.monitor_store import FINISHED_RUN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ def _wait_for_window(client: httpx.Client, monitor: str, expected_total: int, ti
             return
         time.sleep(0.5)
     raise TimeoutError(f"the monitor stored fewer than {expected_total} predictions within {timeout} s")
+
+
+def _launched(runs: list[dict]) -> bool:
+    """A run is claimed before it is launched: its run id exists only once it is no longer "claimed"."""
+    return bool(runs) and all(run["status"] != "claimed" for run in runs)
 
 
 def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
@@ -220,7 +226,7 @@ def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
         http.post(f"{monitor}/feedback", json={"items": feedback}).raise_for_status()
         _wait_for_window(http, monitor, 2 * settings.traffic, 120)
         deadline = time.monotonic() + settings.timeout_seconds
-        while time.monotonic() < deadline and not http.get(f"{monitor}/retraining").json():
+        while time.monotonic() < deadline and not _launched(http.get(f"{monitor}/retraining").json()):
             time.sleep(1)
         checks = http.get(f"{monitor}/checks").json()
         shifted_check = next((c for c in checks if c["decision"] == "retrain"), checks[0])
@@ -230,7 +236,7 @@ def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
         if runs:
             to_start = (datetime.fromisoformat(runs[0]["started_at"]) - first_shifted).total_seconds()
             progress(f"5/6 retraining run {runs[0]['run_id']} started {to_start:.1f} s after the first shifted request")
-            while time.monotonic() < deadline and any(run["status"] == "running" for run in runs):
+            while time.monotonic() < deadline and any(run["status"] not in FINISHED_RUN_STATUSES for run in runs):
                 time.sleep(5)
                 runs = http.get(f"{monitor}/retraining").json()
             timings["retraining_seconds"] = time.monotonic() - started - timings["first_training_seconds"]

@@ -84,6 +84,10 @@ retraining_table = sa.Table(
 )
 
 
+FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed"})
+"""A retraining run is first "claimed" (its episode is taken), then "running" once launched, then one of these."""
+
+
 def utc_naive(moment: datetime) -> datetime:
     """Stored times are naive UTC: SQLite keeps no zone, and both back ends then compare alike."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
