@@ -19,6 +19,23 @@ import pytest
 
 from textclf.local_processes import free_port, stop_process, wait_for_http
 
+CLUSTER_TESTS_VARIABLE = "TEXTCLF_CLUSTER_TESTS"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cluster tests create a kind cluster, install KFP and KServe and build images (Docker, about 30 minutes):
+    they run only when asked for (`make e2e`), and say so everywhere else."""
+    if os.environ.get(CLUSTER_TESTS_VARIABLE) == "1":
+        return
+    skip = pytest.mark.skip(
+        reason=f"needs Docker, kind, kubectl and helm and builds a kind cluster: run `make e2e` "
+        f"(sets {CLUSTER_TESTS_VARIABLE}=1)"
+    )
+    for item in items:
+        if "cluster" in item.keywords:
+            item.add_marker(skip)
+
+
 FIXTURES = Path(__file__).parent / "tests" / "fixtures"
 REVIEWS_CSV = FIXTURES / "reviews.csv"
 

@@ -8,22 +8,33 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes.client import (
+    V1Capabilities,
     V1Container,
     V1ContainerPort,
+    V1EmptyDirVolumeSource,
     V1EnvVar,
     V1HTTPGetAction,
     V1ObjectMeta,
+    V1PodSecurityContext,
     V1Probe,
     V1ResourceRequirements,
+    V1SeccompProfile,
+    V1SecurityContext,
+    V1Volume,
+    V1VolumeMount,
 )
 
 from textclf.deploy import DeployError, RolloutStep, after_wait, first_rollout_step
-from textclf.names import SERVING_IMAGE, SERVING_RESOURCES, StepResources
+from textclf.names import PREDICTOR_SERVICE_ACCOUNT, SERVING_IMAGE, SERVING_RESOURCES, StepResources
 
 logger = logging.getLogger(__name__)
 
 HTTP_PORT = 8080
 MODEL_MOUNT = "/mnt/models"
+# KServe's Kubernetes-native mode (called Standard since KServe 0.17, which still accepts this name).
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+DEPLOYMENT_MODE = "RawDeployment"
+NON_ROOT_USER = 1000
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,8 @@ class InferenceServiceSettings:
     canary_traffic_percent: int | None = None
     min_replicas: int = 1
     max_replicas: int = 3
+    # Holds the object store's credentials Secret, which KServe's storage initializer reads.
+    service_account_name: str = PREDICTOR_SERVICE_ACCOUNT
 
 
 def build_inference_service(settings: InferenceServiceSettings) -> Any:
@@ -71,6 +84,8 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
             V1EnvVar(name="TEXTCLF_SERVE_ACCESS_LOG", value="true"),
             # The monitor looks up the served version's reference sample in the registry by this number.
             V1EnvVar(name="TEXTCLF_SERVE_MODEL_VERSION", value=settings.model_version),
+            # The root filesystem is read-only: caches and scratch files go to the /tmp volume.
+            V1EnvVar(name="HOME", value="/tmp"),
         ],
         ports=[V1ContainerPort(container_port=HTTP_PORT, name="http1", protocol="TCP")],
         resources=V1ResourceRequirements(
@@ -78,11 +93,32 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
             limits={"cpu": settings.resources.cpu_limit, "memory": settings.resources.memory_limit},
         ),
         readiness_probe=V1Probe(
-            http_get=V1HTTPGetAction(path="/health", port=HTTP_PORT), initial_delay_seconds=5, period_seconds=5
+            http_get=V1HTTPGetAction(path="/v2/health/ready", port=HTTP_PORT), initial_delay_seconds=5, period_seconds=5
         ),
+        liveness_probe=V1Probe(
+            http_get=V1HTTPGetAction(path="/v2/health/live", port=HTTP_PORT),
+            initial_delay_seconds=30,
+            period_seconds=20,
+            failure_threshold=6,
+        ),
+        security_context=V1SecurityContext(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=V1Capabilities(drop=["ALL"]),
+        ),
+        volume_mounts=[V1VolumeMount(name="tmp", mount_path="/tmp")],
     )
     predictor = V1beta1PredictorSpec(
         containers=[container],
+        service_account_name=settings.service_account_name,
+        security_context=V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=NON_ROOT_USER,
+            run_as_group=NON_ROOT_USER,
+            fs_group=NON_ROOT_USER,
+            seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        volumes=[V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource(size_limit="1Gi"))],
         min_replicas=settings.min_replicas,
         max_replicas=settings.max_replicas,
         canary_traffic_percent=settings.canary_traffic_percent,
@@ -94,8 +130,15 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
         metadata=V1ObjectMeta(
             name=settings.name,
             namespace=settings.namespace,
-            labels={"app.kubernetes.io/name": "textclf", "app.kubernetes.io/component": "predictor"},
-            annotations={"textclf.io/model-version": settings.model_version},
+            labels={
+                "app.kubernetes.io/name": "textclf",
+                "app.kubernetes.io/component": "predictor",
+                "app.kubernetes.io/part-of": "textclf",
+            },
+            annotations={
+                "textclf.io/model-version": settings.model_version,
+                DEPLOYMENT_MODE_ANNOTATION: DEPLOYMENT_MODE,
+            },
         ),
         spec=V1beta1InferenceServiceSpec(predictor=predictor),
     )

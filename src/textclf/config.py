@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from textclf.modeling import PACKAGED_MINILM
 from textclf.names import (
+    ARTIFACT_STORE_URI,
     CHAMPION_ALIAS,
     EXPERIMENT_NAME,
     INFERENCE_SERVICE_NAME,
@@ -73,7 +74,7 @@ class PipelineConfig(BaseModel):
     inference_service_name: str = Field(INFERENCE_SERVICE_NAME, description="cluster runs: InferenceService name")
     serving_image: str = Field(SERVING_IMAGE, description="cluster runs: the predictor's image")
     artifact_store_uri: str = Field(
-        "", description="cluster runs: the MLflow server's --artifacts-destination (e.g. s3://mlflow), for KServe"
+        ARTIFACT_STORE_URI, description="cluster runs: the MLflow server's --artifacts-destination, for KServe"
     )
     request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
     canary_traffic_percent: int = Field(10, ge=1, le=100, description="traffic share of a new revision at first")

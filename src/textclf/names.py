@@ -31,6 +31,20 @@ MONITOR_PORT = 8000
 MONITOR_URL = f"http://{MONITOR_SERVICE_NAME}.{SERVING_NAMESPACE}.svc.cluster.local:{MONITOR_PORT}"
 MONITOR_EVENTS_URL = f"{MONITOR_URL}/events"
 DRIFT_CHECK_CRONJOB_NAME = "textclf-drift-check"
+
+# The MLflow tracking server the stack runs in its namespace; it proxies artifacts into the object store
+# Kubeflow Pipelines installs (its MinIO service), so clients only ever speak HTTP to MLflow.
+MLFLOW_SERVICE_NAME = "mlflow"
+MLFLOW_PORT = 5000
+MLFLOW_URL = f"http://{MLFLOW_SERVICE_NAME}.{SERVING_NAMESPACE}.svc.cluster.local:{MLFLOW_PORT}"
+ARTIFACT_STORE_URI = "s3://mlpipeline/mlflow"
+OBJECT_STORE_ENDPOINT = "minio-service.kubeflow.svc.cluster.local:9000"
+# Created by the user (never committed): AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of the object store.
+OBJECT_STORE_SECRET = "textclf-object-store"
+PREDICTOR_SERVICE_ACCOUNT = "textclf-predictor"
+# Kubeflow Pipelines (standalone) runs every step as this ServiceAccount in its own namespace.
+PIPELINE_NAMESPACE = "kubeflow"
+PIPELINE_SERVICE_ACCOUNT = "pipeline-runner"
 LOCAL_SERVING_URL = "http://127.0.0.1:8080"
 
 MODEL_METADATA_FILE = "textclf.json"
@@ -62,3 +76,15 @@ STEP_RESOURCES: dict[str, StepResources] = {
 SERVING_RESOURCES = StepResources("1", "2", "1Gi", "2Gi")
 # The monitor holds one model for embeddings and runs Evidently over a window.
 MONITOR_RESOURCES = StepResources("500m", "2", "1Gi", "3Gi")
+MLFLOW_RESOURCES = StepResources("250m", "1", "512Mi", "2Gi")
+
+# What `make images` builds: image → its target in the repository's Dockerfile.
+IMAGE_TARGETS = {
+    COMPONENTS_IMAGE: "components",
+    SERVING_IMAGE: "serving",
+    MONITOR_IMAGE: "monitor",
+}
+
+if __name__ == "__main__":
+    for image, target in IMAGE_TARGETS.items():
+        print(image, target)

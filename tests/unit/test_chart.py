@@ -1,98 +1,38 @@
 """The Helm chart, rendered and linted offline through Helm's own Go SDK (the `helm-python-sdk` wheel bundles
-it): it lints clean, every rendered resource validates against the Kubernetes schemas, its values schema
-refuses bad values, and it renders the same resources as `manifests/` (they must not drift apart)."""
+it): it lints clean, its values schema refuses bad values, its defaults come from names.py, its parts can be
+switched off, and its `helm test` hook sends a v2 request to the predictor (the schema and policy checks of
+every rendered resource are in test_manifests.py)."""
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
 import helm_python
-import kubernetes_validate
 import pytest
 import yaml
 
 from textclf import __version__
-from textclf.names import IMAGE_REGISTRY, MONITOR_IMAGE
+from textclf.manifests import CHART, is_hook, render_chart
+from textclf.names import IMAGE_REGISTRY, MLFLOW_RESOURCES, MONITOR_RESOURCES, SERVING_IMAGE, SERVING_RESOURCES
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "textclf"
-MANIFESTS = REPO / "manifests" / "monitoring"
-NAMESPACE = "textclf"
-KUBERNETES_VERSION = "1.31"
-
-
-def render(values: dict | None = None) -> list[dict]:
-    chart = helm_python.Chart.load(CHART)
-    try:
-        rendered = chart.render(values, name="textclf", namespace=NAMESPACE, is_install=True)
-    finally:
-        chart.close()
-    return [
-        document
-        for path, text in rendered.items()
-        if path.endswith(".yaml")
-        for document in yaml.safe_load_all(text)
-        if document
-    ]
-
-
-def without_chart_metadata(document: dict) -> dict:
-    """A resource as the raw manifests have it: no Helm labels, no config checksum annotation."""
-    stripped = copy.deepcopy(document)
-    stripped["metadata"].pop("labels", None)
-    template = stripped.get("spec", {}).get("template", {}).get("metadata", {})
-    template.get("annotations", {}).pop("checksum/config", None)
-    if template.get("annotations") == {}:
-        del template["annotations"]
-    return stripped
+VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 
 
 def test_the_chart_lints_clean() -> None:
-    report = helm_python.lint(CHART, strict=True, namespace=NAMESPACE)
+    report = helm_python.lint(CHART, strict=True, namespace="textclf")
     assert report["errors"] == []
     assert not [m for m in report["messages"] if m["severity"] >= 2], report["messages"]
 
 
-def test_every_rendered_resource_validates_against_the_kubernetes_schema() -> None:
-    documents = render()
-    assert documents
-    for document in documents:
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
-        assert document["metadata"]["namespace"] == NAMESPACE
-
-
-def test_chart_and_manifests_render_the_same_resources() -> None:
-    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
-    manifests = [
-        document
-        for name in kustomization["resources"]
-        for document in yaml.safe_load_all((MANIFESTS / name).read_text())
-        if document
-    ]
-    rendered = {(d["kind"], d["metadata"]["name"]): without_chart_metadata(d) for d in render()}
-    raw = {(d["kind"], d["metadata"]["name"]): without_chart_metadata(d) for d in manifests}
-    assert set(rendered) == set(raw)
-    for key, document in raw.items():
-        assert rendered[key] == document, key
-
-
-def test_image_defaults_come_from_names_py() -> None:
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert values["image"]["registry"] == IMAGE_REGISTRY
-    assert values["image"]["tag"] == __version__
+def test_defaults_come_from_names_py() -> None:
+    assert VALUES["image"]["registry"] == IMAGE_REGISTRY
+    assert VALUES["image"]["tag"] == __version__
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == __version__
-    images = {
-        container["image"]
-        for document in render()
-        if document["kind"] in {"Deployment", "CronJob"}
-        for container in (
-            document["spec"]["template"]["spec"]["containers"]
-            if document["kind"] == "Deployment"
-            else document["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-        )
-    }
-    assert images == {MONITOR_IMAGE}
+    for values, resources in (
+        (VALUES["monitor"], MONITOR_RESOURCES),
+        (VALUES["mlflow"], MLFLOW_RESOURCES),
+        (VALUES["inferenceService"], SERVING_RESOURCES),
+    ):
+        assert values["resources"]["limits"] == {"cpu": resources.cpu_limit, "memory": resources.memory_limit}
+        assert values["resources"]["requests"] == {"cpu": resources.cpu_request, "memory": resources.memory_request}
 
 
 @pytest.mark.parametrize(
@@ -102,12 +42,49 @@ def test_image_defaults_come_from_names_py() -> None:
         {"monitor": {"resources": {"requests": {"cpu": "one core"}}}},
         {"image": {"pullPolicy": "Sometimes"}},
         {"monitor": {"unknownSetting": True}},
+        {"inferenceService": {"storageUri": "s3://mlpipeline/mlflow/1/m"}},
+        {"inferenceService": {"storageUri": "/models/on/my/laptop", "modelVersion": "1"}},
+        {"nodePorts": {"enabled": True, "predictor": 8090}},
+        {"objectStore": {"artifactStoreUri": "mlflow-artifacts:/"}},
+    ],
+    ids=[
+        "window-size",
+        "cpu",
+        "pull-policy",
+        "unknown",
+        "storage-uri-without-version",
+        "local-path",
+        "node-port-range",
+        "artifact-store",
     ],
 )
 def test_the_values_schema_refuses_bad_values(values: dict) -> None:
     with pytest.raises(helm_python.HelmValuesError):
-        render(values)
+        render_chart(values)
 
 
-def test_the_monitor_can_be_left_out() -> None:
-    assert render({"monitor": {"enabled": False}}) == []
+def test_parts_can_be_left_out() -> None:
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in render_chart({"monitor": {"enabled": False}})}
+    assert not {name for _, name in kinds if "monitor" in name or "drift" in name}
+    assert ("Deployment", "mlflow") in kinds
+    without_mlflow = render_chart({"mlflow": {"enabled": False, "url": "http://mlflow.example:5000"}})
+    assert "mlflow" not in {d["metadata"]["name"] for d in without_mlflow}
+    (config,) = [d for d in without_mlflow if d["kind"] == "ConfigMap"]
+    assert config["data"]["TEXTCLF_MONITOR_TRACKING_URI"] == "http://mlflow.example:5000"
+    assert yaml.safe_load(config["data"]["training.yaml"])["tracking_uri"] == "http://mlflow.example:5000"
+
+
+def test_the_inference_service_is_left_to_the_pipeline_unless_a_version_is_pinned() -> None:
+    assert "InferenceService" not in {d["kind"] for d in render_chart()}
+    pinned = render_chart({"inferenceService": {"storageUri": "s3://mlpipeline/mlflow/3/m", "modelVersion": "3"}})
+    (service,) = [d for d in pinned if d["kind"] == "InferenceService"]
+    assert service["metadata"]["annotations"]["textclf.io/model-version"] == "3"
+
+
+def test_the_helm_test_hook_sends_a_v2_request_to_the_predictor() -> None:
+    (hook,) = [d for d in render_chart() if is_hook(d)]
+    assert hook["kind"] == "Pod" and hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = hook["spec"]["containers"]
+    assert container["image"] == SERVING_IMAGE
+    script = container["args"][0]
+    assert "http://textclf-predictor.textclf.svc.cluster.local/v2/models/textclf/infer" in script

@@ -10,6 +10,32 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 http://textclf-monitor.{{ .Release.Namespace }}.svc.cluster.local:8000
 {{- end }}
 
-{{- define "textclf.monitorImage" -}}
-{{ .Values.image.registry }}/textclf-monitor:{{ .Values.image.tag }}
+{{/* MLflow: the chart's own server unless mlflow.url names another one. */}}
+{{- define "textclf.mlflowUrl" -}}
+{{- if .Values.mlflow.url -}}
+{{ .Values.mlflow.url }}
+{{- else -}}
+http://mlflow.{{ .Release.Namespace }}.svc.cluster.local:5000
+{{- end }}
+{{- end }}
+
+{{- define "textclf.image" -}}
+{{ .root.Values.image.registry }}/textclf-{{ .name }}:{{ .root.Values.image.tag }}
+{{- end }}
+
+{{/* Every pod runs as the images' non-root user under the runtime's default seccomp profile. */}}
+{{- define "textclf.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "textclf.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
 {{- end }}
