@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from textclf.local_processes import free_port, stop_process, wait_for_http
+from textclf.local_processes import free_port, running_server, stop_process, wait_for_http
 
 CLUSTER_TESTS_VARIABLE = "TEXTCLF_CLUSTER_TESTS"
 
@@ -84,32 +84,23 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            mlflow_bin,
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            (root / "artifacts").as_uri(),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [
+        mlflow_bin,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        (root / "artifacts").as_uri(),
+    ]
     uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{uri}/health", timeout=120, process=process)
+    with running_server(command, f"{uri}/health", root / "server.log", timeout=120):
         yield uri
-    finally:
-        stop_process(process)
-        log.close()
 
 
 def _postgres_binaries() -> Path | None:
@@ -337,33 +328,20 @@ def textclf_server(workdir: Path, *options: str, env: dict[str, str] | None = No
     """`textclf serve` as its own process on free 127.0.0.1 ports; stopped (SIGTERM, then SIGKILL) after."""
     http_port, grpc_port = free_port(), free_port()
     log_path = workdir / f"serve-{http_port}.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "textclf.cli",
-            "serve",
-            "--port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-            *options,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-    )
-    server = RunningServer(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, log_path)
-    try:
-        try:
-            wait_for_http(f"{server.url}/health", timeout=180, process=process)
-        except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"{error}\n--- server log ---\n{server.log()}") from error
-        yield server
-    finally:
-        stop_process(process)
-        log.close()
+    command = [
+        sys.executable,
+        "-m",
+        "textclf.cli",
+        "serve",
+        "--port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        *options,
+    ]
+    url = f"http://127.0.0.1:{http_port}"
+    with running_server(command, f"{url}/health", log_path, env={**os.environ, **(env or {})}) as process:
+        yield RunningServer(url, f"127.0.0.1:{grpc_port}", process, log_path)
 
 
 # Small limits, so the limit cases need small requests.

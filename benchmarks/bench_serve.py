@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from textclf.local_processes import free_port, stop_process, wait_for_http
+from textclf.local_processes import free_port, running_server
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "sst2"
@@ -79,16 +79,6 @@ def trained_model() -> Path:
     )
     resolve_model_dir("models:/textclf@champion", f"sqlite:///{workdir / 'mlflow.db'}", CACHED_MODEL)
     return CACHED_MODEL
-
-
-def start(command: list[str], url: str, log: Path) -> subprocess.Popen:
-    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    try:
-        wait_for_http(f"{url}/health", 300, process)
-    except (RuntimeError, TimeoutError) as error:
-        stop_process(process)
-        sys.exit(f"{error}; see {log}")
-    return process
 
 
 def resident_mib(pid: int) -> float:
@@ -157,8 +147,8 @@ def mean_batch_size(url: str) -> float:
 
 
 def measure(name: str, command: list[str], url: str, texts: list[str], seconds: float, rounds: int) -> dict:
-    process = start(command, url, RESULTS / f"bench_serve_{name.replace(', ', '_').replace(' ', '-')}.log")
-    try:
+    log = RESULTS / f"bench_serve_{name.replace(', ', '_').replace(' ', '-')}.log"
+    with running_server(command, f"{url}/health", log, timeout=300) as process:
         single = [{"text": text} for text in texts]
         batches = [{"texts": texts[i : i + 64]} for i in range(0, len(texts) - 63, 64)]
         result = {"latency_c1_20_words": latency_at_concurrency_one(url, "/predict", {"text": TWENTY_WORDS}, 300)}
@@ -177,8 +167,6 @@ def measure(name: str, command: list[str], url: str, texts: list[str], seconds: 
         if name.startswith("textclf"):
             result["mean_texts_per_forward_pass"] = mean_batch_size(url)
         return result
-    finally:
-        stop_process(process)
 
 
 def main() -> None:

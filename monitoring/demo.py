@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import yaml
 
-from textclf.local_processes import free_port, stop_process, wait_for_http
+from textclf.local_processes import free_port, running_server
 from textclf.modeling import PACKAGED_MINILM
 from textclf.monitor_store import FINISHED_RUN_STATUSES
 
@@ -62,21 +62,6 @@ class DemoResult:
     champion_after: str
     served_version_after: str
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _wait_until_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
-    try:
-        wait_for_http(url, timeout, process)
-    except (RuntimeError, TimeoutError) as error:
-        raise RuntimeError(f"{error}; log:\n{log.read_text()[-3000:]}") from error
-
-
-def _start(command: list[str], log: Path, stack: ExitStack) -> subprocess.Popen:
-    handle = log.open("a")
-    stack.callback(handle.close)
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    stack.callback(stop_process, process)
-    return process
 
 
 def _send(client: httpx.Client, server: str, texts: list[str], prefix: str) -> list[str]:
@@ -160,50 +145,42 @@ def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
 
     with ExitStack() as stack, httpx.Client(timeout=120) as http:
         progress("2/6 starting the monitor and the server (request logging to the monitor)")
-        monitor_process = _start(
-            [
-                *cli,
-                "monitor",
-                "--port",
-                str(monitor_port),
-                "--workdir",
-                str(workdir / "monitor"),
-                "--check-interval",
-                str(settings.check_interval_seconds),
-                "--training-config",
-                str(training_config),
-                "--training-workdir",
-                str(workdir),
-                "--tracking-uri",
-                tracking_uri,
-                "--set",
-                f"window_size={settings.traffic}",
-                "--set",
-                f"min_window_size={min(200, settings.traffic)}",
-            ],
-            workdir / "monitor.log",
-            stack,
-        )
-        _wait_until_healthy(f"{monitor}/health", monitor_process, workdir / "monitor.log", 180)
-        server_process = _start(
-            [
-                *cli,
-                "serve",
-                "--model",
-                "models:/textclf@champion",
-                "--tracking-uri",
-                tracking_uri,
-                "--port",
-                str(server_port),
-                "--grpc-port",
-                "0",
-                "--request-logger-url",
-                f"{monitor}/events",
-            ],
-            workdir / "serve.log",
-            stack,
-        )
-        _wait_until_healthy(f"{server}/v2/health/ready", server_process, workdir / "serve.log", 300)
+        monitor_command = [
+            *cli,
+            "monitor",
+            "--port",
+            str(monitor_port),
+            "--workdir",
+            str(workdir / "monitor"),
+            "--check-interval",
+            str(settings.check_interval_seconds),
+            "--training-config",
+            str(training_config),
+            "--training-workdir",
+            str(workdir),
+            "--tracking-uri",
+            tracking_uri,
+            "--set",
+            f"window_size={settings.traffic}",
+            "--set",
+            f"min_window_size={min(200, settings.traffic)}",
+        ]
+        stack.enter_context(running_server(monitor_command, f"{monitor}/health", workdir / "monitor.log", 180))
+        serve_command = [
+            *cli,
+            "serve",
+            "--model",
+            "models:/textclf@champion",
+            "--tracking-uri",
+            tracking_uri,
+            "--port",
+            str(server_port),
+            "--grpc-port",
+            "0",
+            "--request-logger-url",
+            f"{monitor}/events",
+        ]
+        stack.enter_context(running_server(serve_command, f"{server}/v2/health/ready", workdir / "serve.log", 300))
 
         progress(f"3/6 sending {settings.traffic} in-domain texts ({settings.train_domain} not trained on)")
         _send(http, server, held_back["text"].iloc[: settings.traffic].tolist(), "in-domain")

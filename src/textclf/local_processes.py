@@ -9,6 +9,9 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -40,3 +43,21 @@ def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def running_server(
+    command: list[str], health_url: str, log_path: Path, timeout: float = 180, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """`command` as its own process, its output appended to `log_path`, yielded once `health_url` answers and
+    stopped after. A server that exits first or never answers fails with the end of its log."""
+    with log_path.open("a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    try:
+        try:
+            wait_for_http(health_url, timeout, process)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"{error}\n--- {log_path} ---\n{log_path.read_text()[-5000:]}") from error
+        yield process
+    finally:
+        stop_process(process)

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from textclf.local_processes import free_port, stop_process, wait_for_http
+from textclf.local_processes import free_port, running_server
 from textclf.manifests import pod_spec, render_chart
 from textclf.names import ARTIFACT_STORE_URI, MLFLOW_URL, OBJECT_STORE_SECRET
 
@@ -78,20 +78,10 @@ def chart_mlflow(object_store: str, tmp_path_factory: pytest.TempPathFactory) ->
             environment[variable["name"]] = str(root) if variable["name"] == "HOME" else variable["value"]
     command = [str(Path(sys.executable).parent / container["command"][0]), *container["command"][1:]]
     arguments = [_local(argument, port, root / "mlflow.db") for argument in container["args"]]
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        [*command, *arguments],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **environment, "AWS_DEFAULT_REGION": "us-east-1"},
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", timeout=180, process=process)
+    server_environment = {**os.environ, **environment, "AWS_DEFAULT_REGION": "us-east-1"}
+    with running_server([*command, *arguments], f"{url}/health", root / "server.log", env=server_environment):
         yield url
-    finally:
-        stop_process(process)
-        log.close()
 
 
 def test_the_server_answers_its_cluster_names_and_refuses_other_hosts(chart_mlflow: str) -> None:

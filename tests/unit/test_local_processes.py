@@ -1,0 +1,30 @@
+"""Local servers for the tests, the demo and the benchmarks: started, awaited, stopped; a server that dies
+says why with its own log."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from textclf.local_processes import free_port, running_server
+
+
+def test_a_server_is_yielded_once_it_answers_and_stopped_after(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)]
+    with running_server(command, f"http://127.0.0.1:{port}/", tmp_path / "server.log", timeout=60) as process:
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+    assert process.poll() is not None
+
+
+def test_a_server_that_exits_first_fails_with_its_log(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "import sys; print('cannot bind: port taken'); sys.exit(3)"]
+    log = tmp_path / "server.log"
+    with (
+        pytest.raises(RuntimeError, match=r"(?s)exited with code 3.*cannot bind: port taken"),
+        running_server(command, f"http://127.0.0.1:{free_port()}/", log, timeout=60),
+    ):
+        pytest.fail("a server that exited must not be yielded")
