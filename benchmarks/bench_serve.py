@@ -148,6 +148,8 @@ def mean_batch_size(url: str) -> float:
 
 def measure(name: str, command: list[str], url: str, texts: list[str], seconds: float, rounds: int) -> dict:
     log = RESULTS / f"bench_serve_{name.replace(', ', '_').replace(' ', '-')}.log"
+    # running_server appends; this log holds one benchmark run, as it did before.
+    log.unlink(missing_ok=True)
     with running_server(command, f"{url}/health", log, timeout=300) as process:
         single = [{"text": text} for text in texts]
         batches = [{"texts": texts[i : i + 64]} for i in range(0, len(texts) - 63, 64)]
