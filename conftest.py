@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -321,6 +321,18 @@ class RunningServer:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def json_log_records(self, wanted: Callable[[dict], bool], timeout: float = 10) -> list[dict]:
+        """The JSON log records `wanted` accepts, once there is one (or the timeout passed).
+
+        The access log is written after the response has gone out, so a client can read the log before its line."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+            matching = [record for record in records if wanted(record)]
+            if matching or time.monotonic() > deadline:
+                return matching
+            time.sleep(0.1)
 
 
 @contextmanager

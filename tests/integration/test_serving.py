@@ -221,8 +221,9 @@ def test_metrics_expose_requests_latency_batches_errors_and_model_version(servin
 def test_responses_carry_a_request_id_and_the_access_log_is_json(serving_server) -> None:
     response = httpx.post(f"{serving_server.url}/predict", json={"text": "ok"}, headers={"x-request-id": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
-    lines = [json.loads(line) for line in serving_server.log().splitlines() if line.startswith("{")]
-    access = [line for line in lines if line.get("logger") == "textclf.access" and line.get("request_id") == "abc-123"]
+    access = serving_server.json_log_records(
+        lambda record: record.get("logger") == "textclf.access" and record.get("request_id") == "abc-123"
+    )
     assert access and access[0]["status"] == 200 and access[0]["route"] == "predict"
 
 
