@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from textclf.local_processes import free_port, running_server, stop_process, wait_for_http
+from textclf.local_processes import free_port, running_server, start_server, stop_process
 
 CLUSTER_TESTS_VARIABLE = "TEXTCLF_CLUSTER_TESTS"
 
@@ -430,19 +430,9 @@ class RunningMonitor:
 def start_monitor(workdir: Path, port: int, *options: str) -> RunningMonitor:
     """`textclf monitor` as its own process on 127.0.0.1:`port`, answering /health."""
     log_path = workdir / f"monitor-{port}.log"
-    with log_path.open("a") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "textclf.cli", "monitor", "--port", str(port), "--workdir", str(workdir), *options],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    monitor = RunningMonitor(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        wait_for_http(f"{monitor.url}/health", timeout=120, process=process)
-    except (RuntimeError, TimeoutError) as error:
-        stop_process(process)
-        raise RuntimeError(f"{error}\n--- monitor log ---\n{monitor.log()}") from error
-    return monitor
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "textclf.cli", "monitor", "--port", str(port), "--workdir", str(workdir), *options]
+    return RunningMonitor(url, start_server(command, f"{url}/health", log_path, timeout=120), log_path)
 
 
 @contextmanager

@@ -55,7 +55,7 @@ class ReferenceModel:
     reference: pd.DataFrame
     vocabulary: frozenset[str]
     reference_embeddings: pd.DataFrame
-    embedding_max_tokens: int = 64
+    embedding_max_tokens: int
 
     def embed(self, texts: list[str]) -> Any:
         return self.classifier.predict(texts, embeddings=True, max_length=self.embedding_max_tokens).embeddings
@@ -101,7 +101,7 @@ def report_settings_of(config: MonitorConfig) -> DriftReportSettings:
 
 
 def load_reference_model(
-    directory: Path, version: str, settings: DriftReportSettings, embedding_max_tokens: int = 64
+    directory: Path, version: str, settings: DriftReportSettings, embedding_max_tokens: int
 ) -> ReferenceModel:
     from textclf.model_dir import load_reference
 

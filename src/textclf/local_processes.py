@@ -31,7 +31,8 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen) -> None:
                 if response.status == 200:
                     return
         except OSError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
@@ -45,19 +46,28 @@ def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
         process.wait()
 
 
+def start_server(
+    command: list[str], health_url: str, log_path: Path, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """`command` as its own process, its output appended to `log_path`, returned once `health_url` answers.
+    A server that exits first or never answers is stopped and fails with the end of its log."""
+    with log_path.open("a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    try:
+        wait_for_http(health_url, timeout, process)
+    except (RuntimeError, TimeoutError) as error:
+        stop_process(process)
+        raise RuntimeError(f"{error}\n--- {log_path} ---\n{log_path.read_text()[-5000:]}") from error
+    return process
+
+
 @contextmanager
 def running_server(
     command: list[str], health_url: str, log_path: Path, timeout: float = 180, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen]:
-    """`command` as its own process, its output appended to `log_path`, yielded once `health_url` answers and
-    stopped after. A server that exits first or never answers fails with the end of its log."""
-    with log_path.open("a") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    """`start_server`, stopped after."""
+    process = start_server(command, health_url, log_path, timeout, env)
     try:
-        try:
-            wait_for_http(health_url, timeout, process)
-        except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"{error}\n--- {log_path} ---\n{log_path.read_text()[-5000:]}") from error
         yield process
     finally:
         stop_process(process)

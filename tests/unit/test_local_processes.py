@@ -3,13 +3,14 @@ says why with its own log."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from textclf.local_processes import free_port, running_server
+from textclf.local_processes import free_port, running_server, start_server
 
 
 def test_a_server_is_yielded_once_it_answers_and_stopped_after(tmp_path: Path) -> None:
@@ -28,3 +29,17 @@ def test_a_server_that_exits_first_fails_with_its_log(tmp_path: Path) -> None:
         running_server(command, f"http://127.0.0.1:{free_port()}/", log, timeout=60),
     ):
         pytest.fail("a server that exited must not be yielded")
+
+
+def test_a_server_that_never_answers_is_stopped_and_fails_with_its_log(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    command = [
+        sys.executable,
+        "-c",
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        "print('warming up', flush=True); time.sleep(600)",
+    ]
+    with pytest.raises(RuntimeError, match=r"(?s)did not answer within 2 s.*warming up"):
+        start_server(command, f"http://127.0.0.1:{free_port()}/", tmp_path / "server.log", timeout=2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
