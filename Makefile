@@ -29,7 +29,7 @@ HELM ?= helm --kube-context kind-$(CLUSTER_NAME)
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(BIN)/textclf: pyproject.toml
+$(BIN)/textclf: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -52,11 +52,13 @@ demo-drift: install ## the whole loop locally: train, serve, drift, one retraini
 test: install ## lint, then every test (the kind end-to-end test skips unless `make e2e` runs it)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.support.layers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, and the import contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.support.layers
 
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -66,7 +68,7 @@ compile: install ## recompile the committed pipeline spec (pipelines/compiled/)
 	$(BIN)/textclf compile
 
 manifests: install ## regenerate manifests/ from charts/textclf (a test fails when they differ)
-	$(BIN)/python -m textclf.manifests
+	$(BIN)/python -m textclf.deploy.manifests
 
 bench: bench-train bench-serve bench-drift ## every benchmark
 

@@ -1,30 +1,35 @@
-"""Shared fixtures: a tiny randomly initialised BERT, the fixture dataset, and a real MLflow server."""
+"""Shared fixtures: a tiny randomly initialised BERT, the fixture dataset, every step's inputs, and real servers
+(MLflow, PostgreSQL, the predictor, a request-log sink). Helpers the tests import live in `tests/support/`."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from textclf.local_processes import free_port, running_server, start_server, stop_process
+from tests.support.data import REVIEWS_CSV
+from tests.support.servers import SERVING_TEST_LIMITS, EventSink, RunningServer, textclf_server
+from textclf.runtime.local_processes import free_port, running_server
 
 CLUSTER_TESTS_VARIABLE = "TEXTCLF_CLUSTER_TESTS"
 
 
+TIERS = ("unit", "component", "integration", "slow", "cluster")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Cluster tests create a kind cluster, install KFP and KServe and build images (Docker, about 30 minutes):
-    they run only when asked for (`make e2e`), and say so everywhere else."""
+    """Every test belongs to a tier (`pytest -m unit` runs the fast one alone). Cluster tests create a kind
+    cluster, install KFP and KServe and build images (Docker, about 30 minutes): they run only when asked for
+    (`make e2e`), and say so everywhere else."""
+    untiered = [item.nodeid for item in items if not any(tier in item.keywords for tier in TIERS)]
+    if untiered:
+        raise pytest.UsageError(f"tests without a tier marker ({', '.join(TIERS)}): {', '.join(untiered)}")
     if os.environ.get(CLUSTER_TESTS_VARIABLE) == "1":
         return
     skip = pytest.mark.skip(
@@ -34,10 +39,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cluster" in item.keywords:
             item.add_marker(skip)
-
-
-FIXTURES = Path(__file__).parent / "tests" / "fixtures"
-REVIEWS_CSV = FIXTURES / "reviews.csv"
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +61,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from textclf.modeling import PACKAGED_MINILM, resolve_base_model
+    from textclf.train.modeling import PACKAGED_MINILM, resolve_base_model
 
     directory = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(PACKAGED_MINILM))
@@ -181,11 +182,14 @@ def step_inputs(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path, tin
     so each component can be run alone under kfp.local."""
     import mlflow
 
-    from textclf.cleaning import CleaningConfig
-    from textclf.data import DataSource
-    from textclf.steps import EvaluationPaths, run_evaluate, run_ingest, run_preprocess, run_train
-    from textclf.tracking import configure
-    from textclf.training import TrainingParams
+    from textclf.data.cleaning import CleaningConfig
+    from textclf.data.sources import DataSource
+    from textclf.registry.tracking import configure
+    from textclf.steps.evaluate import EvaluationPaths, run_evaluate
+    from textclf.steps.ingest import run_ingest
+    from textclf.steps.preprocess import run_preprocess
+    from textclf.steps.train import run_train
+    from textclf.train.trainer import TrainingParams
 
     previous_uri = mlflow.get_tracking_uri()
     try:
@@ -270,23 +274,6 @@ def local_tracking_uri(tmp_path: Path) -> Iterator[str]:
         mlflow.set_tracking_uri(previous)
 
 
-@dataclass
-class EventSink:
-    """A real HTTP endpoint that records what the request logger sends (headers and body per event)."""
-
-    url: str
-    events: list[dict]
-
-    def events_with_id(self, event_id: str, count: int, timeout: float = 20) -> list[dict]:
-        """The events whose `ce-id` is `event_id`, once `count` of them arrived (or the timeout passed)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            matching = [event for event in list(self.events) if event["headers"].get("ce-id") == event_id]
-            if len(matching) >= count or time.monotonic() > deadline:
-                return matching
-            time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 def event_sink() -> Iterator[EventSink]:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -312,54 +299,6 @@ def event_sink() -> Iterator[EventSink]:
         server.shutdown()
 
 
-@dataclass
-class RunningServer:
-    url: str
-    grpc_target: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def json_log_records(self, wanted: Callable[[dict], bool], timeout: float = 10) -> list[dict]:
-        """The JSON log records `wanted` accepts, once there is one (or the timeout passed).
-
-        The access log is written after the response has gone out, so a client can read the log before its line."""
-        deadline = time.monotonic() + timeout
-        while True:
-            records = [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
-            matching = [record for record in records if wanted(record)]
-            if matching or time.monotonic() > deadline:
-                return matching
-            time.sleep(0.1)
-
-
-@contextmanager
-def textclf_server(workdir: Path, *options: str, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
-    """`textclf serve` as its own process on free 127.0.0.1 ports; stopped (SIGTERM, then SIGKILL) after."""
-    http_port, grpc_port = free_port(), free_port()
-    log_path = workdir / f"serve-{http_port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "textclf.cli",
-        "serve",
-        "--port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-        *options,
-    ]
-    url = f"http://127.0.0.1:{http_port}"
-    with running_server(command, f"{url}/health", log_path, env={**os.environ, **(env or {})}) as process:
-        yield RunningServer(url, f"127.0.0.1:{grpc_port}", process, log_path)
-
-
-# Small limits, so the limit cases need small requests.
-SERVING_TEST_LIMITS = ("max_texts_per_request=8", "max_body_bytes=65536", "max_text_chars=20000")
-
-
 @pytest.fixture(scope="session")
 def serving_server(
     tmp_path_factory: pytest.TempPathFactory, step_inputs: dict, event_sink: EventSink
@@ -375,71 +314,3 @@ def serving_server(
         *options,
     ) as server:
         yield server
-
-
-def v2_exchange(texts: list[str], labels: list[str], model_version: str = "1") -> tuple[dict, dict]:
-    """A v2 inference request and the response textclf's predictor gives it (scores 0.9)."""
-    request = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
-    response = {
-        "model_name": "textclf",
-        "model_version": model_version,
-        "outputs": [
-            {"name": "label", "shape": [len(labels)], "datatype": "BYTES", "data": labels},
-            {"name": "score", "shape": [len(labels)], "datatype": "FP32", "data": [0.9] * len(labels)},
-        ],
-    }
-    return request, response
-
-
-def binary_cloud_event(event_id: str, kind: str, payload: dict, model_version: str = "1") -> tuple[dict, bytes]:
-    """Headers and body of a binary-mode request-logger CloudEvent, as KServe's agent sends it."""
-    from textclf.prediction_log import REQUEST_EVENT, RESPONSE_EVENT
-
-    headers = {
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-type": REQUEST_EVENT if kind == "request" else RESPONSE_EVENT,
-        "ce-source": "http://localhost/test",
-        "ce-inferenceservicename": "textclf",
-        "ce-modelversion": model_version,
-        "ce-time": datetime.now(UTC).isoformat(),
-        "content-type": "application/json",
-    }
-    return headers, json.dumps(payload).encode()
-
-
-def structured_cloud_event(event_id: str, kind: str, payload: dict, model_version: str = "1") -> tuple[dict, bytes]:
-    """The same event in structured mode: one application/cloudevents+json document."""
-    headers, _ = binary_cloud_event(event_id, kind, payload, model_version)
-    document = {key.removeprefix("ce-"): value for key, value in headers.items() if key.startswith("ce-")}
-    document["datacontenttype"] = "application/json"
-    document["data"] = payload
-    return {"content-type": "application/cloudevents+json"}, json.dumps(document).encode()
-
-
-@dataclass
-class RunningMonitor:
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-
-def start_monitor(workdir: Path, port: int, *options: str) -> RunningMonitor:
-    """`textclf monitor` as its own process on 127.0.0.1:`port`, answering /health."""
-    log_path = workdir / f"monitor-{port}.log"
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "textclf.cli", "monitor", "--port", str(port), "--workdir", str(workdir), *options]
-    return RunningMonitor(url, start_server(command, f"{url}/health", log_path, timeout=120), log_path)
-
-
-@contextmanager
-def monitor_server(workdir: Path, *options: str) -> Iterator[RunningMonitor]:
-    """A monitor on a free port, stopped (SIGTERM, then SIGKILL) after."""
-    monitor = start_monitor(workdir, free_port(), *options)
-    try:
-        yield monitor
-    finally:
-        stop_process(monitor.process)

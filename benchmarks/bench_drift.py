@@ -40,7 +40,7 @@ def require_data() -> None:
 
 def log_predictions(store, classifier, texts: list[str], version: str) -> float:
     """The window's predictions stored through CloudEvents, 64 texts per logged request; returns seconds."""
-    from textclf.prediction_log import REQUEST_EVENT, RESPONSE_EVENT, parse_event
+    from textclf.monitor.events import REQUEST_EVENT, RESPONSE_EVENT, parse_event
 
     predictions = classifier.predict(texts)
     started = time.perf_counter()
@@ -84,9 +84,9 @@ def main() -> None:
     args = parser.parse_args()
     require_data()
     from textclf.config import MonitorConfig
-    from textclf.drift_check import DriftChecker
-    from textclf.monitor_store import MonitorStore
-    from textclf.predict import TextClassifier
+    from textclf.monitor.check import DriftChecker
+    from textclf.monitor.store import MonitorStore
+    from textclf.serve.classifier import TextClassifier
 
     model = trained_model()
     classifier = TextClassifier.load(model)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from textclf.local_processes import free_port, running_server
+from textclf.runtime.local_processes import free_port, running_server
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "sst2"
@@ -48,7 +48,7 @@ def trained_model() -> Path:
         return CACHED_MODEL
     import pandas as pd
 
-    from textclf.model_uri import resolve_model_dir
+    from textclf.registry.model_uri import resolve_model_dir
 
     workdir = RESULTS / "serve-model-run"
     workdir.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,8 @@ def time_budget_callback(seconds: float):
 
 def load_splits():
     """The de-duplicated, stratified train/validation/test split both recipes train and score on."""
-    from textclf.data import DataSource, ingest
+    from textclf.data.ingest import ingest
+    from textclf.data.sources import DataSource
 
     return ingest(DataSource(str(DATA)), validation_fraction=0.1, test_fraction=0.1, seed=SPLIT_SEED)
 
@@ -54,12 +55,12 @@ def run_textclf(budget_seconds: float) -> dict:
 
     import numpy as np
 
-    from textclf.cleaning import CleaningConfig
-    from textclf.metrics import classification_metrics
-    from textclf.modeling import PACKAGED_MINILM, load_tokenizer
-    from textclf.predict import predict_probabilities
-    from textclf.preprocess import LabelMap, prepare_split
-    from textclf.training import TrainingParams, train_classifier
+    from textclf.data.cleaning import CleaningConfig
+    from textclf.data.preprocess import LabelMap, prepare_split
+    from textclf.evaluate.metrics import classification_metrics
+    from textclf.serve.classifier import predict_probabilities
+    from textclf.train.modeling import PACKAGED_MINILM, load_tokenizer
+    from textclf.train.trainer import TrainingParams, train_classifier
 
     splits = load_splits().splits
     label_map = LabelMap.from_labels(splits["train"]["label"])
@@ -105,9 +106,9 @@ def run_seeds(budget_seconds: float) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-    from textclf.metrics import classification_metrics
-    from textclf.modeling import PACKAGED_MINILM, resolve_base_model
-    from textclf.training import training_throughput
+    from textclf.evaluate.metrics import classification_metrics
+    from textclf.train.modeling import PACKAGED_MINILM, resolve_base_model
+    from textclf.train.trainer import training_throughput
 
     splits = load_splits().splits
     labels = sorted(splits["train"]["label"].unique())
@@ -166,7 +167,7 @@ def run_seeds(budget_seconds: float) -> dict:
 
 
 def run_one(recipe: str, budget_seconds: float, out: Path) -> None:
-    from textclf.runtime import configure_torch_threads
+    from textclf.runtime.cpu import configure_torch_threads
 
     configure_torch_threads()
     measured = (run_textclf if recipe == "textclf" else run_seeds)(budget_seconds)

@@ -9,9 +9,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from textclf.config import MonitorConfig
-from textclf.drift_check import DriftChecker
-from textclf.logs import JsonFormatter
-from textclf.monitor_store import MonitorStore
+from textclf.monitor.check import DriftChecker
+from textclf.monitor.retraining import ClusterLauncher
+from textclf.monitor.store import MonitorStore
+from textclf.runtime.logs import JsonFormatter
 
 
 def database_url(config: MonitorConfig) -> str:
@@ -19,18 +20,19 @@ def database_url(config: MonitorConfig) -> str:
 
 
 def tracking_uri_of(config: MonitorConfig) -> str:
-    from textclf.tracking import default_tracking_uri
+    from textclf.registry.tracking import default_tracking_uri
 
     return config.tracking_uri or default_tracking_uri(Path(config.training_workdir))
 
 
-def build_app(config: MonitorConfig) -> FastAPI:
-    """The store (created if new), the checker and the app over them."""
+def build_app(config: MonitorConfig, launch_on_cluster: ClusterLauncher | None = None) -> FastAPI:
+    """The store (created if new), the checker and the app over them. `launch_on_cluster` starts retraining runs
+    on Kubeflow Pipelines when `kfp_host` is set (the composition root passes it)."""
     from textclf.monitoring.app import create_app
 
     Path(config.workdir).mkdir(parents=True, exist_ok=True)
     store = MonitorStore(database_url(config)).create()
-    checker = DriftChecker(config, store, tracking_uri_of(config))
+    checker = DriftChecker(config, store, tracking_uri_of(config), launch_on_cluster)
     return create_app(config, store, checker)
 
 
@@ -47,8 +49,10 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("textclf").setLevel(logging.INFO)
 
 
-def serve(config: MonitorConfig, verbose: bool = False) -> None:
+def serve(config: MonitorConfig, verbose: bool = False, launch_on_cluster: ClusterLauncher | None = None) -> None:
     import uvicorn
 
     configure_logging(verbose)
-    uvicorn.run(build_app(config), host=config.host, port=config.port, log_config=None, access_log=verbose)
+    uvicorn.run(
+        build_app(config, launch_on_cluster), host=config.host, port=config.port, log_config=None, access_log=verbose
+    )

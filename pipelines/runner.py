@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
-from textclf.config import PipelineConfig
+from textclf.config import PipelineConfig, load_config
+from textclf.monitor.retraining import LaunchedRun
 from textclf.names import PIPELINE_NAME
 
 COMPILED_PIPELINE = Path(__file__).parent / "compiled" / "training_pipeline.yaml"
@@ -57,3 +59,11 @@ def submit(config: PipelineConfig, host: str, experiment: str, wait: bool, timeo
     if wait:
         client.wait_for_run_completion(run.run_id, timeout=timeout_seconds)
     return run.run_id
+
+
+def launch_on_cluster(host: str, training_config: Path | None, overrides: dict[str, Any]) -> LaunchedRun:
+    """A retraining run the monitor starts: the compiled training pipeline on Kubeflow Pipelines, not waited for
+    (the `ClusterLauncher` the composition root hands the monitor)."""
+    settings = load_config(training_config, overrides)
+    run_id = submit(settings, host, settings.experiment_name, wait=False, timeout_seconds=0)
+    return LaunchedRun("kfp", run_id, f"{host}/#/runs/details/{run_id}")

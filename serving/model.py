@@ -1,4 +1,6 @@
-"""The predictor: a `kserve.Model` whose logic is the core's `TextClassifier`; KServe owns the protocols."""
+"""The predictor: a `kserve.Model` whose logic is the core's `TextClassifier`, on KServe's own hooks:
+`preprocess` turns any protocol's request into validated texts, `predict` runs them through the micro-batcher,
+`postprocess` shapes the v1 or v2 response. KServe owns the protocols' routes and decoding."""
 
 from __future__ import annotations
 
@@ -10,22 +12,22 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
 from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, deserialize_bytes_tensor
+from kserve.protocol.infer_type import InferInput, InferOutput
 
-from textclf.batching import BatcherClosed, MicroBatcher
 from textclf.config import ServingConfig
-from textclf.inputs import InputLimits, InvalidTexts, validate_texts
-from textclf.model_uri import resolve_model
-from textclf.predict import TextClassifier
-from textclf.runtime import release_free_memory
-from textclf.serving.metrics import ServingMetrics
-from textclf.tracking import default_tracking_uri
+from textclf.registry.model_uri import resolve_model
+from textclf.registry.tracking import default_tracking_uri
+from textclf.runtime.cpu import release_free_memory
+from textclf.serve.batching import BatcherClosed, MicroBatcher
+from textclf.serve.classifier import TextClassifier
+from textclf.serve.inputs import InputLimits, InvalidTexts, validate_texts
+from textclf.serving.prometheus import ServingMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +36,6 @@ TEXT_INPUT = "text"
 # ~50 MiB per 150 batches without), at no measurable cost in throughput.
 BATCHES_PER_MEMORY_TRIM = 10
 WARMUP_TEXTS = ("warm-up text for the first forward pass", "a second, somewhat longer warm-up text " * 8)
-
-
-def bytes_tensor_items(raw: bytes, name: object = TEXT_INPUT) -> list[bytes]:
-    """The items of a binary BYTES tensor, read by KServe's own decoder; `InvalidTexts` when malformed."""
-    try:
-        return list(deserialize_bytes_tensor(raw))
-    except struct.error:
-        raise InvalidTexts(
-            f"input {name!r}: raw BYTES data is malformed (each item is a 4-byte length, then its bytes)"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -55,10 +47,21 @@ class TextPrediction:
 
 
 @dataclass(frozen=True)
+class TextsRequest:
+    """What `preprocess` hands `predict`: the validated texts, the protocol to answer in and, for v2, the
+    request (its id, binary-output choice and requested outputs shape the response)."""
+
+    texts: list[str]
+    protocol: Literal["v1", "v2"]
+    infer_request: InferRequest | None = None
+
+
+@dataclass(frozen=True)
 class Classified:
     predictions: list[TextPrediction]
     model_version: str
     """The version that computed these predictions (a reload may swap versions between requests)."""
+    request: TextsRequest
 
 
 @dataclass
@@ -76,7 +79,7 @@ class TextClassifierModel(Model):
         super().__init__(name)
         self.config = config
         self.metrics = metrics
-        self.limits = InputLimits(config.max_texts_per_request, config.max_text_chars)
+        self.limits = InputLimits(max_texts=config.max_texts_per_request, max_text_chars=config.max_text_chars)
         self.loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
         # Every torch call (loading, warm-up, every batch, every version) runs on this one thread: each
@@ -157,21 +160,51 @@ class TextClassifierModel(Model):
             )
         ]
 
-    async def classify(self, items: list[Any]) -> Classified:
-        """Validated texts through the micro-batcher: the one path every protocol takes."""
+    def validate(self, payload: TextsRequest) -> TextsRequest:
+        """`preprocess` already validated the texts; KServe's own check reads v1/v2 dicts, not these."""
+        return payload
+
+    async def preprocess(self, payload: dict | bytes | InferRequest, headers: dict[str, str] | None = None) -> Any:
+        """Any protocol's request as validated texts: v2 (`text` BYTES [N], JSON, binary or gRPC) or v1
+        (`{"instances": [...]}`, which the simple API also sends); `InvalidInput` (400) says what to fix."""
+        if isinstance(payload, InferRequest):
+            items, protocol = self._v2_items(payload), "v2"
+        else:
+            if isinstance(payload, bytes):
+                payload = self._json_object(payload)
+            if not isinstance(payload, dict):
+                raise InvalidInput('send a JSON object: {"instances": ["text", ...]} (v1) or a v2 inference request')
+            items, protocol = self._v1_items(payload), "v1"
         try:
             texts = validate_texts(items, self.limits)
         except InvalidTexts as error:
             raise InvalidInput(str(error)) from None
+        return TextsRequest(texts, protocol, payload if isinstance(payload, InferRequest) else None)
+
+    async def predict(self, payload: TextsRequest, headers: dict[str, str] | None = None) -> Classified:
+        """The texts through the micro-batcher of the version loaded now."""
         while True:
             loaded = self.loaded
             try:
-                results = await loaded.batcher.predict(texts)
+                results = await loaded.batcher.predict(payload.texts)
                 break
             except BatcherClosed:
                 continue  # the model was swapped between reading it and queueing: use the new one
         self.metrics.truncated.inc(sum(result.truncated for result in results))
-        return Classified(results, loaded.version)
+        return Classified(results, loaded.version, payload)
+
+    async def postprocess(
+        self, result: Classified, headers: dict[str, str] | None = None, response_headers: dict | None = None
+    ) -> dict | InferResponse:
+        """The response in the request's protocol: a v2 `InferResponse`, or v1 `predictions` (the simple API's
+        shape too)."""
+        if result.request.protocol == "v2":
+            return self._v2_response(result, result.request.infer_request)
+        return {
+            "predictions": [self.as_json(prediction) for prediction in result.predictions],
+            "model_name": self.name,
+            "model_version": result.model_version,
+        }
 
     def get_input_types(self) -> list[dict]:
         return [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]
@@ -183,15 +216,6 @@ class TextClassifierModel(Model):
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.labels)]},
         ]
 
-    async def predict(self, payload: dict | InferRequest, headers: dict[str, str] | None = None) -> Any:
-        if isinstance(payload, InferRequest):
-            return await self._predict_v2(payload)
-        if isinstance(payload, bytes):
-            payload = self._json_object(payload)
-        if isinstance(payload, dict):
-            return await self._predict_v1(payload)
-        raise InvalidInput('send a JSON object: {"instances": ["text", ...]} (v1) or a v2 inference request')
-
     @staticmethod
     def _json_object(body: bytes) -> Any:
         """KServe passes a v1 body through undecoded when its content-type is not JSON; decode it anyway."""
@@ -200,17 +224,12 @@ class TextClassifierModel(Model):
         except orjson.JSONDecodeError as error:
             raise InvalidInput(f"the body is not valid JSON ({error}): send application/json") from None
 
-    async def _predict_v1(self, payload: dict) -> dict:
+    @staticmethod
+    def _v1_items(payload: dict) -> list[Any]:
         instances = payload.get("instances")
         if not isinstance(instances, list):
             raise InvalidInput('send {"instances": ["text", ...]}: "instances" must be a list of texts')
-        items = [item["text"] if isinstance(item, dict) and "text" in item else item for item in instances]
-        classified = await self.classify(items)
-        return {
-            "predictions": [self.as_json(result) for result in classified.predictions],
-            "model_name": self.name,
-            "model_version": classified.model_version,
-        }
+        return [item["text"] if isinstance(item, dict) and "text" in item else item for item in instances]
 
     def as_json(self, result: TextPrediction) -> dict:
         return {
@@ -220,8 +239,7 @@ class TextClassifierModel(Model):
             "truncated": result.truncated,
         }
 
-    async def _predict_v2(self, request: InferRequest) -> InferResponse:
-        classified = await self.classify(self._v2_texts(request))
+    def _v2_response(self, classified: Classified, request: InferRequest) -> InferResponse:
         results = classified.predictions
         count = len(results)
         truncated = [index for index, result in enumerate(results) if result.truncated]
@@ -249,7 +267,7 @@ class TextClassifierModel(Model):
             requested_outputs=request.request_outputs,
         )
 
-    def _v2_texts(self, request: InferRequest) -> list[Any]:
+    def _v2_items(self, request: InferRequest) -> list[Any]:
         names = [tensor.name for tensor in request.inputs]
         if names != [TEXT_INPUT]:
             raise InvalidInput(
@@ -268,12 +286,19 @@ class TextClassifierModel(Model):
 
     @staticmethod
     def _tensor_items(tensor: InferInput) -> list[Any]:
-        if tensor._raw_data is not None:
+        """The tensor's items: its JSON `data`, or its binary data (HTTP binary tensors, gRPC raw contents)
+        decoded by KServe's own `as_numpy`, read as one dimension so the caller compares the declared shape."""
+        if tensor.data is None:
+            declared = tensor.shape
+            tensor.shape = [-1]
             try:
-                return bytes_tensor_items(tensor._raw_data)
-            except InvalidTexts as error:
-                raise InvalidInput(str(error)) from None
-        data = tensor.data
-        if not isinstance(data, list):
+                return list(tensor.as_numpy())
+            except struct.error:
+                raise InvalidInput(
+                    f"input {TEXT_INPUT!r}: raw BYTES data is malformed (each item is a 4-byte length, then its bytes)"
+                ) from None
+            finally:
+                tensor.shape = declared
+        if not isinstance(tensor.data, list):
             raise InvalidInput(f'input {TEXT_INPUT!r} needs "data": a list of strings')
-        return data
+        return tensor.data

@@ -14,11 +14,12 @@ from kserve import ModelRepository, ModelServer
 from kserve.errors import InvalidInput, ModelNotFound
 
 from textclf.config import ServingConfig
-from textclf.logs import JsonFormatter
-from textclf.serving.app import ServingMiddleware, install
-from textclf.serving.metrics import ServingMetrics
+from textclf.runtime.logs import JsonFormatter
+from textclf.serving.middleware import ServingMiddleware
 from textclf.serving.model import TextClassifierModel
+from textclf.serving.prometheus import ServingMetrics
 from textclf.serving.request_logger import RequestLogger
+from textclf.serving.routes import install
 
 
 class ClientErrorFilter(logging.Filter):

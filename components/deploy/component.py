@@ -17,16 +17,31 @@ def deploy(
     deploy_timeout_seconds: int,
 ) -> str:
     """Serve the new champion: roll out its InferenceService on a cluster (canary first, previous revision
-    kept until Ready), or switch a running local `textclf serve` to it without a restart."""
+    kept until Ready), or switch a running local `textclf serve` to it without a restart.
+
+    Args:
+        registered_model_name: MLflow registered model.
+        version: the registered version this step acts on.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
+        serving_url: local runs: the textclf server to switch to a new champion.
+        serving_namespace: cluster runs: namespace of the InferenceService.
+        inference_service_name: cluster runs: InferenceService name.
+        serving_image: cluster runs: the predictor's image.
+        artifact_store_uri: cluster runs: the MLflow server's --artifacts-destination, for KServe.
+        request_logger_url: cluster runs: where KServe logs requests.
+        canary_traffic_percent: traffic share of a new revision at first.
+        deploy_timeout_seconds: how long a rollout may take to become Ready.
+    """
     import os
 
     import mlflow
 
-    from textclf.tracking import resume_run
+    from textclf.registry.tracking import resume_run
 
     with resume_run(tracking_uri, mlflow_run_id):
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            from textclf.serving.deployment import deploy_to_cluster
+            from textclf.serving.inference_service import deploy_to_cluster
 
             outcome = deploy_to_cluster(
                 registered_model_name,
@@ -41,7 +56,7 @@ def deploy(
                 deploy_timeout_seconds,
             )
         else:
-            from textclf.deploy import deploy_locally
+            from textclf.deploy.local_server import deploy_locally
 
             outcome = deploy_locally(serving_url, registered_model_name, version, tracking_uri)
         mlflow.set_tag("deploy_outcome", outcome[:5000])

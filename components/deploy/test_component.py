@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port, textclf_server
+from tests.support.servers import free_port, textclf_server
 
 pytestmark = pytest.mark.integration
 
@@ -18,8 +18,8 @@ def register_two_versions(tracking_uri: str, model_dir: Path) -> list[str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from textclf.registry import promote, register_version
-    from textclf.tracking import configure, ensure_experiment
+    from textclf.registry.tracking import configure, ensure_experiment
+    from textclf.registry.versions import promote, register_version
 
     previous = mlflow.get_tracking_uri()
     try:
@@ -62,7 +62,7 @@ def test_deploy_switches_a_running_server_to_the_new_champion(
     from mlflow.tracking import MlflowClient
 
     from textclf.components.deploy.component import deploy
-    from textclf.registry import promote
+    from textclf.registry.versions import promote
 
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_ids = register_two_versions(tracking_uri, step_inputs["model"])

@@ -2,6 +2,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.component
+
 
 def test_the_report_that_started_a_run_becomes_its_html_artifact(kfp_local: Path, tmp_path: Path) -> None:
     from textclf.components.drift_report.component import attach_drift_report

@@ -24,12 +24,31 @@ def evaluate(
     model_card: Output[Markdown],
     evaluation: Output[Artifact],
 ) -> NamedTuple("EvaluateOutputs", accuracy=float, macro_f1=float, tfidf_accuracy=float):
-    """Test-split metrics, baselines, confusion matrix, confident mistakes and the model card."""
+    """Test-split metrics, baselines, confusion matrix, confident mistakes and the model card.
+
+    Args:
+        model: the serving-ready model directory (the model-directory contract).
+        train_split: the raw training split (ingest's output).
+        test_data: the prepared test split.
+        data: 'demo[:domain]', 'hf:<dataset id>', or a CSV/JSONL/Parquet path or URL.
+        data_fingerprint: content hash of the ingested (text, label) pairs.
+        registered_model_name: MLflow registered model.
+        split_sizes: rows per split, from ingest.
+        seed: seed for splitting, initialisation, data order and tuning.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
+        metrics: test-split metrics for the KFP UI.
+        confusion_matrix: the test split's confusion matrix for the KFP UI.
+        confusion_matrix_png: the confusion matrix as a PNG.
+        error_analysis: confusion matrix and the most confident mistakes (HTML).
+        model_card: the model card (Markdown).
+        evaluation: test metrics and baselines (JSON).
+    """
     from collections import namedtuple
     from pathlib import Path
 
-    from textclf.steps import EvaluationPaths, run_evaluate
-    from textclf.tracking import resume_run
+    from textclf.registry.tracking import resume_run
+    from textclf.steps.evaluate import EvaluationPaths, run_evaluate
 
     with resume_run(tracking_uri, mlflow_run_id):
         result = run_evaluate(

@@ -1,8 +1,11 @@
 import json
 from pathlib import Path
 
+import pytest
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
+
+pytestmark = pytest.mark.component
 
 
 def test_evaluate_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str) -> None:

@@ -26,12 +26,32 @@ def ingest(
     data_report: Output[Markdown],
 ) -> NamedTuple("IngestOutputs", mlflow_run_id=str, data_fingerprint=str, split_sizes=dict):
     """Load, validate, de-duplicate and split the dataset (extra training rows join the training split only);
-    open the pipeline's MLflow run."""
+    open the pipeline's MLflow run.
+
+    Args:
+        data: 'demo[:domain]', 'hf:<dataset id>', or a CSV/JSONL/Parquet path or URL.
+        text_column: column holding the text.
+        label_column: column holding the class label.
+        hf_split: split to load from a Hugging Face dataset.
+        hf_config: configuration name of a Hugging Face dataset, if it has several.
+        validation_fraction: share of rows held out for validation.
+        test_fraction: share of rows held out for the test split.
+        seed: seed for splitting, initialisation, data order and tuning.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        experiment_name: MLflow experiment.
+        run_name: name of the pipeline's MLflow run (the KFP run name).
+        extra_train_data: labelled rows (text, label) added to the training split only: feedback, new files.
+        trigger: what started this run (the monitor's drift episode), as an MLflow tag.
+        train_split: the raw training split (ingest's output).
+        validation_split: the raw validation split.
+        test_split: the raw test split.
+        data_report: Markdown description of the data: rows read and dropped, class balance, lengths.
+    """
     from collections import namedtuple
     from pathlib import Path
 
-    from textclf.data import DataSource
-    from textclf.steps import run_ingest
+    from textclf.data.sources import DataSource
+    from textclf.steps.ingest import run_ingest
 
     outputs = {"train": train_split, "validation": validation_split, "test": test_split}
     outcome = run_ingest(

@@ -1,6 +1,9 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.component
 
 
 def test_ingest_runs_under_kfp_local(

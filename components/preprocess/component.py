@@ -22,16 +22,35 @@ def preprocess(
     test_data: Output[Dataset],
     preprocessing: Output[Artifact],
 ):
-    """Clean texts, build the label map and tokenize with the base model's tokenizer."""
+    """Clean texts, build the label map and tokenize with the base model's tokenizer.
+
+    Args:
+        train_split: the raw training split (ingest's output).
+        validation_split: the raw validation split.
+        test_split: the raw test split.
+        strip_html: remove HTML tags and unescape entities.
+        strip_urls: remove URLs.
+        normalize_unicode: NFKC-normalize unicode.
+        normalize_whitespace: collapse runs of whitespace.
+        lowercase: lowercase texts (uncased tokenizers do this anyway).
+        base_model: Hub id or local path of the encoder to fine-tune.
+        max_length: tokens per text; longer texts are truncated.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
+        train_data: the prepared (cleaned, tokenized) training split.
+        validation_data: the prepared validation split.
+        test_data: the prepared test split.
+        preprocessing: what preprocessing decided: labels, cleaning, base model, max length.
+    """
     from pathlib import Path
 
     import mlflow
 
-    from textclf.cleaning import CleaningConfig
-    from textclf.steps import run_preprocess
-    from textclf.tracking import resume_run
+    from textclf.data.cleaning import CleaningConfig
+    from textclf.registry.tracking import resume_run
+    from textclf.steps.preprocess import run_preprocess
 
-    cleaning = CleaningConfig(strip_html, strip_urls, normalize_unicode, normalize_whitespace, lowercase)
+    cleaning = CleaningConfig.pick(locals())
     outputs = {"train": train_data, "validation": validation_data, "test": test_data}
     with resume_run(tracking_uri, mlflow_run_id):
         summary = run_preprocess(

@@ -2,8 +2,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset
+
+pytestmark = pytest.mark.component
 
 
 def test_preprocess_runs_under_kfp_local(

@@ -12,11 +12,20 @@ def register(
     tracking_uri: str,
     mlflow_run_id: str,
 ) -> str:
-    """Register the model directory as a version with alias `challenger`, once per MLflow run."""
+    """Register the model directory as a version with alias `challenger`, once per MLflow run.
+
+    Args:
+        model: the serving-ready model directory (the model-directory contract).
+        evaluation: test metrics and baselines (JSON).
+        registered_model_name: MLflow registered model.
+        data_fingerprint: content hash of the ingested (text, label) pairs.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
+    """
     from pathlib import Path
 
-    from textclf.steps import run_register
-    from textclf.tracking import resume_run
+    from textclf.registry.tracking import resume_run
+    from textclf.steps.register import run_register
 
     with resume_run(tracking_uri, mlflow_run_id):
         version = run_register(
@@ -37,9 +46,19 @@ def promotion_gate(
     mlflow_run_id: str,
 ) -> bool:
     """True when the challenger beats the champion by the margin with no class's F1 dropping too far, and,
-    given a labelled drift window, beats it on that window too."""
-    from textclf.steps import run_gate
-    from textclf.tracking import resume_run
+    given a labelled drift window, beats it on that window too.
+
+    Args:
+        registered_model_name: MLflow registered model.
+        version: the registered version this step acts on.
+        min_accuracy_gain: accuracy a challenger must gain to be promoted.
+        max_class_f1_drop: largest per-class F1 drop a promotion allows.
+        drift_window_data: labelled drift window (text, label): a challenger must also beat the champion on it.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
+    """
+    from textclf.registry.tracking import resume_run
+    from textclf.steps.register import run_gate
 
     with resume_run(tracking_uri, mlflow_run_id):
         decision = run_gate(registered_model_name, version, min_accuracy_gain, max_class_f1_drop, drift_window_data)
@@ -49,9 +68,16 @@ def promotion_gate(
 
 @textclf_component
 def promote(registered_model_name: str, version: str, tracking_uri: str, mlflow_run_id: str) -> str:
-    """Move the `champion` alias to the version that passed the gate."""
-    from textclf.steps import run_promote
-    from textclf.tracking import resume_run
+    """Move the `champion` alias to the version that passed the gate.
+
+    Args:
+        registered_model_name: MLflow registered model.
+        version: the registered version this step acts on.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
+    """
+    from textclf.registry.tracking import resume_run
+    from textclf.steps.register import run_promote
 
     with resume_run(tracking_uri, mlflow_run_id):
         run_promote(registered_model_name, version)

@@ -1,8 +1,11 @@
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
 from kfp import dsl
 from kfp.dsl import Artifact, Model
+
+pytestmark = pytest.mark.component
 
 
 class Outputs(NamedTuple):

@@ -25,28 +25,38 @@ def train(
     mlflow_run_id: str,
     model: Output[Model],
 ) -> float:
-    """Fine-tune with the chosen parameters; output the serving-ready model directory."""
+    """Fine-tune with the chosen parameters; output the serving-ready model directory.
+
+    Args:
+        train_data: the prepared (cleaned, tokenized) training split.
+        validation_data: the prepared validation split.
+        preprocessing: what preprocessing decided: labels, cleaning, base model, max length.
+        finetune: LoRA adapters (merged after) or full.
+        learning_rate: peak learning rate; 0 = 5e-4 for LoRA, 5e-5 for full.
+        batch_size: training batch size.
+        epochs: maximum epochs (early stopping may end sooner).
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of steps with linear warm-up.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling alpha.
+        lora_dropout: LoRA dropout.
+        freeze_word_embeddings: keep the word-embedding matrix frozen (full mode).
+        early_stopping_patience: epochs without improvement before stopping.
+        seed: seed for splitting, initialisation, data order and tuning.
+        data_fingerprint: content hash of the ingested (text, label) pairs.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
+        model: the serving-ready model directory (the model-directory contract).
+    """
     import tempfile
     from pathlib import Path
 
-    from textclf.steps import run_train
-    from textclf.tracking import resume_run
-    from textclf.training import TrainingParams
+    from textclf.registry.tracking import resume_run
+    from textclf.steps.train import run_train
+    from textclf.train.trainer import TrainingParams
 
-    params = TrainingParams(
-        finetune,
-        learning_rate,
-        batch_size,
-        epochs,
-        weight_decay,
-        warmup_ratio,
-        lora_r,
-        lora_alpha,
-        lora_dropout,
-        freeze_word_embeddings,
-        early_stopping_patience,
-        seed,
-    )
+    # By name: every training parameter this step was given, whatever their order in the signature.
+    params = TrainingParams.pick(locals())
     with resume_run(tracking_uri, mlflow_run_id), tempfile.TemporaryDirectory() as work_dir:
         summary = run_train(
             Path(train_data.path),

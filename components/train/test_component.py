@@ -2,8 +2,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
+
+pytestmark = pytest.mark.component
 
 
 def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str) -> None:

@@ -41,29 +41,43 @@ def tune(
     lora_alpha=int,
     lora_dropout=float,
 ):
-    """Optuna search (TPE, median pruning) over the training function; trials are nested MLflow runs."""
+    """Optuna search (TPE, median pruning) over the training function; trials are nested MLflow runs.
+
+    Args:
+        train_data: the prepared (cleaned, tokenized) training split.
+        validation_data: the prepared validation split.
+        preprocessing: what preprocessing decided: labels, cleaning, base model, max length.
+        finetune: LoRA adapters (merged after) or full.
+        learning_rate: peak learning rate; 0 = 5e-4 for LoRA, 5e-5 for full.
+        batch_size: training batch size.
+        epochs: maximum epochs (early stopping may end sooner).
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of steps with linear warm-up.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling alpha.
+        lora_dropout: LoRA dropout.
+        freeze_word_embeddings: keep the word-embedding matrix frozen (full mode).
+        early_stopping_patience: epochs without improvement before stopping.
+        seed: seed for splitting, initialisation, data order and tuning.
+        trials: Optuna trials; 0 skips tuning.
+        tune_max_train_rows: rows each trial trains on (0 = all).
+        optuna_storage: Optuna RDB URL; empty = sqlite file in the working directory.
+        data_fingerprint: content hash of the ingested (text, label) pairs.
+        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
+        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
+        optimization_history: Optuna's optimization history (HTML).
+        param_importance: Optuna's parameter importance (HTML).
+    """
     import tempfile
     from collections import namedtuple
     from pathlib import Path
 
-    from textclf.steps import run_tune
-    from textclf.tracking import resume_run
-    from textclf.training import TrainingParams
+    from textclf.registry.tracking import resume_run
+    from textclf.steps.tune import run_tune
+    from textclf.train.trainer import TrainingParams
 
-    base = TrainingParams(
-        finetune,
-        learning_rate,
-        batch_size,
-        epochs,
-        weight_decay,
-        warmup_ratio,
-        lora_r,
-        lora_alpha,
-        lora_dropout,
-        freeze_word_embeddings,
-        early_stopping_patience,
-        seed,
-    )
+    # By name: every training parameter this step was given, whatever their order in the signature.
+    base = TrainingParams.pick(locals())
     with resume_run(tracking_uri, mlflow_run_id), tempfile.TemporaryDirectory() as work_dir:
         best = run_tune(
             Path(train_data.path),

@@ -1,21 +1,32 @@
-"""Typed configuration of a training run: defaults here, overridden by a YAML file, TEXTCLF_* variables
-and the command line, in that order. The pipeline's parameters are these fields, one for one."""
+"""Typed configuration of the training run, the server and the monitor: defaults, overridden by a YAML file,
+TEXTCLF_* variables and the command line, in that order. The pipeline's parameters are `PipelineConfig`'s
+fields, one for one.
+
+Every default is stated once. Settings a core stage owns are declared there (`TrainingParams`,
+`CleaningConfig`, `PromotionPolicy`, `DriftPolicy`, `DriftReportSettings`); `PipelineConfig` declares its
+fields from them (it stays flat: pipeline parameters are primitives), `MonitorConfig` holds them nested."""
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
-from textclf.modeling import PACKAGED_MINILM
+from textclf.data.cleaning import CleaningConfig
+from textclf.data.sources import DataSource
+from textclf.monitor.decision import DriftPolicy
+from textclf.monitor.report import DriftReportSettings
 from textclf.names import (
     ARTIFACT_STORE_URI,
     CHAMPION_ALIAS,
     EXPERIMENT_NAME,
     INFERENCE_SERVICE_NAME,
+    LOCAL_HOST,
     LOCAL_SERVING_URL,
     MONITOR_EVENTS_URL,
     MONITOR_PORT,
@@ -23,50 +34,64 @@ from textclf.names import (
     SERVING_IMAGE,
     SERVING_NAMESPACE,
 )
+from textclf.registry.gate import PromotionPolicy
+from textclf.train.modeling import PACKAGED_MINILM
+from textclf.train.trainer import TrainingParams
 
 ENV_PREFIX = "TEXTCLF_"
 SERVING_ENV_PREFIX = "TEXTCLF_SERVE_"
 MONITOR_ENV_PREFIX = "TEXTCLF_MONITOR_"
 Settings = TypeVar("Settings", bound=BaseModel)
+# Nested settings in environment variables: TEXTCLF_MONITOR_POLICY__MIN_WINDOW_SIZE; on the command line:
+# --set policy.min_window_size=...
+NESTED_ENV_DELIMITER = "__"
+
+
+def declared_in(owner: type[BaseModel], name: str) -> FieldInfo:
+    """Field `name` as `owner` declares it (default, constraints, description), for a flat settings model
+    that exposes it: the default stays stated in one place."""
+    return copy.copy(owner.model_fields[name])
 
 
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data: str = Field("demo", description="'demo[:domain]', 'hf:<dataset id>', or a CSV/JSONL/Parquet path or URL")
-    text_column: str = Field("text", description="column holding the text")
-    label_column: str = Field("label", description="column holding the class label")
-    hf_split: str = Field("train", description="split to load from a Hugging Face dataset")
+    data: str = Field(
+        DataSource.spec, description="'demo[:domain]', 'hf:<dataset id>', or a CSV/JSONL/Parquet path or URL"
+    )
+    text_column: str = Field(DataSource.text_column, description="column holding the text")
+    label_column: str = Field(DataSource.label_column, description="column holding the class label")
+    hf_split: str = Field(DataSource.hf_split, description="split to load from a Hugging Face dataset")
     hf_config: str = Field("", description="configuration name of a Hugging Face dataset, if it has several")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of rows held out for validation")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="share of rows held out for the test split")
-    seed: int = Field(42, description="seed for splitting, initialisation, data order and tuning")
-    strip_html: bool = Field(True, description="remove HTML tags and unescape entities")
-    strip_urls: bool = Field(True, description="remove URLs")
-    normalize_unicode: bool = Field(True, description="NFKC-normalize unicode")
-    normalize_whitespace: bool = Field(True, description="collapse runs of whitespace")
-    lowercase: bool = Field(False, description="lowercase texts (uncased tokenizers do this anyway)")
+    seed: int = declared_in(TrainingParams, "seed")
+    strip_html: bool = declared_in(CleaningConfig, "strip_html")
+    strip_urls: bool = declared_in(CleaningConfig, "strip_urls")
+    normalize_unicode: bool = declared_in(CleaningConfig, "normalize_unicode")
+    normalize_whitespace: bool = declared_in(CleaningConfig, "normalize_whitespace")
+    lowercase: bool = declared_in(CleaningConfig, "lowercase")
     base_model: str = Field(PACKAGED_MINILM, description="Hub id or local path of the encoder to fine-tune")
     max_length: int = Field(128, ge=8, le=4096, description="tokens per text; longer texts are truncated")
-    finetune: Literal["lora", "full"] = Field("lora", description="LoRA adapters (merged after) or full")
-    learning_rate: float = Field(0.0, ge=0, description="peak learning rate; 0 = 5e-4 for LoRA, 5e-5 for full")
-    batch_size: int = Field(32, ge=1, description="training batch size")
-    epochs: int = Field(3, ge=1, description="maximum epochs (early stopping may end sooner)")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
-    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="share of steps with linear warm-up")
-    lora_r: int = Field(16, ge=1, description="LoRA rank")
-    lora_alpha: int = Field(32, ge=1, description="LoRA scaling alpha")
-    lora_dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
-    freeze_word_embeddings: bool = Field(True, description="keep the word-embedding matrix frozen (full mode)")
-    early_stopping_patience: int = Field(1, ge=1, description="epochs without improvement before stopping")
+    finetune: Literal["lora", "full"] = declared_in(TrainingParams, "finetune")
+    learning_rate: float = declared_in(TrainingParams, "learning_rate")
+    batch_size: int = declared_in(TrainingParams, "batch_size")
+    epochs: int = declared_in(TrainingParams, "epochs")
+    weight_decay: float = declared_in(TrainingParams, "weight_decay")
+    warmup_ratio: float = declared_in(TrainingParams, "warmup_ratio")
+    lora_r: int = declared_in(TrainingParams, "lora_r")
+    lora_alpha: int = declared_in(TrainingParams, "lora_alpha")
+    lora_dropout: float = declared_in(TrainingParams, "lora_dropout")
+    freeze_word_embeddings: bool = declared_in(TrainingParams, "freeze_word_embeddings")
+    early_stopping_patience: int = declared_in(TrainingParams, "early_stopping_patience")
     trials: int = Field(2, ge=0, description="Optuna trials; 0 skips tuning")
     tune_max_train_rows: int = Field(2000, ge=0, description="rows each trial trains on (0 = all)")
     optuna_storage: str = Field("", description="Optuna RDB URL; empty = sqlite file in the working directory")
     tracking_uri: str = Field("", description="MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db")
     experiment_name: str = Field(EXPERIMENT_NAME, description="MLflow experiment")
     registered_model_name: str = Field(REGISTERED_MODEL_NAME, description="MLflow registered model")
-    min_accuracy_gain: float = Field(0.0, ge=0, description="accuracy a challenger must gain to be promoted")
-    max_class_f1_drop: float = Field(0.05, ge=0, description="largest per-class F1 drop a promotion allows")
+    min_accuracy_gain: float = declared_in(PromotionPolicy, "min_accuracy_gain")
+    max_class_f1_drop: float = declared_in(PromotionPolicy, "max_class_f1_drop")
     serving_url: str = Field(
         LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion"
     )
@@ -90,7 +115,7 @@ class PipelineConfig(BaseModel):
 
     def resolved(self, workdir: Path) -> PipelineConfig:
         """Fill the locations left empty with the embedded defaults under `workdir`, as absolute URIs."""
-        from textclf.tracking import default_tracking_uri
+        from textclf.registry.tracking import default_tracking_uri
 
         return self.model_copy(
             update={
@@ -114,7 +139,7 @@ class ServingConfig(BaseModel):
         "", description="version to report for a model directory (the registry version it holds); empty = digest"
     )
     tracking_uri: str = Field("", description="MLflow URI for models:/ and runs:/; empty = ./mlflow.db")
-    host: str = Field("127.0.0.1", description="interface the HTTP server listens on")
+    host: str = Field(LOCAL_HOST, description="interface the HTTP server listens on")
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP port (v1, v2 REST, /predict, /metrics)")
     grpc_port: int = Field(8081, ge=0, le=65535, description="v2 gRPC port; 0 turns gRPC off")
     max_batch_size: int = Field(64, ge=1, description="most texts one forward pass takes")
@@ -140,7 +165,7 @@ class MonitorConfig(BaseModel):
         "", description="SQLAlchemy URL of the store (postgresql://... in a cluster); empty = sqlite in workdir"
     )
     workdir: str = Field("monitor", description="where reports, retraining data and run logs are kept")
-    host: str = Field("127.0.0.1", description="interface the service listens on")
+    host: str = Field(LOCAL_HOST, description="interface the service listens on")
     port: int = Field(MONITOR_PORT, ge=1, le=65535, description="HTTP port")
     public_url: str = Field(
         "", description="how pipeline steps reach this service (cluster runs); empty = hand them local paths"
@@ -152,25 +177,10 @@ class MonitorConfig(BaseModel):
     )
     window_size: int = Field(1000, ge=1, description="most recent predictions a check compares")
     check_interval_seconds: float = Field(300, ge=0, description="seconds between scheduled checks; 0 = none")
-    descriptor_method: str = Field("ks", description="Evidently test for text descriptors (ks, wasserstein, ...)")
-    descriptor_threshold: float = Field(0.01, gt=0, description="drift below this p-value (or above a distance)")
-    label_method: str = Field("chisquare", description="Evidently test for the predicted-label distribution")
-    label_threshold: float = Field(0.01, gt=0, description="drift below this p-value (or above a distance)")
-    score_method: str = Field("ks", description="Evidently test for the confidence distribution")
-    score_threshold: float = Field(0.01, gt=0, description="drift below this p-value (or above a distance)")
-    embedding_threshold: float = Field(0.6, gt=0.5, le=1, description="embedding drift (domain classifier AUC)")
-    embedding_sample: int = Field(500, ge=20, description="texts per side embedded for the embedding check")
-    embedding_max_tokens: int = Field(
-        64, ge=8, description="tokens of each text's beginning that are embedded (half the time of 128 on long texts)"
+    report: DriftReportSettings = Field(
+        default_factory=DriftReportSettings, description="which test each check uses and its threshold"
     )
-    min_window_size: int = Field(200, ge=1, description="predictions a window needs before it is judged")
-    min_drifted_checks: int = Field(2, ge=1, description="drifted checks that mean retrain")
-    cooldown_seconds: float = Field(6 * 3600, ge=0, description="no new retraining run this soon after one")
-    max_accuracy_drop: float = Field(0.05, ge=0, le=1, description="live accuracy drop (with feedback) = retrain")
-    min_labelled: int = Field(50, ge=1, description="feedback labels needed before live accuracy counts")
-    require_feedback: bool = Field(
-        True, description="retrain only once the window has min_labelled feedback labels to learn from and judge by"
-    )
+    policy: DriftPolicy = Field(default_factory=DriftPolicy, description="when a check's scores mean retraining")
     retrain: bool = Field(True, description="start a retraining run when a check decides so")
     kfp_host: str = Field("", description="Kubeflow Pipelines endpoint for retraining; empty = kfp.local")
     training_config: str = Field("", description="YAML of the training run to repeat (data, model, ...)")
@@ -185,24 +195,65 @@ class MonitorConfig(BaseModel):
     max_event_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest event or feedback body accepted")
 
 
+def _nested_model(field: FieldInfo) -> type[BaseModel] | None:
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _environment(model: type[BaseModel], prefix: str) -> dict[str, Any]:
+    """<PREFIX><FIELD> variables; a nested model's fields as <PREFIX><FIELD>__<SUBFIELD>."""
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        nested = _nested_model(field)
+        if nested is not None:
+            inner = _environment(nested, f"{prefix}{name.upper()}{NESTED_ENV_DELIMITER}")
+            if inner:
+                values[name] = inner
+        elif (value := os.environ.get(f"{prefix}{name.upper()}")) is not None:
+            values[name] = value
+    return values
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _expand_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+    """`{"policy.min_window_size": 40}` as `{"policy": {"min_window_size": 40}}`; unset (None) values dropped."""
+    expanded: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = key.split(".")
+        nested: dict[str, Any] = {leaf: value}
+        for parent in reversed(parents):
+            nested = {parent: nested}
+        expanded = _merge(expanded, nested)
+    return expanded
+
+
 def load_settings(
     model: type[Settings],
     env_prefix: str,
     yaml_path: Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Settings:
-    """Defaults, then the YAML file, then <PREFIX><FIELD> variables, then explicit overrides."""
+    """Defaults, then the YAML file, then <PREFIX><FIELD> variables, then explicit overrides (dotted keys
+    reach nested settings)."""
     values: dict[str, Any] = {}
     if yaml_path is not None:
         loaded = yaml.safe_load(yaml_path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{yaml_path} must hold a mapping of configuration fields")
-        values.update(loaded)
-    for name in model.model_fields:
-        env_value = os.environ.get(f"{env_prefix}{name.upper()}")
-        if env_value is not None:
-            values[name] = env_value
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        values = _merge(values, loaded)
+    values = _merge(values, _environment(model, env_prefix))
+    values = _merge(values, _expand_dotted(overrides or {}))
     return model.model_validate(values)
 
 

@@ -1,6 +1,7 @@
 """Names and images: the one place the pipeline, the deploy step, the manifests and the chart read.
 
-Contract 5 of the architecture: component, image and registered-model names come from here.
+The "names and images" contract (docs/architecture.md): component, image and registered-model names come
+from here.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ PREDICTOR_SERVICE_ACCOUNT = "textclf-predictor"
 # Kubeflow Pipelines (standalone) runs every step as this ServiceAccount in its own namespace.
 PIPELINE_NAMESPACE = "kubeflow"
 PIPELINE_SERVICE_ACCOUNT = "pipeline-runner"
-LOCAL_SERVING_URL = "http://127.0.0.1:8080"
+# Local servers (textclf serve, textclf monitor) listen here unless told otherwise.
+LOCAL_HOST = "127.0.0.1"
+LOCAL_SERVING_URL = f"http://{LOCAL_HOST}:8080"
 
 MODEL_METADATA_FILE = "textclf.json"
 REFERENCE_SAMPLE_FILE = "reference.parquet"

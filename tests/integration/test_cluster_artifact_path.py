@@ -19,9 +19,9 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from textclf.local_processes import free_port, running_server
-from textclf.manifests import pod_spec, render_chart
+from textclf.deploy.manifests import pod_spec, render_chart
 from textclf.names import ARTIFACT_STORE_URI, MLFLOW_URL, OBJECT_STORE_SECRET
+from textclf.runtime.local_processes import free_port, running_server
 
 pytestmark = pytest.mark.integration
 ACCESS_KEY, SECRET_KEY = "textclf-test-access", "textclf-test-secret"
@@ -97,8 +97,8 @@ def test_a_registered_model_reaches_the_object_store_and_kserve_downloads_it(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from textclf.deploy import storage_uri_for
-    from textclf.steps import run_register
+    from textclf.deploy.rollout import storage_uri_for
+    from textclf.steps.register import run_register
 
     # The pipeline steps hold no object-store credentials: the server proxies every artifact.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
@@ -142,7 +142,7 @@ def test_a_registered_model_reaches_the_object_store_and_kserve_downloads_it(
     assert result.returncode == 0, result.stdout + result.stderr
     assert (downloaded / "config.json").exists() and (downloaded / "textclf.json").exists()
 
-    from textclf.predict import TextClassifier
+    from textclf.serve.classifier import TextClassifier
 
     classifier = TextClassifier.load(downloaded)
     expected = json.loads((step_inputs["model"] / "config.json").read_text())["id2label"]

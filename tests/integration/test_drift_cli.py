@@ -58,7 +58,7 @@ def test_tables_with_a_model_and_a_model_reference_give_the_decision_and_scores(
     assert from_model.returncode == 0, from_model.stderr[-3000:]
     waiting = json.loads(from_model.stdout)
     assert waiting["window"]["model_version"].startswith("sha256-")
-    assert waiting["decision"] == "insufficient_data" and "waiting for feedback" in waiting["reason"]
+    assert waiting["decision"] == "drift" and "waiting for feedback" in waiting["reason"]
 
 
 def test_without_a_model_only_text_checks_run_and_bad_input_says_what_to_fix(tmp_path: Path) -> None:

@@ -13,12 +13,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from conftest import binary_cloud_event, v2_exchange
+from tests.support.events import binary_cloud_event, v2_exchange
 from textclf.config import MonitorConfig
-from textclf.drift_check import DriftChecker
-from textclf.monitor_store import Feedback, MonitorStore, metadata
-from textclf.prediction_log import parse_event
-from textclf.retraining import LaunchedRun
+from textclf.monitor.check import DriftChecker
+from textclf.monitor.decision import DriftPolicy
+from textclf.monitor.events import parse_event
+from textclf.monitor.report import DriftReportSettings
+from textclf.monitor.retraining import LaunchedRun
+from textclf.monitor.store import Feedback, MonitorStore, metadata
+from textclf.pipelines.runner import launch_on_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +49,7 @@ def launches(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         recorded.append({"training_config": training_config, "workdir": workdir, "overrides": overrides})
         return LaunchedRun("local", f"local-test-{len(recorded)}", f"log: {log_path}")
 
-    monkeypatch.setattr("textclf.drift_check.launch_local", record)
+    monkeypatch.setattr("textclf.monitor.check.launch_local", record)
     return recorded
 
 
@@ -59,17 +62,18 @@ def fill(store: MonitorStore, count: int) -> None:
 
 
 def checker(store: MonitorStore, tmp_path: Path, step_inputs: dict, **overrides: Any) -> DriftChecker:
+    policy = {"min_window_size": 40, "min_drifted_checks": 1, "min_labelled": 10}
+    if "cooldown_seconds" in overrides:
+        policy["cooldown_seconds"] = overrides.pop("cooldown_seconds")
     config = MonitorConfig(
         workdir=str(tmp_path / "monitor"),
         reference_model=str(step_inputs["model"]),
-        min_window_size=40,
-        min_drifted_checks=1,
-        min_labelled=10,
-        embedding_sample=40,
+        policy=DriftPolicy(**policy),
+        report=DriftReportSettings(embedding_sample=40),
         training_workdir=str(tmp_path / "training"),
         **overrides,
     )
-    return DriftChecker(config, store, step_inputs["tracking_uri"])
+    return DriftChecker(config, store, step_inputs["tracking_uri"], launch_on_cluster)
 
 
 def test_racing_checks_start_one_run_per_episode(

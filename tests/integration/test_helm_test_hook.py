@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from textclf.manifests import is_hook, render_chart
+from textclf.deploy.manifests import is_hook, render_chart
 
 pytestmark = pytest.mark.integration
 CLUSTER_PREDICTOR = "http://textclf-predictor.textclf.svc.cluster.local"

@@ -14,16 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import (
-    binary_cloud_event,
-    free_port,
-    monitor_server,
-    start_monitor,
-    structured_cloud_event,
-    v2_exchange,
-)
-from textclf.local_processes import stop_process
-from textclf.monitor_store import MonitorStore, events_table, predictions_table
+from tests.support.events import binary_cloud_event, structured_cloud_event, v2_exchange
+from tests.support.servers import free_port, monitor_server, start_monitor
+from textclf.monitor.store import MonitorStore, events_table, predictions_table
+from textclf.runtime.local_processes import stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -199,11 +193,11 @@ def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inpu
         "--set",
         f"reference_model={step_inputs['model']}",
         "--set",
-        "min_window_size=40",
+        "policy.min_window_size=40",
         "--set",
         "retrain=false",
         "--set",
-        "embedding_sample=40",
+        "report.embedding_sample=40",
     )
     with monitor_server(tmp_path, *options) as monitor, httpx.Client(timeout=300) as client:
         url = monitor.url
@@ -214,7 +208,7 @@ def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inpu
         checked = client.post(f"{url}/checks").json()
         assert checked["window"]["size"] == 45 and checked["window"]["model_version"] == "tiny"
         # Drift, but no feedback yet: a retraining run would have nothing new to learn from.
-        assert checked["decision"] == "insufficient_data" and "waiting for feedback" in checked["reason"]
+        assert checked["decision"] == "drift" and "waiting for feedback" in checked["reason"]
         assert {"length_chars", "oov_share", "non_letter_share", "embedding", "predicted_label", "score"} <= set(
             checked["scores"]
         )
@@ -249,7 +243,7 @@ def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inpu
 def test_textclf_serve_logs_every_protocol_into_the_monitor(tmp_path: Path, step_inputs: dict) -> None:
     """The local server's request logger and the monitor, both real: v2, v1 and /predict traffic becomes
     prediction records with the served version, and feedback joins them by the request id."""
-    from conftest import textclf_server
+    from tests.support.servers import textclf_server
 
     with (
         monitor_server(tmp_path, "--check-interval", "0") as monitor,
@@ -290,8 +284,8 @@ def test_textclf_serve_logs_every_protocol_into_the_monitor(tmp_path: Path, step
 
 def test_pipeline_steps_read_a_runs_data_and_report_from_the_monitor(tmp_path: Path) -> None:
     """On a cluster the retraining run's steps fetch its data and report from the monitor's URLs."""
-    from textclf.data import DataSource, load_source
-    from textclf.steps import copy_drift_report
+    from textclf.data.sources import DataSource, load_source
+    from textclf.steps.drift_report import copy_drift_report
 
     episode = tmp_path / "retraining" / "textclf_3_episode-0"
     episode.mkdir(parents=True)

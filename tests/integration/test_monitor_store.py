@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import binary_cloud_event, v2_exchange
-from textclf.monitor_store import Feedback, MonitorStore, events_table, metadata, predictions_table
-from textclf.prediction_log import parse_event
+from tests.support.events import binary_cloud_event, v2_exchange
+from textclf.monitor.events import parse_event
+from textclf.monitor.store import Feedback, MonitorStore, events_table, metadata, predictions_table
 
 pytestmark = pytest.mark.integration
 

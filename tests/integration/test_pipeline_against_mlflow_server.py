@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import free_port
+from tests.support.servers import free_port
 from textclf.config import PipelineConfig
 from textclf.pipelines.runner import run_local
 

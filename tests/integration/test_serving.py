@@ -15,7 +15,7 @@ import pytest
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
-from textclf.prediction_log import parse_event, prediction_records
+from textclf.monitor.events import parse_event, prediction_records
 
 pytestmark = pytest.mark.integration
 

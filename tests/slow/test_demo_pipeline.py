@@ -12,7 +12,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import free_port, textclf_server
+from tests.support.servers import free_port, textclf_server
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from textclf.monitoring.demo import DemoSettings, run_drift_demo
+from textclf.monitoring.drift_demo import DemoSettings, run_drift_demo
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from textclf.batching import BatcherClosed, BatchStats, MicroBatcher
+from textclf.serve.batching import BatcherClosed, BatchStats, MicroBatcher
+
+pytestmark = pytest.mark.unit
 
 
 def slow_echo(batches: list[list[str]], delay: float = 0.05):

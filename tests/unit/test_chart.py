@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from textclf import __version__
-from textclf.manifests import CHART, is_hook, render_chart
+from textclf.deploy.manifests import CHART, is_hook, render_chart
 from textclf.names import IMAGE_REGISTRY, MLFLOW_RESOURCES, MONITOR_RESOURCES, SERVING_IMAGE, SERVING_RESOURCES
+
+pytestmark = pytest.mark.unit
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 

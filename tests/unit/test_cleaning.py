@@ -1,4 +1,8 @@
-from textclf.cleaning import CleaningConfig, clean_text
+import pytest
+
+from textclf.data.cleaning import CleaningConfig, clean_text
+
+pytestmark = pytest.mark.unit
 
 
 def test_every_step_on() -> None:

@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from textclf.names import COMPONENTS_IMAGE, STEP_RESOURCES
 from textclf.pipelines.runner import COMPILED_PIPELINE, compile_pipeline
+
+pytestmark = pytest.mark.unit
 
 
 def test_committed_spec_is_fresh(tmp_path: Path) -> None:

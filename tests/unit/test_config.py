@@ -6,6 +6,8 @@ from pydantic import ValidationError
 
 from textclf.config import PipelineConfig, load_config
 
+pytestmark = pytest.mark.unit
+
 
 def test_priority_is_defaults_then_yaml_then_environment_then_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -8,18 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from textclf.data import (
-    DataSource,
-    DataValidationError,
-    check_no_leak,
-    data_report,
-    fingerprint,
-    ingest,
-    load_source,
-    remove_duplicates,
-    split_frame,
-    validate_frame,
-)
+from textclf.data.ingest import check_no_leak, data_report, fingerprint, ingest, remove_duplicates, split_frame
+from textclf.data.sources import DataSource, DataValidationError, load_source, validate_frame
+
+pytestmark = pytest.mark.unit
 
 
 def frame(texts, labels) -> pd.DataFrame:

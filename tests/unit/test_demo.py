@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from textclf import demo
+from textclf.data import demo
+
+pytestmark = pytest.mark.unit
 
 
 def test_ratings_are_binarized_and_the_neutral_band_dropped() -> None:

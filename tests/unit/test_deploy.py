@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from textclf.deploy import DeployError, after_wait, first_rollout_step, storage_uri_for
+from textclf.deploy.rollout import DeployError, after_wait, first_rollout_step, storage_uri_for
 from textclf.names import MONITOR_EVENTS_URL, SERVING_IMAGE, SERVING_RESOURCES
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(
@@ -47,7 +49,7 @@ def test_rollout_creates_then_canaries_then_promotes_or_rolls_back() -> None:
 def test_inference_service_is_built_and_validated_by_the_kserve_sdk() -> None:
     from kserve import V1beta1InferenceService
 
-    from textclf.serving.deployment import InferenceServiceSettings, as_manifest, build_inference_service
+    from textclf.serving.inference_service import InferenceServiceSettings, as_manifest, build_inference_service
 
     settings = InferenceServiceSettings(
         name="textclf",

@@ -5,10 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from textclf.drift import CheckScore, DriftPolicy, DriftWindow, decide
+from textclf.monitor.decision import CheckScore, DriftPolicy, DriftWindow, decide
+
+pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-POLICY = DriftPolicy(min_window_size=100, min_drifted_checks=1, cooldown_seconds=3600, max_accuracy_drop=0.05)
+POLICY = DriftPolicy(
+    min_window_size=100, min_drifted_checks=1, cooldown_seconds=3600, max_accuracy_drop=0.05, require_feedback=False
+)
 CALM = [CheckScore("embedding_drift", 0.05, 0.1), CheckScore("label_drift_p_value", 0.4, 0.05, "below")]
 SHIFTED = [CheckScore("embedding_drift", 0.3, 0.1), CheckScore("label_drift_p_value", 0.001, 0.05, "below")]
 
@@ -56,12 +60,15 @@ def test_accuracy_drop_alone_retrains_once_there_is_enough_feedback() -> None:
     assert decide(CALM, window(labelled=80, live_accuracy=0.87), POLICY, reference_accuracy=0.90).decision == "no_drift"
 
 
+TWO_CHECKS = DriftPolicy(min_window_size=100, min_drifted_checks=2, require_feedback=False)
+
+
 def test_a_policy_can_require_several_drifted_checks() -> None:
     one_drifted = [SHIFTED[0], CALM[1]]
-    decision = decide(one_drifted, window(), DriftPolicy(min_window_size=100, min_drifted_checks=2))
+    decision = decide(one_drifted, window(), TWO_CHECKS)
     assert decision.decision == "no_drift"
     assert "fewer than the 2" in decision.reason
-    assert decide(SHIFTED, window(), DriftPolicy(min_window_size=100, min_drifted_checks=2)).decision == "retrain"
+    assert decide(SHIFTED, window(), TWO_CHECKS).decision == "retrain"
 
 
 def test_the_decision_serializes_to_the_contract() -> None:
@@ -82,7 +89,7 @@ def test_invalid_policies_are_refused(options: dict) -> None:
 def test_drift_waits_for_feedback_when_the_policy_requires_it() -> None:
     policy = DriftPolicy(min_window_size=100, min_labelled=50, require_feedback=True)
     waiting = decide(SHIFTED, window(labelled=49, live_accuracy=0.9), policy)
-    assert waiting.decision == "insufficient_data"
+    assert waiting.decision == "drift"
     assert "embedding_drift 0.3 > 0.1" in waiting.reason and "49 of the 50 labels" in waiting.reason
     assert decide(SHIFTED, window(labelled=50, live_accuracy=0.9), policy).decision == "retrain"
     assert decide(CALM, window(labelled=0), policy).decision == "no_drift"

@@ -5,15 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from textclf.drift_report import (
-    DESCRIPTORS,
-    EMBEDDING_CHECK,
-    DriftReportSettings,
-    build_drift_report,
-    text_descriptors,
-    whole_word_vocabulary,
-)
-from textclf.predict import TextClassifier
+from textclf.monitor.descriptors import DESCRIPTORS, text_descriptors, whole_word_vocabulary
+from textclf.monitor.report import EMBEDDING_CHECK, DriftReportSettings, build_drift_report
+from textclf.serve.classifier import TextClassifier
+
+pytestmark = pytest.mark.unit
 
 VOCABULARY = frozenset({"a", "good", "film", "bad"})
 

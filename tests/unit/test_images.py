@@ -14,6 +14,8 @@ import pytest
 
 from textclf.names import COMPONENTS_IMAGE, IMAGE_TARGETS, MONITOR_IMAGE, SERVING_IMAGE
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 TEXT = DOCKERFILE.read_text()
@@ -55,7 +57,12 @@ def test_every_image_is_a_non_root_target_of_the_shared_runtime(image: str, targ
 
 
 def test_each_image_starts_what_the_cluster_runs() -> None:
-    from textclf.serving.deployment import MODEL_MOUNT, InferenceServiceSettings, as_manifest, build_inference_service
+    from textclf.serving.inference_service import (
+        MODEL_MOUNT,
+        InferenceServiceSettings,
+        as_manifest,
+        build_inference_service,
+    )
 
     serving = stages()[IMAGE_TARGETS[SERVING_IMAGE]][1]
     assert 'ENTRYPOINT ["textclf"]' in serving and f'CMD ["serve", "--model", "{MODEL_MOUNT}"]' in serving

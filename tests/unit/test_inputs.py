@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from textclf.inputs import InputLimits, InvalidTexts, validate_texts
+from textclf.serve.inputs import InputLimits, InvalidTexts, validate_texts
+
+pytestmark = pytest.mark.unit
 
 LIMITS = InputLimits(max_texts=3, max_text_chars=50)
 

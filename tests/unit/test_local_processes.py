@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from textclf.local_processes import free_port, running_server, start_server
+from textclf.runtime.local_processes import free_port, running_server, start_server
+
+pytestmark = pytest.mark.unit
 
 
 def test_a_server_is_yielded_once_it_answers_and_stopped_after(tmp_path: Path) -> None:

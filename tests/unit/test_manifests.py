@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from textclf import manifests
-from textclf.manifests import (
+from textclf.deploy import manifests
+from textclf.deploy.manifests import (
     KIND_VALUES,
     MANIFESTS,
     PINNED_MODEL_VALUES,
     REPO,
     load_manifests,
     pod_spec,
-    problems,
     render_chart,
 )
 from textclf.names import (
@@ -43,6 +42,9 @@ from textclf.names import (
     SERVING_NAMESPACE,
     StepResources,
 )
+from textclf.serving.inference_service import manifest_problems as problems
+
+pytestmark = pytest.mark.unit
 
 DOCUMENTS = load_manifests()
 VALUE_SETS = {
@@ -185,7 +187,7 @@ def test_the_monitor_settings_and_its_retraining_config_are_valid() -> None:
 
 
 def test_the_pinned_inference_service_is_what_the_deploy_step_builds() -> None:
-    from textclf.serving.deployment import InferenceServiceSettings, as_manifest, build_inference_service
+    from textclf.serving.inference_service import InferenceServiceSettings, as_manifest, build_inference_service
 
     pinned = one("InferenceService", "textclf")
     container = pinned["spec"]["predictor"]["containers"][0]

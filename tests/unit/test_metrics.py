@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from textclf.metrics import classification_metrics, expected_calibration_error
+from textclf.evaluate.metrics import classification_metrics, expected_calibration_error
+
+pytestmark = pytest.mark.unit
 
 
 def test_perfectly_calibrated_predictions_have_zero_ece() -> None:
@@ -33,7 +35,7 @@ def test_a_class_never_predicted_gets_zero_f1_not_an_error() -> None:
 
 
 def test_label_quality_from_feedback_labels() -> None:
-    from textclf.metrics import label_quality
+    from textclf.evaluate.metrics import label_quality
 
     quality = label_quality(["pos", "pos", "neg", "neg"], ["pos", "neg", "neg", "neg"])
     assert quality["labelled"] == 4 and quality["accuracy"] == 0.75

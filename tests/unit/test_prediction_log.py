@@ -5,13 +5,9 @@ import json
 
 import pytest
 
-from textclf.prediction_log import (
-    REQUEST_EVENT,
-    RESPONSE_EVENT,
-    MalformedEvent,
-    parse_event,
-    prediction_records,
-)
+from textclf.monitor.events import REQUEST_EVENT, RESPONSE_EVENT, MalformedEvent, parse_event, prediction_records
+
+pytestmark = pytest.mark.unit
 
 
 def binary(event_type: str, payload: object, event_id: str = "r1", **extra: str) -> tuple[dict, bytes]:

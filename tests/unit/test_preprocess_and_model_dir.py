@@ -7,11 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from textclf.cleaning import CleaningConfig
-from textclf.model_dir import ModelMetadata, load_metadata, load_reference, save_model_directory
-from textclf.modeling import LoraSettings, build_classifier, load_tokenizer, merge_for_serving
-from textclf.predict import TextClassifier
-from textclf.preprocess import LabelMap, prepare_split
+from textclf.data.cleaning import CleaningConfig
+from textclf.data.preprocess import LabelMap, prepare_split
+from textclf.registry.model_dir import ModelMetadata, load_metadata, load_reference, save_model_directory
+from textclf.serve.classifier import TextClassifier
+from textclf.train.modeling import LoraSettings, build_classifier, load_tokenizer, merge_for_serving
+
+pytestmark = pytest.mark.unit
 
 
 def test_label_map_is_sorted_and_encodes_by_position() -> None:
@@ -44,7 +46,9 @@ def test_saved_directory_loads_with_plain_transformers_and_predicts(
 
     label_map = LabelMap(("negative", "positive"))
     model = merge_for_serving(
-        build_classifier(str(tiny_model_dir), label_map, finetune, LoraSettings(r=4, alpha=8), True, seed=0)
+        build_classifier(
+            str(tiny_model_dir), label_map, finetune, LoraSettings(r=4, alpha=8, dropout=0.1), True, seed=0
+        )
     )
     metadata = ModelMetadata(
         base_model=str(tiny_model_dir),

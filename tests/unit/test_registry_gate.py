@@ -1,6 +1,10 @@
 """The promotion gate, case by case."""
 
-from textclf.registry import ModelScore, PromotionPolicy, decide_promotion
+import pytest
+
+from textclf.registry.gate import ModelScore, PromotionPolicy, decide_promotion
+
+pytestmark = pytest.mark.unit
 
 POLICY = PromotionPolicy(min_accuracy_gain=0.01, max_class_f1_drop=0.03)
 CHAMPION = ModelScore("1", 0.80, {"neg": 0.80, "pos": 0.80})
@@ -23,7 +27,8 @@ def test_gain_within_the_margin_is_not_enough() -> None:
 
 
 def test_equal_accuracy_never_promotes_even_without_margin() -> None:
-    decision = decide_promotion(ModelScore("2", 0.80, CHAMPION.per_class_f1), CHAMPION, PromotionPolicy(0.0, 1.0))
+    no_margin = PromotionPolicy(min_accuracy_gain=0.0, max_class_f1_drop=1.0)
+    decision = decide_promotion(ModelScore("2", 0.80, CHAMPION.per_class_f1), CHAMPION, no_margin)
     assert not decision.promote
 
 

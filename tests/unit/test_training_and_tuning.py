@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import mlflow
@@ -11,12 +10,15 @@ import pandas as pd
 import pytest
 from transformers import TrainerCallback
 
-from textclf.cleaning import CleaningConfig
-from textclf.data import DataSource, ingest
-from textclf.modeling import load_tokenizer
-from textclf.preprocess import LabelMap, prepare_split
-from textclf.training import TrainingParams, train_classifier
-from textclf.tuning import run_study, stratified_sample, suggest_params, write_study_plots
+from textclf.data.cleaning import CleaningConfig
+from textclf.data.ingest import ingest
+from textclf.data.preprocess import LabelMap, prepare_split
+from textclf.data.sources import DataSource
+from textclf.train.modeling import load_tokenizer
+from textclf.train.trainer import TrainingParams, train_classifier
+from textclf.train.tuning import run_study, stratified_sample, suggest_params, write_study_plots
+
+pytestmark = pytest.mark.unit
 
 MAX_LENGTH = 32
 
@@ -121,7 +123,7 @@ def test_study_runs_nested_trials_and_resumes(
     assert len(study.trials) == 3
     children = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 3
-    assert dataclasses.replace(resumed.best_params, **study.best_trial.params) == resumed.best_params
+    assert resumed.best_params.replace(**study.best_trial.params) == resumed.best_params
     write_study_plots(study, tmp_path / "history.html", tmp_path / "importance.html")
     assert "plotly" in (tmp_path / "history.html").read_text()
     assert (tmp_path / "importance.html").stat().st_size > 0

@@ -1,0 +1,234 @@
+"""The monitoring service's routes, one `APIRouter` over the store, the checker and the metrics it gets as
+dependencies (`app.state`), so each route can be tested alone with its dependencies overridden.
+
+- `POST /events`: KServe request-logger CloudEvents (binary or structured mode). 200 only once stored;
+  a repeated id is acknowledged and stored once; a malformed event gets a 4xx saying what is wrong.
+- `POST /feedback`: true labels for logged predictions, one object or a batch.
+- `GET /quality`: live accuracy and per-class F1 over the window's feedback, as the drift check computes it.
+- `POST /checks` (on demand, and what a CronJob calls), `GET /checks`, `GET /reports`, `GET /reports/NAME.html|json`.
+- `GET /retraining`: the runs started; `GET /retraining/EPISODE/FILE`: their data, for pipeline steps.
+- `GET /metrics` (Prometheus), `GET /health`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from textclf.config import MonitorConfig
+from textclf.evaluate.metrics import label_quality
+from textclf.monitor.check import CHECK_REPORT_PREFIX, CheckOutcome, DriftChecker
+from textclf.monitor.events import MalformedEvent, parse_event
+from textclf.monitor.store import Feedback, MonitorStore
+from textclf.monitoring.prometheus import MonitorMetrics
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def get_config(request: Request) -> MonitorConfig:
+    return request.app.state.config
+
+
+def get_store(request: Request) -> MonitorStore:
+    return request.app.state.store
+
+
+def get_checker(request: Request) -> DriftChecker:
+    return request.app.state.checker
+
+
+def get_metrics(request: Request) -> MonitorMetrics:
+    return request.app.state.metrics
+
+
+Config = Annotated[MonitorConfig, Depends(get_config)]
+Store = Annotated[MonitorStore, Depends(get_store)]
+Checker = Annotated[DriftChecker, Depends(get_checker)]
+Metrics = Annotated[MonitorMetrics, Depends(get_metrics)]
+router = APIRouter()
+
+
+class FeedbackItem(BaseModel):
+    request_id: str = Field(min_length=1, max_length=200, description="the prediction's request id (x-request-id)")
+    label: str = Field(min_length=1, max_length=200, description="the true class name")
+    index: int = Field(Feedback.index, ge=0, description="which text of a multi-text request (0 for the first)")
+
+
+class FeedbackBatch(BaseModel):
+    items: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
+
+
+FEEDBACK_BODY = TypeAdapter(FeedbackItem | FeedbackBatch | list[FeedbackItem])
+
+
+def problems_of(error: ValidationError | RequestValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}" for problem in error.errors()
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body of {declared} bytes is over the {limit}-byte limit; send smaller batches")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body is over the {limit}-byte limit; send smaller batches")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def record_check(metrics: MonitorMetrics, outcome: CheckOutcome) -> None:
+    decision = outcome.decision
+    metrics.checks.labels(decision["decision"]).inc()
+    metrics.last_check.set_to_current_time()
+    for name, score in decision["scores"].items():
+        metrics.drift_score.labels(name).set(score["score"])
+        metrics.drift_threshold.labels(name).set(score["threshold"])
+    if decision["window"].get("live_accuracy") is not None:
+        metrics.live_accuracy.set(decision["window"]["live_accuracy"])
+    if outcome.retraining and outcome.retraining.get("started"):
+        metrics.retraining_runs.inc()
+
+
+def _outcome_body(outcome: CheckOutcome) -> dict[str, Any]:
+    return {
+        "check_id": outcome.check_id,
+        **outcome.decision,
+        "report": outcome.report_name or None,
+        "retraining": outcome.retraining,
+    }
+
+
+@router.post("/events", summary="Store a request-logger CloudEvent (binary or structured mode)")
+async def events(request: Request, config: Config, store: Store, metrics: Metrics) -> JSONResponse:
+    body = await _read_body(request, config.max_event_bytes)
+    try:
+        event = parse_event(request.headers, body)
+    except MalformedEvent as error:
+        metrics.malformed_events.labels("unreadable").inc()
+        return JSONResponse({"error": str(error)}, status_code=400)
+    outcome = await run_in_threadpool(store.add_event, event)
+    if not outcome.new:
+        metrics.duplicate_events.inc()
+    else:
+        metrics.events.labels(event.kind).inc()
+    metrics.predictions.inc(outcome.predictions_added)
+    answer = {"id": event.event_id, "kind": event.kind, "duplicate": not outcome.new}
+    if outcome.pairing_error:
+        metrics.malformed_events.labels("request_and_response_disagree").inc()
+        return JSONResponse(
+            {**answer, "error": f"stored, but its exchange yields no predictions: {outcome.pairing_error}"},
+            status_code=422,
+        )
+    return JSONResponse({**answer, "predictions": outcome.predictions_added})
+
+
+@router.post("/feedback", summary="True labels for logged predictions: one object, {'items': [...]}, or a list")
+async def feedback(request: Request, config: Config, store: Store, metrics: Metrics) -> JSONResponse:
+    body = await _read_body(request, config.max_event_bytes)
+    try:
+        parsed = FEEDBACK_BODY.validate_json(body)
+    except ValidationError as error:
+        return JSONResponse(
+            {"error": f"{problems_of(error)}. Send {{'request_id': ..., 'label': ...}} or a list of them"},
+            status_code=422,
+        )
+    items = parsed.items if isinstance(parsed, FeedbackBatch) else parsed
+    items = items if isinstance(items, list) else [items]
+    stored = [Feedback(item.request_id, item.label, item.index) for item in items]
+    matched = await run_in_threadpool(store.add_feedback, stored)
+    metrics.feedback.inc(len(stored))
+    # Feedback for a prediction not logged yet is kept: the request logger may still be sending it.
+    return JSONResponse({"stored": len(stored), "matched_predictions": matched})
+
+
+@router.get("/quality", summary="Live accuracy and per-class F1 over the latest window's feedback")
+def quality(config: Config, store: Store, checker: Checker) -> dict[str, Any]:
+    latest = store.latest_model_version(None)
+    if latest is None:
+        return {"model_version": None, **label_quality([], [])}
+    window = store.window(*latest, config.window_size)
+    model = checker.judged_model(latest[1], len(window))
+    return {
+        "model_name": latest[0],
+        "model_version": latest[1],
+        "window": len(window),
+        **checker.window_quality(window, model),
+    }
+
+
+@router.post("/checks", summary="Run a drift check now (what the schedule and the CronJob do)")
+def run_check(checker: Checker, metrics: Metrics) -> dict[str, Any]:
+    outcome = checker.check()
+    record_check(metrics, outcome)
+    return _outcome_body(outcome)
+
+
+@router.get("/checks", summary="The latest drift checks and their decisions")
+def list_checks(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    return [
+        {
+            "check_id": record.id,
+            "checked_at": record.checked_at.isoformat(),
+            "decision": record.decision,
+            "reason": record.reason,
+            "model_version": record.model_version,
+            "report": record.report_name or None,
+        }
+        for record in store.checks(min(max(limit, 1), 1000))
+    ]
+
+
+@router.get("/reports", summary="Saved reports (HTML and JSON) by name")
+def list_reports(checker: Checker) -> list[dict[str, str]]:
+    return [
+        {"name": name, "html": f"/reports/{name}.html", "json": f"/reports/{name}.json"}
+        for name in checker.reports.names(CHECK_REPORT_PREFIX)
+    ]
+
+
+@router.get("/reports/{filename}", summary="One saved report, as HTML or JSON")
+def report(filename: str, checker: Checker) -> FileResponse:
+    return _file(checker.reports_dir, filename, {".html", ".json"})
+
+
+@router.get("/retraining", summary="Retraining runs started, one per drift episode")
+def retraining(store: Store, checker: Checker) -> list[dict[str, Any]]:
+    checker.refresh_runs()
+    return store.retraining_runs()
+
+
+@router.get("/retraining/{episode}/{filename}", summary="A retraining run's data files, for its pipeline steps")
+def retraining_file(episode: str, filename: str, checker: Checker) -> FileResponse:
+    if not SAFE_NAME.match(episode):
+        raise HTTPException(404, f"no retraining episode {episode!r}")
+    return _file(checker.workdir / "retraining" / episode, filename, {".csv"})
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics(metrics: Metrics) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/health", summary="Ready when the store answers")
+def health(store: Store) -> dict[str, str]:
+    store.ping()
+    return {"status": "ok"}
+
+
+def _file(directory: Path, filename: str, suffixes: set[str]) -> FileResponse:
+    path = directory / filename
+    if not SAFE_NAME.match(filename) or path.suffix not in suffixes or not path.is_file():
+        raise HTTPException(404, f"no file {filename!r} here; list them first")
+    return FileResponse(path)

@@ -1,0 +1,295 @@
+"""One pure-ASGI middleware in front of KServe's app: the protocol checks KServe lacks (413 for bodies over the
+limit, also chunked ones; 400 for malformed binary v2 tensors and bodies that are not UTF-8, which KServe would
+answer with a 500), Prometheus metrics, a JSON access log, `x-request-id` on every response, and handing
+inference traffic to the request logger."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import struct
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import orjson
+from kserve.protocol.infer_type import deserialize_bytes_tensor
+
+from textclf.monitor.events import REQUEST_EVENT, RESPONSE_EVENT
+from textclf.serve.inputs import InvalidTexts, decode_text
+from textclf.serving.model import TEXT_INPUT, TextClassifierModel
+from textclf.serving.prometheus import ServingMetrics
+from textclf.serving.request_logger import LoggedEvent, RequestLogger
+
+access_logger = logging.getLogger("textclf.access")
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern))
+    for name, pattern in (
+        ("v1_predict", r"^/v1/models/[^/]+:predict$"),
+        ("v1_model", r"^/v1/models(/[^/:]+)?$"),
+        ("v2_infer", r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$"),
+        ("v2_model_ready", r"^/v2/models/[^/]+(/versions/[^/]+)?/ready$"),
+        ("v2_model_metadata", r"^/v2/models/[^/]+(/versions/[^/]+)?$"),
+        ("v2_repository", r"^/v2/repository/.*$"),
+        ("v2_health", r"^/v2/health/(live|ready)$"),
+        ("v2_server_metadata", r"^/v2/?$"),
+        ("predict", r"^/predict$"),
+        ("predict_batch", r"^/predict_batch$"),
+        ("health", r"^/health$"),
+        ("metrics", r"^/metrics$"),
+        ("docs", r"^/(docs|openapi\.json)$"),
+    )
+)
+INFERENCE_ROUTES = frozenset({"v1_predict", "v2_infer", "predict", "predict_batch"})
+
+
+def bytes_tensor_items(raw: bytes, name: object = TEXT_INPUT) -> list[bytes]:
+    """The items of a binary BYTES tensor, read by KServe's own decoder; `InvalidTexts` when malformed."""
+    try:
+        return list(deserialize_bytes_tensor(raw))
+    except struct.error:
+        raise InvalidTexts(
+            f"input {name!r}: raw BYTES data is malformed (each item is a 4-byte length, then its bytes)"
+        ) from None
+
+
+def binary_v2_problem(body: bytes, json_length: str) -> str | None:
+    """What is wrong with a v2 request in the binary-tensor format, or None. KServe decodes these before the
+    model sees them and answers a bad length, bad UTF-8 or a shape mismatch with a 500; we answer 400."""
+    if not json_length.isdigit() or int(json_length) > len(body):
+        return "inference-header-content-length must be the byte length of the JSON header that starts the body"
+    header_end = int(json_length)
+    try:
+        header = orjson.loads(body[:header_end])
+    except orjson.JSONDecodeError as error:
+        return f"the JSON header of the binary request is not valid JSON ({error})"
+    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+        return 'the JSON header must be an object with an "inputs" list'
+    offset = header_end
+    for tensor in header["inputs"]:
+        if not isinstance(tensor, dict) or "data" in tensor:
+            continue
+        name = tensor.get("name")
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if not isinstance(size, int) or size < 0 or offset + size > len(body):
+            return f"input {name!r}: parameters.binary_data_size must count the bytes of its data in the body"
+        if tensor.get("datatype") != "BYTES":
+            return f"input {name!r} must have datatype BYTES, not {tensor.get('datatype')}"
+        problem = _bytes_tensor_problem(body[offset : offset + size], tensor.get("shape"), name)
+        if problem:
+            return problem
+        offset += size
+    return None
+
+
+def _bytes_tensor_problem(data: bytes, shape: object, name: object) -> str | None:
+    try:
+        items = bytes_tensor_items(data, name)
+        for index, item in enumerate(items):
+            decode_text(item, index)
+    except InvalidTexts as error:
+        return str(error)
+    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        return f"input {name!r} must have shape [N], not {shape}"
+    if math.prod(shape) != len(items):
+        return f"input {name!r} declares shape {shape} but carries {len(items)} items"
+    return None
+
+
+def route_of(path: str) -> str:
+    """A bounded set of route names for metric labels (paths carry model names and would not be)."""
+    for name, pattern in _ROUTES:
+        if pattern.match(path):
+            return name
+    return "other"
+
+
+@dataclass
+class _Exchange:
+    """One HTTP request on its way through the middleware: what the access log, the metrics and the request
+    logger need of it, recorded as the response goes out."""
+
+    scope: dict
+    downstream: Send
+    headers: dict[str, str]
+    request_id: str
+    route: str
+    logged: bool
+    started: float = field(default_factory=time.perf_counter)
+    status: int = 500
+    response_type: str = "application/json"
+    response_chunks: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, scope: dict, send: Send, logged: bool) -> _Exchange:
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        route = route_of(scope["path"])
+        return cls(
+            scope=scope,
+            downstream=send,
+            headers=headers,
+            request_id=headers.get("x-request-id") or str(uuid.uuid4()),
+            route=route,
+            logged=logged and route in INFERENCE_ROUTES,
+        )
+
+    async def send(self, message: dict) -> None:
+        """Send on, adding `x-request-id` and keeping the status, content type and (when logged) the body."""
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", []), (b"x-request-id", self.request_id.encode())]
+            for key, value in message["headers"]:
+                if key.lower() == b"content-type":
+                    self.response_type = value.decode("latin-1")
+        elif message["type"] == "http.response.body" and self.logged:
+            self.response_chunks.append(message.get("body", b""))
+        await self.downstream(message)
+
+
+class ServingMiddleware:
+    """Pure ASGI (no per-request task or body copy beyond what the limits need):
+    rejects bodies over `max_body_bytes` with 413, records metrics, writes one JSON access-log line,
+    gives every response an `x-request-id`, and hands inference traffic to the request logger."""
+
+    def __init__(
+        self,
+        app: Callable,
+        metrics: ServingMetrics,
+        model: TextClassifierModel,
+        max_body_bytes: int,
+        access_log: bool,
+        request_logger: RequestLogger | None,
+    ):
+        self.app = app
+        self.metrics = metrics
+        self.model = model
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+        self.request_logger = request_logger
+
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange.start(scope, send, logged=self.request_logger is not None)
+        try:
+            await self._serve(exchange, receive)
+        finally:
+            self._finish(exchange)
+
+    async def _serve(self, exchange: _Exchange, receive: Receive) -> None:
+        """Refuse what KServe would mishandle; pass the rest on with its body replayed; log inference traffic."""
+        scope = exchange.scope
+        if exchange.route == "v2_infer":
+            scope = self._v2_body_is_json_unless_binary(scope, exchange.headers)
+        body, too_large = await self._read_body(exchange.headers, receive)
+        if too_large:
+            await self._reject(
+                exchange.send,
+                413,
+                f"request body is larger than {self.max_body_bytes} bytes: send fewer or shorter texts",
+            )
+            return
+        if exchange.route in INFERENCE_ROUTES and (
+            problem := self._body_problem(exchange.route, body, exchange.headers)
+        ):
+            await self._reject(exchange.send, 400, problem)
+            return
+        await self.app(scope, self._replay(body), exchange.send)
+        if exchange.logged and exchange.status < 400:
+            self._log_events(exchange, body)
+
+    def _finish(self, exchange: _Exchange) -> None:
+        seconds = time.perf_counter() - exchange.started
+        self.metrics.record_request(exchange.route, exchange.status, seconds)
+        if self.access_log:
+            scope = exchange.scope
+            access_logger.info(
+                {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": exchange.route,
+                    "status": exchange.status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "request_id": exchange.request_id,
+                    "client": scope["client"][0] if scope.get("client") else None,
+                }
+            )
+
+    @staticmethod
+    def _body_problem(route: str, body: bytes, headers: dict[str, str]) -> str | None:
+        if route == "v2_infer" and "inference-header-content-length" in headers:
+            return binary_v2_problem(body, headers["inference-header-content-length"])
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return f"the body is not valid UTF-8 (byte {error.start}): send JSON encoded as UTF-8"
+        return None
+
+    @staticmethod
+    def _v2_body_is_json_unless_binary(scope: dict, headers: dict[str, str]) -> dict:
+        """A v2 body without the binary-tensor header is JSON by the protocol, whatever its content-type
+        says (tritonclient sends none); KServe would otherwise take it for binary tensors and refuse it."""
+        if "inference-header-content-length" in headers or "json" in headers.get("content-type", ""):
+            return scope
+        kept = [(key, value) for key, value in scope["headers"] if key.lower() != b"content-type"]
+        return {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> tuple[bytes, bool]:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return b"", True
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return b"", True
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks), False
+
+    @staticmethod
+    def _replay(body: bytes) -> Receive:
+        sent = False
+
+        async def receive() -> dict:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return receive
+
+    @staticmethod
+    async def _reject(send: Send, status: int, message: str) -> None:
+        payload = json.dumps({"error": message}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    def _log_events(self, exchange: _Exchange, request_body: bytes) -> None:
+        version = self.model.version
+        request_type = exchange.headers.get("content-type", "application/json")
+        for event_type, body, content_type in (
+            (REQUEST_EVENT, request_body, request_type),
+            (RESPONSE_EVENT, b"".join(exchange.response_chunks), exchange.response_type),
+        ):
+            self.request_logger.log(
+                LoggedEvent(event_type, exchange.request_id, body, content_type, exchange.route, version)
+            )

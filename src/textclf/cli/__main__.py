@@ -1,0 +1,5 @@
+"""`python -m textclf.cli`: the same command line as `textclf`."""
+
+from textclf.cli import app
+
+app()

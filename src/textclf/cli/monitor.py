@@ -1,0 +1,162 @@
+"""`textclf monitor`, `drift`, `check` and `demo-drift`: the monitoring service, drift checks, the local loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from textclf.cli.common import configure_logging, console, parse_sets
+
+
+def monitor(
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the store; default sqlite in --workdir")
+    ] = None,
+    workdir: Annotated[str | None, typer.Option(help="reports, retraining data and logs; default ./monitor")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port; default 8000")] = None,
+    host: Annotated[str | None, typer.Option(help="interface to listen on; default 127.0.0.1")] = None,
+    check_interval: Annotated[
+        float | None, typer.Option(help="seconds between scheduled drift checks; 0 = only on demand")
+    ] = None,
+    training_config: Annotated[str | None, typer.Option(help="YAML of the training run to repeat")] = None,
+    training_workdir: Annotated[str | None, typer.Option(help="workdir of the original `textclf run`")] = None,
+    kfp_host: Annotated[str | None, typer.Option(help="retrain on this Kubeflow Pipelines endpoint")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI of the registry")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of monitor configuration fields")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="any monitor configuration field, as KEY=VALUE")] = [],  # noqa: B006
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False,
+) -> None:
+    """Run the monitoring service: request-log sink, feedback, scheduled drift checks, retraining."""
+    from pydantic import ValidationError
+
+    from textclf.config import load_monitor_config
+
+    overrides = {
+        "database_url": database_url,
+        "workdir": workdir,
+        "port": port,
+        "host": host,
+        "check_interval_seconds": check_interval,
+        "training_config": training_config,
+        "training_workdir": training_workdir,
+        "kfp_host": kfp_host,
+        "tracking_uri": tracking_uri,
+        **parse_sets(set_),
+    }
+    try:
+        settings = load_monitor_config(config, overrides)
+    except (ValidationError, ValueError) as error:
+        console.print(f"[red]invalid monitor configuration:[/red] {error}")
+        raise typer.Exit(2) from error
+    from textclf.monitoring.server import serve as run_monitor
+    from textclf.pipelines.runner import launch_on_cluster
+
+    if not verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    console.print(f"monitoring on http://{settings.host}:{settings.port} (events: /events, feedback: /feedback)")
+    run_monitor(settings, verbose, launch_on_cluster)
+
+
+def drift(
+    reference: Annotated[
+        str, typer.Option(help="a CSV/JSONL/Parquet table, or a model (models:/NAME@ALIAS) whose reference sample")
+    ],
+    current: Annotated[str, typer.Option(help="a table with 'text' (and predicted_label, score, label)")],
+    model: Annotated[str, typer.Option(help="model for predictions and embeddings when the reference is a table")] = "",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI for models:/ and runs:/")] = None,
+    report_dir: Annotated[Path | None, typer.Option(help="also save the HTML and JSON report here")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML of monitor fields (thresholds, policy)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the decision and scores as one JSON object")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Compare two datasets: the drift decision and every check's score, as the monitor computes them."""
+    from textclf.config import load_monitor_config
+    from textclf.data.sources import DataValidationError
+    from textclf.monitor.check import compare_datasets
+    from textclf.registry.tracking import default_tracking_uri
+
+    configure_logging(verbose)
+    try:
+        decision = compare_datasets(
+            reference,
+            current,
+            tracking_uri or default_tracking_uri(),
+            model,
+            load_monitor_config(config),
+            report_dir,
+        )
+    except (DataValidationError, FileNotFoundError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if as_json:
+        print(json.dumps(decision))
+        return
+    table = Table(title=f"{decision['decision']}: {decision['reason']}")
+    for column in ("check", "score", "threshold", "drift"):
+        table.add_column(column)
+    for name, score in decision["scores"].items():
+        table.add_row(name, f"{score['score']:.4g}", f"{score['threshold']:.4g}", "yes" if score["drifted"] else "")
+    Console().print(table)
+
+
+def check(
+    monitor_url: Annotated[str, typer.Option(help="the monitoring service")] = "http://127.0.0.1:8000",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the check")] = 600,
+) -> None:
+    """Ask the monitoring service to run a drift check now (the CronJob's command); print its decision."""
+    import httpx
+
+    try:
+        response = httpx.post(f"{monitor_url.rstrip('/')}/checks", timeout=timeout)
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach the monitor at {monitor_url}:[/red] {error}")
+        raise typer.Exit(1) from error
+    if response.status_code != 200:
+        console.print(f"[red]check failed ({response.status_code}):[/red] {response.text}")
+        raise typer.Exit(1)
+    print(json.dumps(response.json()))
+
+
+def demo_drift(
+    workdir: Annotated[Path, typer.Option(help="where the demo keeps everything")] = Path("demo-drift"),
+    train_rows: Annotated[int, typer.Option(help="training-domain rows to train on (0 = all but the traffic)")] = 3000,
+    traffic: Annotated[int, typer.Option(help="texts sent per phase (the monitor's window)")] = 300,
+    epochs: Annotated[int, typer.Option(help="training epochs of both runs")] = 2,
+    finetune: Annotated[str, typer.Option(help="'full' or 'lora', for both runs")] = "full",
+    check_interval: Annotated[float, typer.Option(help="seconds between the monitor's scheduled checks")] = 5,
+) -> None:
+    """The whole loop locally: train, serve, in-domain traffic (no retraining), shifted traffic with feedback
+    (one retraining run, promoted only if better, served)."""
+    from textclf.monitoring.drift_demo import DemoSettings, run_drift_demo
+
+    result = run_drift_demo(
+        DemoSettings(
+            workdir=workdir,
+            train_rows=train_rows,
+            traffic=traffic,
+            epochs=epochs,
+            finetune=finetune,
+            check_interval_seconds=check_interval,
+        ),
+        progress=console.print,
+    )
+    table = Table(title="textclf drift demo")
+    table.add_column("step")
+    table.add_column("outcome")
+    table.add_row("champion before", f"v{result.champion_before}")
+    table.add_row("in-domain check", f"{result.in_domain_decision}: {result.in_domain_reason}")
+    table.add_row("shifted check", f"{result.shifted_decision}: {result.shifted_reason}")
+    table.add_row("retraining runs", str(len(result.retraining_runs)))
+    seconds = result.seconds_from_first_shifted_request_to_retraining_start
+    table.add_row("first shifted request → run start", f"{seconds:.1f} s" if seconds is not None else "-")
+    table.add_row("gate", f"{result.promotion_decision}: {result.promotion_reason}")
+    table.add_row("champion after / served", f"v{result.champion_after} / v{result.served_version_after}")
+    Console().print(table)
+    console.print(f"details: {workdir / 'demo_drift.json'}")

@@ -1,0 +1,175 @@
+"""`textclf run`, `compile`, `evaluate` and `demo-data`: the training pipeline and its models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from textclf.cli.common import configure_logging, console, parse_sets
+
+
+def run(
+    data: Annotated[
+        str | None, typer.Option(help="'demo[:domain]', 'hf:<id>', or a CSV/JSONL/Parquet path or URL")
+    ] = None,
+    text_column: Annotated[str | None, typer.Option(help="column holding the text")] = None,
+    label_column: Annotated[str | None, typer.Option(help="column holding the label")] = None,
+    base_model: Annotated[str | None, typer.Option(help="Hub id or local path of the encoder")] = None,
+    finetune: Annotated[str | None, typer.Option(help="'lora' or 'full'")] = None,
+    trials: Annotated[int | None, typer.Option(help="Optuna trials; 0 skips tuning")] = None,
+    epochs: Annotated[int | None, typer.Option(help="maximum training epochs")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of configuration fields")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="any configuration field, as KEY=VALUE")] = [],  # noqa: B006
+    host: Annotated[str | None, typer.Option(help="Kubeflow Pipelines endpoint: compile and submit there")] = None,
+    workdir: Annotated[Path, typer.Option(help="where the local run keeps MLflow, Optuna and artifacts")] = Path("."),
+    wait: Annotated[bool, typer.Option(help="with --host: wait for the run to finish")] = False,
+    timeout: Annotated[int, typer.Option(help="with --host --wait: seconds to wait")] = 3600,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False,
+) -> None:
+    """Run the training pipeline: locally with kfp.local, or on a cluster with --host."""
+    from pydantic import ValidationError
+
+    from textclf.config import load_config
+
+    configure_logging(verbose)
+    overrides = {
+        "data": data,
+        "text_column": text_column,
+        "label_column": label_column,
+        "base_model": base_model,
+        "finetune": finetune,
+        "trials": trials,
+        "epochs": epochs,
+        **parse_sets(set_),
+    }
+    try:
+        settings = load_config(config, overrides)
+    except (ValidationError, ValueError) as error:
+        console.print(f"[red]invalid configuration:[/red] {error}")
+        raise typer.Exit(2) from error
+    if host:
+        from textclf.pipelines.runner import submit
+
+        run_id = submit(settings, host, settings.experiment_name, wait, timeout)
+        console.print(f"submitted run [bold]{run_id}[/bold] to {host}")
+        return
+    from textclf.pipelines.runner import run_local
+
+    workdir = workdir.resolve()
+    resolved = settings.resolved(workdir)
+    console.print(f"running the training pipeline locally (MLflow: {resolved.tracking_uri})")
+    try:
+        run_local(resolved, workdir / "pipeline_root")
+    except RuntimeError as error:
+        console.print(f"[red]pipeline failed:[/red] {error}")
+        raise typer.Exit(1) from error
+    _print_run_summary(resolved.tracking_uri, resolved.experiment_name, resolved.registered_model_name)
+
+
+def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from textclf.registry.tracking import configure
+    from textclf.registry.versions import current_champion
+
+    configure(tracking_uri)
+    runs = mlflow.search_runs(
+        experiment_names=[experiment_name],
+        filter_string="tags.`textclf.pipeline` = 'training'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        return
+    latest = runs[0]
+    champion = current_champion(MlflowClient(), model_name)
+    table = Table(title="textclf run")
+    table.add_column("what")
+    table.add_column("value")
+    metrics = latest.data.metrics
+    table.add_row("MLflow run", latest.info.run_id)
+    for name in (
+        "test_accuracy",
+        "test_macro_f1",
+        "baseline_tfidf_logreg_accuracy",
+        "baseline_base_model_untrained_accuracy",
+        "train_samples_per_second",
+    ):
+        if name in metrics:
+            table.add_row(name, f"{metrics[name]:.4f}")
+    tags = latest.data.tags
+    table.add_row("registered", f"{model_name} v{tags.get('registered_version', '?')}")
+    table.add_row("gate", f"{tags.get('promotion_decision', '?')}: {tags.get('promotion_reason', '')}")
+    table.add_row("champion", f"v{champion.version}" if champion else "none")
+    if "deploy_outcome" in tags:
+        table.add_row("deploy", tags["deploy_outcome"])
+    Console().print(table)
+
+
+def compile_(
+    output: Annotated[Path | None, typer.Option(help="where to write the pipeline spec")] = None,
+) -> None:
+    """Compile the training pipeline to its YAML spec."""
+    from textclf.pipelines.runner import COMPILED_PIPELINE, compile_pipeline
+
+    console.print(f"wrote {compile_pipeline(output or COMPILED_PIPELINE)}")
+
+
+def evaluate(
+    model: Annotated[
+        str, typer.Option(help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, or a directory")
+    ],
+    data: Annotated[str, typer.Option(help="CSV/JSONL/Parquet path or URL, 'hf:<id>' or 'demo[:domain]'")],
+    text_column: Annotated[str, typer.Option(help="column holding the text")] = "text",
+    label_column: Annotated[str, typer.Option(help="column holding the label")] = "label",
+    hf_split: Annotated[str, typer.Option(help="split of a Hugging Face dataset")] = "test",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI for models:/ and runs:/")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON object")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Evaluate any model on any labelled data."""
+    from textclf.data.sources import DataSource, DataValidationError
+    from textclf.evaluate.any_model import evaluate_model_on_data
+    from textclf.registry.tracking import default_tracking_uri
+
+    configure_logging(verbose)
+    try:
+        metrics = evaluate_model_on_data(
+            model,
+            DataSource(data, text_column, label_column, hf_split),
+            tracking_uri or default_tracking_uri(),
+        )
+    except (DataValidationError, FileNotFoundError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if as_json:
+        print(json.dumps(metrics))
+        return
+    table = Table(title=f"{model} on {data}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in ("accuracy", "macro_f1", "weighted_f1", "ece", "samples"):
+        table.add_row(name, f"{metrics[name]:.4f}" if isinstance(metrics[name], float) else str(metrics[name]))
+    for label, scores in metrics["per_class"].items():
+        table.add_row(f"F1 {label}", f"{scores['f1']:.4f}")
+    Console().print(table)
+
+
+def demo_data(
+    domain: Annotated[str, typer.Option(help="movie_reviews, tweets, amazon_reviews, nyt_editorials or all")] = "all",
+) -> None:
+    """Fetch and cache the embedded demo dataset (VADER ground truth, Hutto & Gilbert 2014)."""
+    from textclf.data.demo import CITATION, cache_dir, load_demo
+
+    with console.status("fetching the VADER ground-truth sets from the vaderSentiment sdist"):
+        frame = load_demo(domain)
+    console.print(f"{len(frame):,} labelled texts cached under {cache_dir() / 'demo'}")
+    console.print(frame.groupby(["domain", "label"]).size().to_string())
+    console.print(f"source: {CITATION}")

@@ -1,0 +1,53 @@
+"""A local deploy: switch a running `textclf serve` to the new champion through the v2 repository load API."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from textclf.deploy.rollout import DeployError
+from textclf.names import CHAMPION_ALIAS
+
+
+@dataclass(frozen=True)
+class LocalSwitch:
+    switched: bool
+    served_version: str
+    message: str
+
+
+def switch_local_server(serving_url: str, model_name: str, timeout_seconds: float = 300) -> LocalSwitch:
+    """Ask a running `textclf serve` to reload its model reference (the v2 repository load API): it resolves
+    the champion alias again and swaps the new version in without a restart."""
+    base = serving_url.rstrip("/")
+    request = urllib.request.Request(f"{base}/v2/repository/models/{model_name}/load", data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
+            response.read()
+        with urllib.request.urlopen(f"{base}/v2/models/{model_name}", timeout=30) as response:
+            metadata = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode("utf-8", "replace")
+        raise DeployError(f"{base} refused to load the new champion ({error.code}): {detail}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        return LocalSwitch(False, "", f"no textclf server answers at {base} ({error})")
+    version = (metadata.get("versions") or [""])[0]
+    return LocalSwitch(True, version, f"{base} now serves {model_name} version {version}")
+
+
+def deploy_locally(serving_url: str, model_name: str, version: str, tracking_uri: str) -> str:
+    """Switch a running local server to the new champion, or say exactly how to start one."""
+    outcome = switch_local_server(serving_url, model_name)
+    if not outcome.switched:
+        return (
+            f"{outcome.message}; to serve the new champion (v{version}) run: "
+            f"textclf serve --model models:/{model_name}@{CHAMPION_ALIAS} --tracking-uri {tracking_uri}"
+        )
+    if outcome.served_version != version:
+        return (
+            f"{outcome.message}, not the new champion v{version}: that server serves a fixed model; "
+            f"restart it with --model models:/{model_name}@{CHAMPION_ALIAS} to follow promotions"
+        )
+    return outcome.message

@@ -1,0 +1,2 @@
+"""The evaluate stage: classification metrics, baselines, error analysis, the model card, and any model on
+any labelled data (`textclf evaluate`)."""

@@ -1,0 +1,149 @@
+"""Evaluation reports: the most confident mistakes, the error-analysis page, the confusion-matrix plot and
+the model card."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def confident_mistakes(
+    texts: list[str], true_labels: list[str], predicted: list[str], scores: np.ndarray, limit: int = 20
+) -> pd.DataFrame:
+    """The wrong predictions the model was most sure of: where to look first for label noise or gaps."""
+    frame = pd.DataFrame({"text": texts, "true_label": true_labels, "predicted_label": predicted, "score": scores})
+    wrong = frame[frame["true_label"] != frame["predicted_label"]]
+    return wrong.sort_values("score", ascending=False).head(limit).reset_index(drop=True)
+
+
+def error_analysis_html(mistakes: pd.DataFrame, confusion_png: bytes) -> str:
+    """One page for the KFP UI: the confusion matrix and the most confident mistakes."""
+    image = base64.b64encode(confusion_png).decode()
+    rows = "\n".join(
+        f"<tr><td>{row.score:.3f}</td><td>{html.escape(row.true_label)}</td>"
+        f"<td>{html.escape(row.predicted_label)}</td><td>{html.escape(row.text)}</td></tr>"
+        for row in mistakes.itertuples()
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Error analysis</title>"
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
+        "table{border-collapse:collapse}</style></head><body>"
+        f"<h1>Confusion matrix</h1><img alt='confusion matrix' src='data:image/png;base64,{image}'>"
+        f"<h1>Most confident mistakes ({len(mistakes)})</h1><table><tr><th>score</th><th>true</th>"
+        f"<th>predicted</th><th>text</th></tr>{rows}</table></body></html>"
+    )
+
+
+def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(matrix)
+    size = max(4.0, 0.8 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(values, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    threshold = values.max() / 2 if values.size else 0
+    for (row, column), count in np.ndenumerate(values):
+        axes.text(column, row, str(count), ha="center", va="center", color="white" if count > threshold else "black")
+    axes.set_title("Confusion matrix (test split)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120, format="png")
+    plt.close(figure)
+
+
+@dataclass
+class ModelCardInputs:
+    model_name: str
+    data_spec: str
+    data_fingerprint: str
+    split_sizes: dict[str, int]
+    base_model: str
+    training_params: dict[str, Any]
+    metrics: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]
+    labels: list[str]
+
+
+def model_card(inputs: ModelCardInputs) -> str:
+    """A Markdown model card: data, training configuration, metrics, baselines, intended use and limits."""
+    metrics = inputs.metrics
+    lines = [
+        f"# Model card: {inputs.model_name}",
+        "",
+        "## Data",
+        "",
+        f"- Source: `{inputs.data_spec}` (fingerprint `{inputs.data_fingerprint}`)",
+        "- Split sizes: " + ", ".join(f"{name} {size:,}" for name, size in inputs.split_sizes.items()),
+        f"- Classes: {', '.join(inputs.labels)}",
+        "",
+        "## Training configuration",
+        "",
+        f"- Base model: `{inputs.base_model}`",
+    ]
+    lines += [f"- {name}: {value}" for name, value in sorted(inputs.training_params.items())]
+    lines += [
+        "",
+        "## Test metrics",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+    ]
+    for name in (
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "macro_precision",
+        "macro_recall",
+        "ece",
+        "mean_confidence",
+    ):
+        lines.append(f"| {name} | {metrics[name]:.4f} |")
+    lines += ["", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for label, scores in metrics["per_class"].items():
+        lines.append(
+            f"| {label} | {scores['precision']:.4f} | {scores['recall']:.4f} | {scores['f1']:.4f} "
+            f"| {scores['support']} |"
+        )
+    lines += [
+        "",
+        "## Baselines (same test split)",
+        "",
+        "| model | accuracy | macro F1 | mean confidence |",
+        "|---|---:|---:|---:|",
+    ]
+    lines.append(
+        f"| this model | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} | {metrics['mean_confidence']:.4f} |"
+    )
+    for name, baseline in inputs.baselines.items():
+        lines.append(
+            f"| {name} | {baseline['accuracy']:.4f} | {baseline['macro_f1']:.4f} | {baseline['mean_confidence']:.4f} |"
+        )
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        f"Classifying short English texts like those in `{inputs.data_spec}` into: {', '.join(inputs.labels)}.",
+        "Predictions come with the class probabilities; route low-confidence ones to a person.",
+        "",
+        "## Limits",
+        "",
+        "- Accuracy holds for text like the training data; other domains, languages or styles drift, and the",
+        "  monitoring service exists to notice that.",
+        f"- Texts longer than the training `max_length` ({inputs.training_params.get('max_length', 'n/a')} tokens)"
+        " are truncated.",
+        "- Labels carry the biases of whoever wrote them; check the most confident mistakes before trusting",
+        "  the model on decisions about people.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,354 @@
+"""One drift check: the window of the served model version against that version's reference, an Evidently
+report, the decision, and on "retrain" one retraining run per drift episode.
+
+The monitoring service's schedule and its HTTP endpoint both call `DriftChecker.check`; so does a CronJob
+through that endpoint. `compare_datasets` (`textclf drift`) judges any two datasets the same way. Everything
+here is plain Python over the store, so tests drive it without a server.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from textclf.config import MonitorConfig
+from textclf.monitor.decision import DriftPolicy, DriftWindow, decide
+from textclf.monitor.descriptors import whole_word_vocabulary
+from textclf.monitor.quality import live_quality
+from textclf.monitor.report import DriftReport, DriftReportSettings, build_drift_report, embed_reference
+from textclf.monitor.report_files import ReportArchive
+from textclf.monitor.retraining import (
+    ClusterLauncher,
+    LaunchedRun,
+    episode_key,
+    launch_local,
+    prepare_retraining_data,
+)
+from textclf.monitor.store import MonitorStore
+from textclf.serve.classifier import TextClassifier
+
+log = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = {".csv", ".jsonl", ".json", ".parquet"}
+CHECK_REPORT_PREFIX = "check-"
+
+
+@dataclass
+class ReferenceModel:
+    """A served version's model (for embeddings and its vocabulary) and reference sample, loaded once."""
+
+    version: str
+    classifier: TextClassifier
+    reference: pd.DataFrame
+    vocabulary: frozenset[str]
+    reference_embeddings: pd.DataFrame
+    embedding_max_tokens: int
+
+    def embed(self, texts: list[str]) -> Any:
+        return self.classifier.predict(texts, embeddings=True, max_length=self.embedding_max_tokens).embeddings
+
+    def as_seen_by_model(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Texts cleaned as the model cleans them: the reference sample holds cleaned texts, so raw traffic
+        would otherwise differ from it by what cleaning removes (markup, URLs, spacing), not by drift."""
+        from textclf.data.cleaning import clean_texts
+
+        return frame.assign(text=clean_texts(frame["text"].astype(str).tolist(), self.classifier.cleaning))
+
+    def report(self, reference: pd.DataFrame, current: pd.DataFrame, settings: DriftReportSettings) -> DriftReport:
+        """The drift report of `current` against `reference`, both seen as this model sees them."""
+        return build_drift_report(
+            reference,
+            self.as_seen_by_model(current),
+            self.classifier.labels,
+            self.vocabulary,
+            self.embed,
+            settings,
+            self.reference_embeddings if reference is self.reference else None,
+        )
+
+
+@dataclass
+class CheckOutcome:
+    check_id: int
+    decision: dict[str, Any]
+    report_name: str
+    retraining: dict[str, Any] | None
+
+
+def load_reference_model(directory: Path, version: str, settings: DriftReportSettings) -> ReferenceModel:
+    from textclf.registry.model_dir import load_reference
+
+    classifier = TextClassifier.load(directory)
+    reference = load_reference(directory)
+    model = ReferenceModel(
+        version=version,
+        classifier=classifier,
+        reference=reference,
+        vocabulary=whole_word_vocabulary(classifier.tokenizer.get_vocab()),
+        reference_embeddings=pd.DataFrame(),
+        embedding_max_tokens=settings.embedding_max_tokens,
+    )
+    model.reference_embeddings = embed_reference(reference, model.embed, settings)
+    return model
+
+
+def judge(
+    report: DriftReport | None,
+    window: DriftWindow,
+    policy: DriftPolicy,
+    last_retraining_at: datetime | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The drift decision (contract "drift decision") for a report over a window, with the feedback quality."""
+    scores = report.checks if report is not None else []
+    reference_accuracy = report.quality["reference_accuracy"] if report is not None and report.quality else None
+    decision = decide(scores, window, policy, reference_accuracy, last_retraining_at, now).to_dict()
+    if report is not None and report.quality:
+        decision["quality"] = report.quality
+    return decision
+
+
+class DriftChecker:
+    """Checks the store's latest window; starts retraining runs locally (`textclf run` in a process of its own)
+    or, with `kfp_host`, through `launch_on_cluster` (the composition root passes the KFP launcher)."""
+
+    def __init__(
+        self,
+        config: MonitorConfig,
+        store: MonitorStore,
+        tracking_uri: str,
+        launch_on_cluster: ClusterLauncher | None = None,
+    ):
+        self.config = config
+        self.store = store
+        self.tracking_uri = tracking_uri
+        self.launch_on_cluster = launch_on_cluster
+        self.workdir = Path(config.workdir).resolve()
+        self.reports = ReportArchive(self.workdir / "reports")
+        self.settings = config.report
+        self.policy = config.policy
+        self._models: OrderedDict[str, ReferenceModel] = OrderedDict()
+        # One check at a time per process; racing processes are kept apart by the store's episode key.
+        self._lock = threading.Lock()
+        self._processes: dict[str, LaunchedRun] = {}
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.reports.directory
+
+    # ---- references --------------------------------------------------------------------------------------
+
+    def reference_for(self, model_version: str) -> ReferenceModel:
+        if model_version in self._models:
+            self._models.move_to_end(model_version)
+            return self._models[model_version]
+        from textclf.registry.model_uri import resolve_model_dir
+
+        if model_version.isdigit():
+            reference = f"models:/{self.config.registered_model_name}/{model_version}"
+        elif self.config.reference_model:
+            reference = self.config.reference_model
+        else:
+            raise LookupError(
+                f"model version {model_version!r} is not a registry version; set reference_model to the model "
+                "directory or models:/ URI it was served from"
+            )
+        with tempfile.TemporaryDirectory() as scratch:
+            directory = resolve_model_dir(reference, self.tracking_uri, Path(scratch))
+            model = load_reference_model(directory, model_version, self.settings)
+        self._models[model_version] = model
+        while len(self._models) > 2:
+            self._models.popitem(last=False)
+        return model
+
+    def judged_model(self, version: str, window_size: int) -> ReferenceModel | None:
+        """The reference model a window of this size is judged by; None below `min_window_size` (no report)."""
+        return self.reference_for(version) if window_size >= self.policy.min_window_size else None
+
+    def window_quality(self, window: pd.DataFrame, model: ReferenceModel | None) -> dict[str, Any]:
+        """Live accuracy of a window's feedback, as the check computes it and `GET /quality` reports it."""
+        return live_quality(window, model.classifier.labels if model is not None else None)
+
+    # ---- the check ---------------------------------------------------------------------------------------
+
+    def check(self, now: datetime | None = None) -> CheckOutcome:
+        with self._lock:
+            return self._check(now or datetime.now(UTC))
+
+    def _check(self, now: datetime) -> CheckOutcome:
+        self.refresh_runs()
+        latest = self.store.latest_model_version(None)
+        if latest is None:
+            return self._record(now, judge(None, DriftWindow(0, ""), self.policy), None)
+        model_name, version = latest
+        window = self.store.window(model_name, version, self.config.window_size)
+        model = self.judged_model(version, len(window))
+        quality = self.window_quality(window, model)
+        drift_window = DriftWindow(
+            size=len(window),
+            model_version=version,
+            start=window["time"].min().to_pydatetime() if len(window) else None,
+            end=window["time"].max().to_pydatetime() if len(window) else None,
+            labelled=quality["labelled"],
+            live_accuracy=quality["accuracy"],
+        )
+        report = None
+        if model is not None:
+            current = window.rename(columns={"feedback_label": "label"})[["text", "predicted_label", "score", "label"]]
+            report = model.report(model.reference, current, self.settings)
+        runs_before, last_run = self.store.retraining_history(model_name, version)
+        outcome = self._record(now, judge(report, drift_window, self.policy, last_run, now), report)
+        if outcome.decision["decision"] == "retrain" and self.config.retrain:
+            outcome.retraining = self._start_retraining(episode_key(model_name, version, runs_before), outcome, now)
+        return outcome
+
+    def _record(self, now: datetime, decision: dict[str, Any], report: DriftReport | None) -> CheckOutcome:
+        name = ""
+        if report is not None:
+            # Names sort by time (to the microsecond): retention keeps the newest.
+            name = f"{CHECK_REPORT_PREFIX}{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+            self.reports.write(name, f"textclf drift check {name}", {**decision, "report": name}, report)
+            triggers = {run["report_name"] for run in self.store.retraining_runs()}
+            self.reports.prune(CHECK_REPORT_PREFIX, self.config.report_retention, triggers)
+        check_id = self.store.add_check(
+            now, decision["window"]["model_version"], decision["decision"], decision["reason"], decision, name
+        )
+        log.info("drift check %s: %s (%s)", check_id, decision["decision"], decision["reason"])
+        return CheckOutcome(check_id, decision, name, None)
+
+    # ---- retraining --------------------------------------------------------------------------------------
+
+    def report_location(self, name: str) -> str:
+        if self.config.public_url:
+            return f"{self.config.public_url.rstrip('/')}/reports/{name}.html"
+        return str(self.reports.html_path(name))
+
+    def _start_retraining(self, key: str, outcome: CheckOutcome, now: datetime) -> dict[str, Any]:
+        if not self.store.claim_retraining(key, now, outcome.check_id, outcome.decision["reason"], outcome.report_name):
+            return {"episode_key": key, "started": False, "reason": "another check already started this episode"}
+        safe = key.replace("/", "_")
+        data_dir = self.workdir / "retraining" / safe
+        try:
+            data = prepare_retraining_data(
+                self.store.labelled(),
+                Path(self.config.new_data_dir) if self.config.new_data_dir else None,
+                data_dir,
+                self.config.holdout_fraction,
+                self.reference_for(outcome.decision["window"]["model_version"]).classifier.labels,
+            )
+            overrides = {
+                "extra_train_data": self._data_location(safe, data.extra_train) if data.rows["extra_train"] else "",
+                "drift_window_data": self._data_location(safe, data.drift_window) if data.rows["drift_window"] else "",
+                "drift_report": self.report_location(outcome.report_name),
+                "trigger": key,
+            }
+            launched = self._launch(overrides, data_dir / "run.log")
+        except Exception as error:  # the claim stays, marked failed: no second run for this episode
+            log.exception("retraining run for %s could not start", key)
+            self.store.update_retraining(key, status="failed", detail=f"could not start: {error}")
+            return {"episode_key": key, "started": False, "reason": f"could not start: {error}"}
+        if launched.process is not None:
+            self._processes[key] = launched
+        self.store.update_retraining(
+            key, backend=launched.backend, run_id=launched.run_id, status="running", detail=launched.detail
+        )
+        log.info("retraining run %s started for %s (%s)", launched.run_id, key, data.rows)
+        return {"episode_key": key, "started": True, "run_id": launched.run_id, "rows": data.rows}
+
+    def _launch(self, overrides: dict[str, Any], log_path: Path) -> LaunchedRun:
+        training_config = Path(self.config.training_config) if self.config.training_config else None
+        if not self.config.kfp_host:
+            return launch_local(training_config, Path(self.config.training_workdir), overrides, log_path)
+        if self.launch_on_cluster is None:
+            raise RuntimeError("kfp_host is set, but this checker was built without a Kubeflow Pipelines launcher")
+        return self.launch_on_cluster(self.config.kfp_host, training_config, overrides)
+
+    def _data_location(self, episode_dir: str, path: Path) -> str:
+        if self.config.public_url:
+            return f"{self.config.public_url.rstrip('/')}/retraining/{episode_dir}/{path.name}"
+        return str(path)
+
+    def refresh_runs(self) -> None:
+        """Record how the local runs this process started have ended."""
+        for key, launched in list(self._processes.items()):
+            code = launched.process.poll() if launched.process else None
+            if code is None:
+                continue
+            self.store.update_retraining(key, status="succeeded" if code == 0 else "failed")
+            del self._processes[key]
+
+
+def _with_predictions(frame: pd.DataFrame, model: ReferenceModel) -> pd.DataFrame:
+    if not {"predicted_label", "score"} <= set(frame.columns):
+        predictions = model.classifier.predict(frame["text"].astype(str).tolist())
+        frame["predicted_label"], frame["score"] = predictions.labels, predictions.scores
+    return frame
+
+
+def _table_report(reference: pd.DataFrame, current: pd.DataFrame, settings: DriftReportSettings) -> DriftReport:
+    """Two tables and no model: no embeddings; the packaged encoder's vocabulary for the descriptors."""
+    from textclf.train.modeling import PACKAGED_MINILM, load_tokenizer
+
+    labels = sorted(set(reference.get("label", pd.Series(dtype=str)).dropna().astype(str)))
+    vocabulary = whole_word_vocabulary(load_tokenizer(PACKAGED_MINILM).get_vocab())
+    return build_drift_report(reference, current, labels, vocabulary, None, settings)
+
+
+def compare_datasets(
+    reference: str,
+    current: str,
+    tracking_uri: str,
+    model: str = "",
+    config: MonitorConfig | None = None,
+    report_dir: Path | None = None,
+) -> dict[str, Any]:
+    """`textclf drift`: the same check on any two datasets. `reference` is a CSV/JSONL/Parquet table or a
+    model (`models:/NAME@ALIAS`, run or directory) whose reference sample is used; `current` a table with a
+    `text` column (and `predicted_label`/`score`, else the model predicts them; `label` for quality)."""
+    from textclf.data.sources import DataValidationError, read_table
+    from textclf.registry.model_uri import resolve_model
+
+    config = config or MonitorConfig()
+    current_frame = read_table(current)
+    reference_is_table = Path(reference.split("?", 1)[0]).suffix.lower() in TABLE_SUFFIXES
+    model_reference = model or ("" if reference_is_table else reference)
+    reference_model = None
+    if model_reference:
+        with tempfile.TemporaryDirectory() as scratch:
+            resolved = resolve_model(model_reference, tracking_uri, Path(scratch))
+            reference_model = load_reference_model(resolved.directory, resolved.version, config.report)
+    reference_frame = read_table(reference) if reference_is_table else reference_model.reference
+    for name, frame in (("reference", reference_frame), ("current", current_frame)):
+        if "text" not in frame.columns:
+            raise DataValidationError(f"the {name} data has no 'text' column (columns: {', '.join(frame.columns)})")
+    if reference_model is not None:
+        reference_frame = _with_predictions(reference_frame, reference_model)
+        report = reference_model.report(
+            reference_model.as_seen_by_model(reference_frame),
+            _with_predictions(current_frame, reference_model),
+            config.report,
+        )
+    else:
+        report = _table_report(reference_frame, current_frame, config.report)
+    quality = report.quality
+    window = DriftWindow(
+        size=len(current_frame),
+        model_version=reference_model.version if reference_model else "",
+        labelled=quality["labelled"] if quality else 0,
+        live_accuracy=quality["accuracy"] if quality else None,
+    )
+    decision = judge(report, window, config.policy)
+    if report_dir is not None:
+        archive = ReportArchive(report_dir)
+        archive.write("drift_report", "textclf drift", decision, report)
+        decision["report"] = str(archive.html_path("drift_report"))
+    return decision

@@ -1,0 +1,407 @@
+"""The monitor's durable store, one SQLAlchemy URL: SQLite on one machine, PostgreSQL in a cluster.
+
+It keeps every request-logger event as it arrived (keyed by event id and type, so a repeat is stored once),
+the prediction records (contract 2) derived once both halves of an exchange are in, feedback labels
+(accepted before or after their prediction arrives, joined when read), the drift checks, and the retraining
+runs, whose unique episode key is what keeps racing checks from starting two runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from textclf.monitor.events import InferenceEvent, MalformedEvent, PredictionRecord, prediction_records
+
+metadata = sa.MetaData()
+
+events_table = sa.Table(
+    "inference_events",
+    metadata,
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("event_time", sa.DateTime, nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(200), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("pairing_error", sa.Text, nullable=True),
+)
+
+predictions_table = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("request_id", sa.String(200), primary_key=True),
+    sa.Column("index", sa.Integer, primary_key=True),
+    sa.Column("time", sa.DateTime, nullable=False, index=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(200), nullable=False, index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("predicted_label", sa.String(200), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("probabilities", sa.Text, nullable=False),
+)
+
+feedback_table = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("request_id", sa.String(200), primary_key=True),
+    sa.Column("index", sa.Integer, primary_key=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False, index=True),
+)
+
+checks_table = sa.Table(
+    "drift_checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("checked_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("model_version", sa.String(200), nullable=False),
+    sa.Column("decision", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("report_name", sa.String(200), nullable=False),
+)
+
+retraining_table = sa.Table(
+    "retraining_runs",
+    metadata,
+    sa.Column("episode_key", sa.String(300), primary_key=True),
+    sa.Column("started_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("check_id", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("report_name", sa.String(200), nullable=False),
+    sa.Column("backend", sa.String(32), nullable=False, default=""),
+    sa.Column("run_id", sa.String(300), nullable=False, default=""),
+    sa.Column("status", sa.String(32), nullable=False, default="claimed"),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
+
+FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed"})
+"""A retraining run is first "claimed" (its episode is taken), then "running" once launched, then one of these."""
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """Stored times are naive UTC: SQLite keeps no zone, and both back ends then compare alike."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What storing one event did: whether it was new, and the predictions its exchange produced."""
+
+    new: bool
+    predictions_added: int
+    pairing_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    request_id: str
+    label: str
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    id: int
+    checked_at: datetime
+    model_version: str
+    decision: str
+    reason: str
+    result: dict[str, Any]
+    report_name: str
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the check loop read while the sink writes; a write is on disk before it is acknowledged.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class MonitorStore:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+
+    def create(self) -> MonitorStore:
+        metadata.create_all(self.engine)
+        return self
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- inserts that ignore (or update) a row whose key exists, on either back end ---------------------
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    # ---- events and predictions --------------------------------------------------------------------------
+
+    def add_event(self, event: InferenceEvent, received_at: datetime | None = None) -> EventOutcome:
+        """Store one half of an exchange (once per id and kind), then derive the exchange's predictions
+        if both halves are in. The half is committed before pairing, in its own transaction: of two halves
+        arriving at once, the one that commits last always sees the other, on SQLite and PostgreSQL alike."""
+        row = {
+            "event_id": event.event_id,
+            "kind": event.kind,
+            "received_at": utc_naive(received_at or datetime.now(UTC)),
+            "event_time": utc_naive(event.time),
+            "model_name": event.model_name,
+            "model_version": event.model_version,
+            "payload": json.dumps(event.payload),
+        }
+        with self.engine.begin() as connection:
+            inserted = connection.execute(self._insert(events_table).values(**row).on_conflict_do_nothing())
+        new = inserted.rowcount == 1
+        added, error = self._pair(event.event_id)
+        return EventOutcome(new, added, error)
+
+    def _pair(self, event_id: str) -> tuple[int, str | None]:
+        with self.engine.begin() as connection:
+            halves = {
+                row.kind: row
+                for row in connection.execute(sa.select(events_table).where(events_table.c.event_id == event_id))
+            }
+            if set(halves) != {"request", "response"}:
+                return 0, None
+            try:
+                records = prediction_records(_as_event(halves["request"]), _as_event(halves["response"]))
+            except MalformedEvent as error:
+                connection.execute(
+                    events_table.update().where(events_table.c.event_id == event_id).values(pairing_error=str(error))
+                )
+                return 0, str(error)
+            if not records:
+                return 0, None
+            result = connection.execute(
+                self._insert(predictions_table).on_conflict_do_nothing(), [_prediction_row(r) for r in records]
+            )
+            return max(result.rowcount, 0), None
+
+    def count(self, table: sa.Table) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+    def event_ids(self) -> set[tuple[str, str]]:
+        with self.engine.connect() as connection:
+            return {
+                (r.event_id, r.kind)
+                for r in connection.execute(sa.select(events_table.c.event_id, events_table.c.kind))
+            }
+
+    # ---- feedback ----------------------------------------------------------------------------------------
+
+    def add_feedback(self, items: list[Feedback], received_at: datetime | None = None) -> int:
+        """Store true labels (the latest label for a prediction wins); returns how many match a stored
+        prediction. Feedback for a prediction not logged yet is kept and joins it when it arrives."""
+        moment = utc_naive(received_at or datetime.now(UTC))
+        rows = [{"request_id": i.request_id, "index": i.index, "label": i.label, "received_at": moment} for i in items]
+        statement = self._insert(feedback_table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["request_id", "index"],
+            set_={"label": statement.excluded.label, "received_at": statement.excluded.received_at},
+        )
+        with self.engine.begin() as connection:
+            connection.execute(statement, rows)
+            keys = sa.tuple_(predictions_table.c.request_id, predictions_table.c.index)
+            matched = connection.execute(
+                sa.select(sa.func.count())
+                .select_from(predictions_table)
+                .where(keys.in_([(i.request_id, i.index) for i in items]))
+            ).scalar_one()
+        return int(matched)
+
+    # ---- windows -----------------------------------------------------------------------------------------
+
+    def _joined(self) -> sa.Select:
+        return sa.select(
+            predictions_table,
+            feedback_table.c.label.label("feedback_label"),
+            feedback_table.c.received_at.label("feedback_at"),
+        ).select_from(
+            predictions_table.outerjoin(
+                feedback_table,
+                sa.and_(
+                    feedback_table.c.request_id == predictions_table.c.request_id,
+                    feedback_table.c.index == predictions_table.c.index,
+                ),
+            )
+        )
+
+    def latest_model_version(self, model_name: str | None = None) -> tuple[str, str] | None:
+        """(model name, version) of the most recent prediction."""
+        query = sa.select(predictions_table.c.model_name, predictions_table.c.model_version)
+        if model_name:
+            query = query.where(predictions_table.c.model_name == model_name)
+        with self.engine.connect() as connection:
+            row = connection.execute(query.order_by(predictions_table.c.time.desc()).limit(1)).first()
+        return (row.model_name, row.model_version) if row else None
+
+    def window(self, model_name: str, model_version: str, size: int, since: datetime | None = None) -> pd.DataFrame:
+        """The most recent `size` predictions of one model version (oldest first), with their feedback."""
+        query = self._joined().where(
+            predictions_table.c.model_name == model_name, predictions_table.c.model_version == model_version
+        )
+        if since is not None:
+            query = query.where(predictions_table.c.time >= utc_naive(since))
+        query = query.order_by(predictions_table.c.time.desc(), predictions_table.c.index.desc()).limit(size)
+        return _frame(self._read(query)).iloc[::-1].reset_index(drop=True)
+
+    def labelled(self, since: datetime | None = None) -> pd.DataFrame:
+        """Every prediction with a feedback label received since `since`: the training pipeline's new data."""
+        query = self._joined().where(feedback_table.c.label.is_not(None))
+        if since is not None:
+            query = query.where(feedback_table.c.received_at >= utc_naive(since))
+        return _frame(self._read(query.order_by(predictions_table.c.time)))
+
+    def _read(self, query: sa.Select) -> list[Any]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(query))
+
+    # ---- checks and retraining runs ----------------------------------------------------------------------
+
+    def add_check(
+        self, checked_at: datetime, model_version: str, decision: str, reason: str, result: dict, report_name: str
+    ) -> int:
+        with self.engine.begin() as connection:
+            inserted = connection.execute(
+                checks_table.insert().values(
+                    checked_at=utc_naive(checked_at),
+                    model_version=model_version,
+                    decision=decision,
+                    reason=reason,
+                    result=json.dumps(result),
+                    report_name=report_name,
+                )
+            )
+            return int(inserted.inserted_primary_key[0])
+
+    def checks(self, limit: int = 100) -> list[CheckRecord]:
+        rows = self._read(sa.select(checks_table).order_by(checks_table.c.id.desc()).limit(limit))
+        return [
+            CheckRecord(
+                r.id, as_utc(r.checked_at), r.model_version, r.decision, r.reason, json.loads(r.result), r.report_name
+            )
+            for r in rows
+        ]
+
+    def claim_retraining(self, episode_key: str, started_at: datetime, check_id: int, reason: str, report: str) -> bool:
+        """Claim the drift episode for one retraining run; False when another check claimed it first."""
+        row = {
+            "episode_key": episode_key,
+            "started_at": utc_naive(started_at),
+            "check_id": check_id,
+            "reason": reason,
+            "report_name": report,
+            "backend": "",
+            "run_id": "",
+            "status": "claimed",
+            "detail": "",
+        }
+        with self.engine.begin() as connection:
+            result = connection.execute(self._insert(retraining_table).values(**row).on_conflict_do_nothing())
+        return result.rowcount == 1
+
+    def update_retraining(self, episode_key: str, **values: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                retraining_table.update().where(retraining_table.c.episode_key == episode_key).values(**values)
+            )
+
+    def retraining_runs(self) -> list[dict[str, Any]]:
+        rows = self._read(sa.select(retraining_table).order_by(retraining_table.c.started_at))
+        return [{**row._asdict(), "started_at": as_utc(row.started_at).isoformat()} for row in rows]
+
+    def retraining_history(self, model_name: str, model_version: str) -> tuple[int, datetime | None]:
+        """Runs already started for this served version (the next episode's number) and when the latest run
+        of any version started, read in one statement: a check racing another's claim sees either neither
+        (and computes the same episode key, which the store refuses twice) or both (and waits the cooldown)."""
+        prefix = f"{model_name}/{model_version}/"
+        for_version = (
+            sa.select(sa.func.count())
+            .select_from(retraining_table)
+            .where(retraining_table.c.episode_key.startswith(prefix, autoescape=True))
+            .scalar_subquery()
+        )
+        latest = sa.select(sa.func.max(retraining_table.c.started_at)).scalar_subquery()
+        with self.engine.connect() as connection:
+            count, last = connection.execute(sa.select(for_version, latest)).one()
+        return int(count), as_utc(last)
+
+
+def _as_event(row: Any) -> InferenceEvent:
+    return InferenceEvent(
+        event_id=row.event_id,
+        kind=row.kind,
+        time=as_utc(row.event_time),
+        model_name=row.model_name,
+        model_version=row.model_version,
+        payload=json.loads(row.payload),
+    )
+
+
+def _prediction_row(record: PredictionRecord) -> dict[str, Any]:
+    return {
+        "request_id": record.request_id,
+        "index": record.index,
+        "time": utc_naive(record.time),
+        "model_name": record.model_name,
+        "model_version": record.model_version,
+        "text": record.text,
+        "predicted_label": record.predicted_label,
+        "score": record.score,
+        "probabilities": json.dumps(record.probabilities),
+    }
+
+
+WINDOW_COLUMNS = [
+    "request_id",
+    "index",
+    "time",
+    "model_name",
+    "model_version",
+    "text",
+    "predicted_label",
+    "score",
+    "feedback_label",
+    "feedback_at",
+]
+
+
+def _frame(rows: list[Any]) -> pd.DataFrame:
+    frame = pd.DataFrame([row._asdict() for row in rows], columns=[*WINDOW_COLUMNS, "probabilities"])
+    frame["probabilities"] = frame["probabilities"].map(json.loads)
+    for column in ("time", "feedback_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame

@@ -1,0 +1,102 @@
+"""The promotion gate: when a challenger may replace the champion, as a pure function of their scores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+
+ACCURACY_TAG = "test_accuracy"
+
+
+PER_CLASS_F1_TAG = "test_per_class_f1"
+
+
+class PromotionPolicy(BaseModel):
+    """When a challenger may replace the champion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_accuracy_gain: float = Field(0.0, ge=0, description="accuracy a challenger must gain to be promoted")
+    max_class_f1_drop: float = Field(0.05, ge=0, description="largest per-class F1 drop a promotion allows")
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    version: str
+    accuracy: float
+    per_class_f1: dict[str, float]
+    drift_window_accuracy: float | None = None
+    """Accuracy on the labelled drift window that started a retraining run, when there is one."""
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+    challenger: ModelScore
+    champion: ModelScore | None
+    policy: PromotionPolicy
+    f1_drops: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "policy": self.policy.model_dump()}
+
+
+def decide_promotion(challenger: ModelScore, champion: ModelScore | None, policy: PromotionPolicy) -> PromotionDecision:
+    """Promote when there is no champion, or the challenger is more accurate by more than the margin
+    and no class's F1 falls by more than the allowed drop."""
+    if champion is None:
+        return PromotionDecision(True, "no champion yet: the first model becomes champion", challenger, None, policy)
+    if champion.version == challenger.version:
+        return PromotionDecision(
+            False, f"version {challenger.version} is already champion", challenger, champion, policy
+        )
+    drops = {
+        label: round(f1 - challenger.per_class_f1.get(label, 0.0), 6) for label, f1 in champion.per_class_f1.items()
+    }
+    too_large = {label: drop for label, drop in drops.items() if drop > policy.max_class_f1_drop}
+    gain = challenger.accuracy - champion.accuracy
+    if gain <= policy.min_accuracy_gain:
+        reason = (
+            f"accuracy {challenger.accuracy:.4f} does not beat champion v{champion.version}'s "
+            f"{champion.accuracy:.4f} by more than {policy.min_accuracy_gain:.4f}"
+        )
+        return PromotionDecision(False, reason, challenger, champion, policy, drops)
+    if too_large:
+        listed = ", ".join(f"{label} (-{drop:.4f})" for label, drop in sorted(too_large.items()))
+        reason = f"F1 drops by more than {policy.max_class_f1_drop:.4f} for: {listed}"
+        return PromotionDecision(False, reason, challenger, champion, policy, drops)
+    reason = f"accuracy {challenger.accuracy:.4f} beats champion v{champion.version}'s {champion.accuracy:.4f}"
+    if challenger.drift_window_accuracy is not None and champion.drift_window_accuracy is not None:
+        window_gain = challenger.drift_window_accuracy - champion.drift_window_accuracy
+        on_window = (
+            f"drift-window accuracy {challenger.drift_window_accuracy:.4f} vs champion's "
+            f"{champion.drift_window_accuracy:.4f}"
+        )
+        if window_gain <= policy.min_accuracy_gain:
+            return PromotionDecision(
+                False,
+                f"{on_window}: no gain beyond {policy.min_accuracy_gain:.4f}",
+                challenger,
+                champion,
+                policy,
+                drops,
+            )
+        reason = f"{reason}; {on_window}"
+    return PromotionDecision(True, reason, challenger, champion, policy, drops)
+
+
+def score_of(version: ModelVersion, drift_window_accuracy: float | None = None) -> ModelScore:
+    return ModelScore(
+        version=str(version.version),
+        accuracy=float(version.tags[ACCURACY_TAG]),
+        per_class_f1={k: float(v) for k, v in json.loads(version.tags[PER_CLASS_F1_TAG]).items()},
+        drift_window_accuracy=drift_window_accuracy,
+    )

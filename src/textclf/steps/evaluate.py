@@ -1,0 +1,97 @@
+"""The evaluate step: the test split next to two baselines; the report artifacts and the model card."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from textclf.data.cleaning import CleaningConfig
+from textclf.data.preprocess import LabelMap
+from textclf.data.sources import LABEL, TEXT
+
+
+@dataclass
+class EvaluationPaths:
+    evaluation_json: Path
+    model_card: Path
+    error_analysis: Path
+    confusion_png: Path
+
+
+def run_evaluate(
+    model_dir: Path,
+    raw_train_path: Path,
+    test_path: Path,
+    data_spec: str,
+    data_fingerprint: str,
+    model_name: str,
+    split_sizes: dict[str, int],
+    seed: int,
+    paths: EvaluationPaths,
+) -> dict[str, Any]:
+    """Score the model on the held-back test split next to two baselines; write the report artifacts."""
+    import mlflow
+
+    from textclf.evaluate.baselines import tfidf_baseline, untrained_baseline
+    from textclf.evaluate.metrics import classification_metrics
+    from textclf.evaluate.report import (
+        ModelCardInputs,
+        confident_mistakes,
+        error_analysis_html,
+        model_card,
+        plot_confusion_matrix,
+    )
+    from textclf.registry.tracking import log_flat_metrics
+    from textclf.serve.classifier import TextClassifier
+
+    classifier = TextClassifier.load(model_dir)
+    metadata = classifier.metadata
+    label_map = LabelMap(tuple(metadata.labels))
+    test = pd.read_parquet(test_path)
+    # Test texts were cleaned by preprocessing; cleaning is idempotent, so the serving path applies as is.
+    predictions = classifier.predict(test[TEXT].tolist())
+    true_ids = label_map.encode(test[LABEL])
+    metrics = classification_metrics(true_ids, predictions.probabilities, label_map.labels)
+    cleaning = CleaningConfig.from_dict(metadata.cleaning)
+    baselines = {
+        "tfidf_logreg": tfidf_baseline(pd.read_parquet(raw_train_path), test, label_map, cleaning, seed),
+        "base_model_untrained": untrained_baseline(
+            metadata.base_model, test, label_map, cleaning, metadata.max_length, seed
+        ),
+    }
+    mistakes = confident_mistakes(test[TEXT].tolist(), test[LABEL].tolist(), predictions.labels, predictions.scores)
+    plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], paths.confusion_png)
+    paths.error_analysis.write_text(error_analysis_html(mistakes, paths.confusion_png.read_bytes()))
+    card = model_card(
+        ModelCardInputs(
+            model_name=model_name,
+            data_spec=data_spec,
+            data_fingerprint=data_fingerprint,
+            split_sizes=split_sizes,
+            base_model=metadata.base_model,
+            training_params={**metadata.training_params, "max_length": metadata.max_length},
+            metrics=metrics,
+            baselines=baselines,
+            labels=list(label_map.labels),
+        )
+    )
+    paths.model_card.write_text(card)
+    evaluation = {"test": metrics, "baselines": baselines}
+    paths.evaluation_json.write_text(json.dumps(evaluation, indent=2))
+    log_flat_metrics({k: v for k, v in metrics.items() if k != "confusion_matrix"}, "test")
+    for name, baseline in baselines.items():
+        mlflow.log_metrics(
+            {
+                f"baseline_{name}_accuracy": baseline["accuracy"],
+                f"baseline_{name}_macro_f1": baseline["macro_f1"],
+            }
+        )
+    mlflow.log_dict(evaluation, "evaluation/evaluation.json")
+    mlflow.log_text(card, "evaluation/model_card.md")
+    mlflow.log_artifact(str(paths.confusion_png), "evaluation")
+    mlflow.log_text(mistakes.to_csv(index=False), "evaluation/confident_mistakes.csv")
+    return evaluation

@@ -1,0 +1,84 @@
+"""The register, gate and promote steps: the challenger version, the promotion decision, the champion alias."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textclf.data.sources import DataSource
+from textclf.registry.gate import PromotionDecision
+
+
+def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name: str, data_fingerprint: str) -> str:
+    """Log the model directory and register it as the `challenger` (once per run); returns the version."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from textclf.registry.model_dir import load_metadata
+    from textclf.registry.tracking import git_commit
+    from textclf.registry.versions import register_version, version_tags
+
+    test_metrics = json.loads(evaluation_path.read_text())["test"]
+    metadata = load_metadata(model_dir)
+    mlflow.log_artifacts(str(model_dir), "model")
+    source = f"{mlflow.get_run(run_id).info.artifact_uri}/model"
+    tags = version_tags(test_metrics, data_fingerprint, git_commit(), metadata.training_params)
+    version = register_version(MlflowClient(), model_name, run_id, source, tags, f"data {data_fingerprint}")
+    mlflow.set_tags({"registered_model": model_name, "registered_version": str(version.version)})
+    return str(version.version)
+
+
+def run_gate(
+    model_name: str,
+    version: str,
+    min_accuracy_gain: float,
+    max_class_f1_drop: float,
+    drift_window_data: str = "",
+) -> PromotionDecision:
+    """Compare the challenger with the champion on their registered test metrics (the frozen test split) and,
+    for a run started by drift, on the labelled drift window too; log inputs and decision."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from textclf.registry.gate import PromotionPolicy, decide_promotion, score_of
+    from textclf.registry.versions import current_champion
+
+    client = MlflowClient()
+    champion = current_champion(client, model_name)
+    window_accuracy: dict[str, float] = {}
+    if drift_window_data and champion is not None:
+        from textclf.evaluate.any_model import evaluate_model_on_data
+
+        window = DataSource(drift_window_data)
+        for candidate in (version, str(champion.version)):
+            metrics = evaluate_model_on_data(f"models:/{model_name}/{candidate}", window, mlflow.get_tracking_uri())
+            window_accuracy[candidate] = metrics["accuracy"]
+        mlflow.log_metrics(
+            {
+                "drift_window_accuracy": window_accuracy[version],
+                "drift_window_champion_accuracy": window_accuracy[str(champion.version)],
+            }
+        )
+    decision = decide_promotion(
+        score_of(client.get_model_version(model_name, version), window_accuracy.get(version)),
+        score_of(champion, window_accuracy.get(str(champion.version))) if champion is not None else None,
+        PromotionPolicy(min_accuracy_gain=min_accuracy_gain, max_class_f1_drop=max_class_f1_drop),
+    )
+    mlflow.log_dict(decision.to_dict(), "registry/promotion_gate.json")
+    mlflow.set_tags(
+        {
+            "promotion_decision": "promote" if decision.promote else "keep_champion",
+            "promotion_reason": decision.reason,
+        }
+    )
+    return decision
+
+
+def run_promote(model_name: str, version: str) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from textclf.registry.versions import promote
+
+    promote(MlflowClient(), model_name, version)
+    mlflow.set_tag("champion_version", version)

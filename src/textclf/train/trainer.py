@@ -1,0 +1,209 @@
+"""Train: fine-tune an encoder with LoRA or fully, with early stopping, checkpoints and MLflow logging."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from textclf.data.preprocess import INPUT_IDS, LABEL_ID, LENGTH, LabelMap
+from textclf.data.sources import TEXT
+from textclf.evaluate.metrics import classification_metrics
+from textclf.runtime.cpu import configure_torch_threads, cpu_supports_bf16
+from textclf.serve.classifier import predict_probabilities
+from textclf.train.modeling import FineTuneMode, LoraSettings, build_classifier, load_tokenizer, merge_for_serving
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+
+DEFAULT_LEARNING_RATE: dict[str, float] = {"lora": 5e-4, "full": 5e-5}
+
+
+class TrainingParams(BaseModel):
+    """Hyper-parameters of one training run, with their defaults: the one place they are stated
+    (`PipelineConfig` declares its training fields from these). `learning_rate=0` picks the fine-tuning mode's
+    default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    finetune: FineTuneMode = Field("lora", description="LoRA adapters (merged after) or full")
+    learning_rate: float = Field(0.0, ge=0, description="peak learning rate; 0 = 5e-4 for LoRA, 5e-5 for full")
+    batch_size: int = Field(32, ge=1, description="training batch size")
+    epochs: int = Field(3, ge=1, description="maximum epochs (early stopping may end sooner)")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="share of steps with linear warm-up")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling alpha")
+    lora_dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
+    freeze_word_embeddings: bool = Field(True, description="keep the word-embedding matrix frozen (full mode)")
+    early_stopping_patience: int = Field(1, ge=1, description="epochs without improvement before stopping")
+    seed: int = Field(42, description="seed for splitting, initialisation, data order and tuning")
+
+    @classmethod
+    def pick(cls, values: Mapping[str, Any]) -> TrainingParams:
+        """The training parameters among `values` (a `PipelineConfig`'s fields, a component's arguments),
+        taken by name: what is not a training parameter is ignored."""
+        return cls(**{name: values[name] for name in cls.model_fields if name in values})
+
+    @property
+    def effective_learning_rate(self) -> float:
+        return self.learning_rate or DEFAULT_LEARNING_RATE[self.finetune]
+
+    @property
+    def lora(self) -> LoraSettings:
+        return LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
+
+    def replace(self, **values: Any) -> TrainingParams:
+        """A copy with `values` changed, validated like the original."""
+        return type(self).model_validate({**self.model_dump(), **values})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.model_dump(), "learning_rate": self.effective_learning_rate}
+
+
+@dataclass
+class TrainResult:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_validation: dict[str, Any] = field(default_factory=dict)
+    validation_probabilities: np.ndarray | None = None
+    train_seconds: float = 0.0
+    train_samples_per_second: float = 0.0
+    bf16: bool = False
+
+
+def _as_hf_dataset(frame: pd.DataFrame):
+    import datasets
+
+    return datasets.Dataset.from_dict(
+        {
+            INPUT_IDS: frame[INPUT_IDS].tolist(),
+            "labels": frame[LABEL_ID].astype(int).tolist(),
+            LENGTH: frame[LENGTH].astype(int).tolist(),
+        }
+    )
+
+
+def training_throughput(trainer, batch_size: int, train_seconds: float) -> float:
+    """Training samples per second of pure training: per-epoch evaluation time is taken out, and samples
+    are the steps actually run (the trainer's own figure assumes every planned epoch ran)."""
+    eval_seconds = sum(entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history)
+    return trainer.state.global_step * batch_size / max(train_seconds - eval_seconds, 1e-9)
+
+
+def _epoch_logger():
+    from transformers import TrainerCallback
+
+    class MlflowEpochLogger(TrainerCallback):
+        """Per-epoch validation metrics into the active MLflow run (the trial's, when tuning)."""
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            import mlflow
+
+            if mlflow.active_run() is None or not metrics:
+                return
+            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+            mlflow.log_metrics(numeric, step=round(state.epoch or 0))
+
+    return MlflowEpochLogger()
+
+
+def train_classifier(
+    base_model: str,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    label_map: LabelMap,
+    params: TrainingParams,
+    work_dir: Path,
+    max_length: int,
+    callbacks: Sequence[TrainerCallback] = (),
+    show_progress: bool = True,
+) -> TrainResult:
+    """Fine-tune on prepared (tokenized) splits; returns the best epoch's model with LoRA merged."""
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+
+    configure_torch_threads()
+    bf16 = cpu_supports_bf16()
+    tokenizer = load_tokenizer(base_model)
+    model = build_classifier(
+        base_model,
+        label_map,
+        params.finetune,
+        params.lora,
+        params.freeze_word_embeddings,
+        params.seed,
+    )
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        import torch
+
+        logits = torch.as_tensor(prediction.predictions).float()
+        probabilities = torch.softmax(logits, dim=-1).numpy()
+        metrics = classification_metrics(prediction.label_ids, probabilities, label_map.labels)
+        return {name: metrics[name] for name in ("accuracy", "macro_f1", "ece")}
+
+    arguments = TrainingArguments(
+        output_dir=str(work_dir / "checkpoints"),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        learning_rate=params.effective_learning_rate,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=128,
+        num_train_epochs=params.epochs,
+        weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_ratio,
+        lr_scheduler_type="linear",
+        train_sampling_strategy="group_by_length",
+        length_column_name=LENGTH,
+        bf16=bf16,
+        use_cpu=True,
+        seed=params.seed,
+        data_seed=params.seed,
+        logging_strategy="epoch",
+        report_to="none",
+        disable_tqdm=not show_progress,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=_as_hf_dataset(train),
+        eval_dataset=_as_hf_dataset(validation),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(params.early_stopping_patience), _epoch_logger(), *callbacks],
+    )
+    started = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - started
+    history = [
+        {key.removeprefix("eval_"): value for key, value in entry.items() if key.startswith("eval_") or key == "epoch"}
+        for entry in trainer.state.log_history
+        if "eval_accuracy" in entry
+    ]
+    model = merge_for_serving(trainer.model)
+    # Predict in the original row order (the trainer's evaluation loop groups rows by length).
+    probabilities = predict_probabilities(model, tokenizer, validation[TEXT].tolist(), max_length, bf16=bf16)
+    best_validation = classification_metrics(validation[LABEL_ID].to_numpy(), probabilities, label_map.labels)
+    return TrainResult(
+        model=model,
+        tokenizer=tokenizer,
+        history=history,
+        best_validation=best_validation,
+        validation_probabilities=probabilities,
+        train_seconds=train_seconds,
+        train_samples_per_second=training_throughput(trainer, params.batch_size, train_seconds),
+        bf16=bf16,
+    )

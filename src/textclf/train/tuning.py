@@ -1,0 +1,152 @@
+"""Tune: an Optuna study (TPE, median pruning) whose objective is the one training function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from textclf.data.preprocess import LabelMap
+from textclf.data.sources import LABEL
+from textclf.train.trainer import TrainingParams, train_classifier
+
+if TYPE_CHECKING:
+    import optuna
+
+# The same model and data tuned twice share a study, so an interrupted study resumes where it stopped.
+STUDY_NAME_FORMAT = "textclf-{fingerprint}-{finetune}-{base_model}"
+LEARNING_RATE_RANGE = {"lora": (1e-4, 2e-3), "full": (1e-5, 1.5e-4)}
+
+
+def suggest_params(trial: optuna.Trial, base: TrainingParams) -> TrainingParams:
+    """One point of the search space; parameters that do not apply to the fine-tuning mode stay as given."""
+    low, high = LEARNING_RATE_RANGE[base.finetune]
+    values = {
+        "learning_rate": trial.suggest_float("learning_rate", low, high, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
+        "epochs": trial.suggest_int("epochs", 1, max(1, base.epochs)),
+        "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1),
+        "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.2),
+    }
+    if base.finetune == "lora":
+        values["lora_r"] = trial.suggest_categorical("lora_r", [4, 8, 16, 32])
+        values["lora_alpha"] = trial.suggest_categorical("lora_alpha", [8, 16, 32, 64])
+        values["lora_dropout"] = trial.suggest_float("lora_dropout", 0.0, 0.2)
+    return base.replace(**values)
+
+
+def stratified_sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most `max_rows` rows with the class balance kept: trials see less data and finish sooner."""
+    if max_rows <= 0 or len(frame) <= max_rows:
+        return frame
+    fraction = max_rows / len(frame)
+    return frame.groupby(LABEL, group_keys=False).sample(frac=fraction, random_state=seed).reset_index(drop=True)
+
+
+def _pruning_callback(trial: optuna.Trial):
+    import optuna
+    from transformers import TrainerCallback
+
+    class ReportToTrial(TrainerCallback):
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            trial.report(float(metrics["eval_accuracy"]), step=round(state.epoch or 0))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {round(state.epoch or 0)}")
+
+    return ReportToTrial()
+
+
+@dataclass
+class TuneResult:
+    best_params: TrainingParams
+    best_value: float | None
+    completed_trials: int
+    pruned_trials: int
+    study_name: str
+
+
+def run_study(
+    base_model: str,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    label_map: LabelMap,
+    base_params: TrainingParams,
+    trials: int,
+    storage: str,
+    study_name: str,
+    work_dir: Path,
+    max_length: int,
+    show_progress: bool = True,
+) -> tuple[TuneResult, optuna.Study]:
+    """Run trials until the study holds `trials` finished ones; each trial is a nested MLflow run."""
+    import mlflow
+    import optuna
+
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=base_params.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        load_if_exists=True,
+    )
+    finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    remaining = trials - sum(trial.state in finished for trial in study.trials)
+
+    parent = mlflow.active_run()
+    # Trials belong to the parent's experiment; a bare nested run would land in the default one.
+    experiment_id = parent.info.experiment_id if parent else None
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest_params(trial, base_params)
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, experiment_id=experiment_id):
+            mlflow.log_params({**params.to_dict(), "trial": trial.number, "study": study_name})
+            try:
+                result = train_classifier(
+                    base_model,
+                    train,
+                    validation,
+                    label_map,
+                    params,
+                    work_dir / f"trial-{trial.number}",
+                    max_length,
+                    callbacks=[_pruning_callback(trial)],
+                    show_progress=show_progress,
+                )
+            except optuna.TrialPruned:
+                mlflow.set_tag("optuna_state", "pruned")
+                raise
+            accuracy = float(result.best_validation["accuracy"])
+            mlflow.log_metric("best_validation_accuracy", accuracy)
+            mlflow.set_tag("optuna_state", "complete")
+            return accuracy
+
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, catch=())
+    complete = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    pruned = sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials)
+    if not complete:
+        return TuneResult(base_params, None, 0, pruned, study_name), study
+    best = study.best_trial
+    best_params = base_params.replace(**best.params)
+    return TuneResult(best_params, float(best.value), len(complete), pruned, study_name), study
+
+
+def write_study_plots(study: optuna.Study, history_path: Path, importance_path: Path) -> None:
+    """Optimization history and parameter importance as self-contained HTML pages."""
+    import optuna
+
+    completed = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    if completed:
+        optuna.visualization.plot_optimization_history(study).write_html(history_path, include_plotlyjs=True)
+    else:
+        history_path.write_text("<html><body><p>No completed trial yet.</p></body></html>")
+    varied = {name for trial in completed for name in trial.params} if len(completed) >= 2 else set()
+    if varied:
+        optuna.visualization.plot_param_importances(study).write_html(importance_path, include_plotlyjs=True)
+    else:
+        importance_path.write_text(
+            "<html><body><p>Parameter importance needs at least two completed trials.</p></body></html>"
+        )

@@ -1,0 +1,1 @@
+"""What the tests share besides fixtures: servers as processes, request-log events, the fixture data."""

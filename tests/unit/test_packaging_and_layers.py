@@ -1,0 +1,51 @@
+"""The package a user installs holds every component, and the layers contract holds: checked on the built wheel,
+and shown to fail on a scratch copy with one deliberately wrong import."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.layers import REPOSITORY, build_wheel, lint_imports, unpacked_wheel
+
+pytestmark = pytest.mark.unit
+
+COPIED = ["pyproject.toml", "setup.py", "README.md", "src", "components", "pipelines", "serving", "monitoring"]
+
+
+def scratch_copy(into: Path) -> Path:
+    source = into / "repository"
+    source.mkdir()
+    for name in COPIED:
+        origin = REPOSITORY / name
+        if origin.is_dir():
+            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(origin, source / name)
+    return source
+
+
+def test_every_component_folder_is_in_the_built_wheel(tmp_path: Path) -> None:
+    wheel = build_wheel(scratch_copy(tmp_path), tmp_path / "dist")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    components = sorted(p.parent.name for p in (REPOSITORY / "components").glob("*/component.py"))
+    assert components, "no component folders found"
+    for component in components:
+        assert f"textclf/components/{component}/component.py" in names, component
+    for package in ("pipelines/training_pipeline.py", "pipelines/compiled/training_pipeline.yaml", "serving/model.py"):
+        assert f"textclf/{package}" in names, package
+    assert "textclf/monitoring/app.py" in names and "textclf/monitor/check.py" in names
+
+
+def test_the_layers_hold_and_a_wrong_import_breaks_them(tmp_path: Path) -> None:
+    source = scratch_copy(tmp_path)
+    kept = lint_imports(unpacked_wheel(source, tmp_path / "good"), source / "pyproject.toml")
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    core_module = source / "src" / "textclf" / "monitor" / "decision.py"
+    core_module.write_text(core_module.read_text() + "\nfrom textclf.serving import model  # deliberately wrong\n")
+    broken = lint_imports(unpacked_wheel(source, tmp_path / "bad"), source / "pyproject.toml")
+    assert broken.returncode != 0
+    assert "textclf.monitor.decision -> textclf.serving" in broken.stdout
