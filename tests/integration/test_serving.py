@@ -248,7 +248,7 @@ def test_inference_traffic_reaches_the_request_logger_as_cloudevents(serving_ser
     assert request_event["headers"]["ce-inferenceservicename"] == MODEL
     assert response_event["headers"]["ce-modelversion"].startswith("sha256-")
 
-    # What the monitor will store: the pair read back as one prediction record (contract 2).
+    # What the monitor will store: the pair read back as one prediction record (the "prediction record" contract).
     [record] = prediction_records(
         parse_event(request_event["headers"], request_event["body"]),
         parse_event(response_event["headers"], response_event["body"]),

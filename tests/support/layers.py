@@ -8,6 +8,7 @@ when a contract is broken."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,22 @@ import zipfile
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+# What building the package reads: copied to a scratch folder, so the build leaves nothing in the checkout
+# (setuptools' build/ would otherwise keep modules deleted since and put them in the next wheel).
+PACKAGE_SOURCES = ["pyproject.toml", "setup.py", "README.md", "src", "components", "pipelines", "serving", "monitoring"]
+
+
+def scratch_copy(into: Path, repository: Path = REPOSITORY) -> Path:
+    """The files the package is built from, copied under `into`."""
+    source = into / "repository"
+    source.mkdir(parents=True)
+    for name in PACKAGE_SOURCES:
+        origin = repository / name
+        if origin.is_dir():
+            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(origin, source / name)
+    return source
 
 
 def build_wheel(source: Path, into: Path) -> Path:
@@ -58,7 +75,8 @@ def lint_imports(site: Path, config: Path) -> subprocess.CompletedProcess:
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="textclf-layers-") as scratch:
-        result = lint_imports(unpacked_wheel(REPOSITORY, Path(scratch)), REPOSITORY / "pyproject.toml")
+        source = scratch_copy(Path(scratch))
+        result = lint_imports(unpacked_wheel(source, Path(scratch)), source / "pyproject.toml")
     print(result.stdout + result.stderr, end="")
     return result.returncode
 

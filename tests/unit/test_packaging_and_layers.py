@@ -3,29 +3,14 @@ and shown to fail on a scratch copy with one deliberately wrong import."""
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.layers import REPOSITORY, build_wheel, lint_imports, unpacked_wheel
+from tests.support.layers import REPOSITORY, build_wheel, lint_imports, scratch_copy, unpacked_wheel
 
 pytestmark = pytest.mark.unit
-
-COPIED = ["pyproject.toml", "setup.py", "README.md", "src", "components", "pipelines", "serving", "monitoring"]
-
-
-def scratch_copy(into: Path) -> Path:
-    source = into / "repository"
-    source.mkdir()
-    for name in COPIED:
-        origin = REPOSITORY / name
-        if origin.is_dir():
-            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(origin, source / name)
-    return source
 
 
 def test_every_component_folder_is_in_the_built_wheel(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Prediction records (contract 2) from KServe request-logger CloudEvents.
+"""Prediction records (the "prediction record" contract, docs/architecture.md) from KServe request-logger CloudEvents.
 
 KServe's logger (and `textclf serve --request-logger-url`) sends each inference request and its response as
 two CloudEvents sharing one id, in binary mode (`ce-*` headers, the payload as body) or structured mode

@@ -1,7 +1,7 @@
 """The monitor's durable store, one SQLAlchemy URL: SQLite on one machine, PostgreSQL in a cluster.
 
 It keeps every request-logger event as it arrived (keyed by event id and type, so a repeat is stored once),
-the prediction records (contract 2) derived once both halves of an exchange are in, feedback labels
+the prediction records (the "prediction record" contract) derived once both halves of an exchange are in, feedback labels
 (accepted before or after their prediction arrives, joined when read), the drift checks, and the retraining
 runs, whose unique episode key is what keeps racing checks from starting two runs.
 """

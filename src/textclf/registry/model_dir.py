@@ -1,4 +1,5 @@
-"""The model directory (contract 1): a Hugging Face model folder plus textclf metadata and a reference sample.
+"""The model directory (the "model directory" contract, docs/architecture.md): a Hugging Face model folder
+plus textclf metadata and a reference sample.
 
 `AutoModelForSequenceClassification` and `AutoTokenizer` load the folder as it is; `textclf.json` holds
 what serving and monitoring need besides the weights; `reference.parquet` is the drift reference.

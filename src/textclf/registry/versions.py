@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def version_tags(metrics: dict[str, Any], data_fingerprint: str, commit: str, params: dict[str, Any]) -> dict[str, str]:
-    """Tags every registered version carries (contract 4), as MLflow's string values."""
+    """Tags every registered version carries (the "tracking" contract), as MLflow's string values."""
     tags = {
         ACCURACY_TAG: f"{metrics['accuracy']:.6f}",
         "test_macro_f1": f"{metrics['macro_f1']:.6f}",
