@@ -288,7 +288,7 @@ class TextClassifierModel(Model):
     def _tensor_items(tensor: InferInput) -> list[Any]:
         """The tensor's items: its JSON `data`, or its binary data (HTTP binary tensors, gRPC raw contents)
         decoded by KServe's own `as_numpy`, read as one dimension so the caller compares the declared shape."""
-        if tensor.data is None:
+        if not tensor.data:  # None for binary HTTP tensors, empty for gRPC raw contents
             declared = tensor.shape
             tensor.shape = [-1]
             try:

@@ -70,7 +70,8 @@ def simple_api_router(model: TextClassifierModel) -> APIRouter:
     async def classify(texts: list[str], headers: dict[str, str]) -> dict[str, Any]:
         """The simple API is the v1 protocol in a friendlier envelope: the same hooks answer it."""
         require_ready()
-        return await model({"instances": texts}, headers)
+        answer, _response_headers = await model({"instances": texts}, headers)
+        return answer
 
     @router.post("/predict", response_model=PredictResponse, tags=["simple API"])
     async def predict(request: PredictRequest, raw: Request) -> PredictResponse:
