@@ -20,7 +20,8 @@ from textclf.monitor.decision import DriftPolicy
 from textclf.monitor.events import parse_event
 from textclf.monitor.report import DriftReportSettings
 from textclf.monitor.retraining import LaunchedRun
-from textclf.monitor.store import Feedback, MonitorStore, metadata
+from textclf.monitor.store import Feedback, MonitorStore
+from textclf.monitor.tables import metadata
 from textclf.pipelines.runner import launch_on_cluster
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,8 @@ import pytest
 
 from tests.support.events import binary_cloud_event, structured_cloud_event, v2_exchange
 from tests.support.servers import free_port, monitor_server, start_monitor
-from textclf.monitor.store import MonitorStore, events_table, predictions_table
+from textclf.monitor.store import MonitorStore
+from textclf.monitor.tables import events_table, predictions_table
 from textclf.runtime.local_processes import stop_process
 
 pytestmark = pytest.mark.integration

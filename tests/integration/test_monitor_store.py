@@ -10,7 +10,8 @@ import pytest
 
 from tests.support.events import binary_cloud_event, v2_exchange
 from textclf.monitor.events import parse_event
-from textclf.monitor.store import Feedback, MonitorStore, events_table, metadata, predictions_table
+from textclf.monitor.store import Feedback, MonitorStore
+from textclf.monitor.tables import events_table, metadata, predictions_table
 
 pytestmark = pytest.mark.integration
 

@@ -79,7 +79,7 @@ def drift(
     """Compare two datasets: the drift decision and every check's score, as the monitor computes them."""
     from textclf.config import load_monitor_config
     from textclf.data.sources import DataValidationError
-    from textclf.monitor.check import compare_datasets
+    from textclf.monitor.compare import compare_datasets
     from textclf.registry.tracking import default_tracking_uri
 
     configure_logging(verbose)

@@ -8,6 +8,8 @@ from pathlib import PurePosixPath
 import pandas as pd
 
 TEXT, LABEL = "text", "label"
+# The table formats a dataset path or URL may have, told by its suffix.
+TABLE_SUFFIXES = frozenset({".csv", ".jsonl", ".json", ".parquet"})
 
 
 class DataValidationError(ValueError):
@@ -29,7 +31,7 @@ def read_table(uri: str) -> pd.DataFrame:
     import fsspec
 
     suffix = PurePosixPath(uri.split("?", 1)[0]).suffix.lower()
-    if suffix not in {".csv", ".jsonl", ".json", ".parquet"}:
+    if suffix not in TABLE_SUFFIXES:
         raise DataValidationError(
             f"cannot tell the format of {uri!r}: use a .csv, .jsonl or .parquet file, "
             "'hf:<dataset id>' for the Hugging Face Hub, or 'demo'"

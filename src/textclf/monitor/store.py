@@ -17,84 +17,24 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from textclf.monitor.tables import (
+    as_event,
+    window_frame,
+    prediction_row,
+    as_utc,
+    checks_table,
+    events_table,
+    feedback_table,
+    metadata,
+    predictions_table,
+    retraining_table,
+    utc_naive,
+)
 from textclf.monitor.events import InferenceEvent, MalformedEvent, PredictionRecord, prediction_records
-
-metadata = sa.MetaData()
-
-events_table = sa.Table(
-    "inference_events",
-    metadata,
-    sa.Column("event_id", sa.String(200), primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),
-    sa.Column("received_at", sa.DateTime, nullable=False),
-    sa.Column("event_time", sa.DateTime, nullable=False),
-    sa.Column("model_name", sa.String(200), nullable=False),
-    sa.Column("model_version", sa.String(200), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("pairing_error", sa.Text, nullable=True),
-)
-
-predictions_table = sa.Table(
-    "predictions",
-    metadata,
-    sa.Column("request_id", sa.String(200), primary_key=True),
-    sa.Column("index", sa.Integer, primary_key=True),
-    sa.Column("time", sa.DateTime, nullable=False, index=True),
-    sa.Column("model_name", sa.String(200), nullable=False),
-    sa.Column("model_version", sa.String(200), nullable=False, index=True),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("predicted_label", sa.String(200), nullable=False),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("probabilities", sa.Text, nullable=False),
-)
-
-feedback_table = sa.Table(
-    "feedback",
-    metadata,
-    sa.Column("request_id", sa.String(200), primary_key=True),
-    sa.Column("index", sa.Integer, primary_key=True),
-    sa.Column("label", sa.String(200), nullable=False),
-    sa.Column("received_at", sa.DateTime, nullable=False, index=True),
-)
-
-checks_table = sa.Table(
-    "drift_checks",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("checked_at", sa.DateTime, nullable=False, index=True),
-    sa.Column("model_version", sa.String(200), nullable=False),
-    sa.Column("decision", sa.String(32), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("result", sa.Text, nullable=False),
-    sa.Column("report_name", sa.String(200), nullable=False),
-)
-
-retraining_table = sa.Table(
-    "retraining_runs",
-    metadata,
-    sa.Column("episode_key", sa.String(300), primary_key=True),
-    sa.Column("started_at", sa.DateTime, nullable=False, index=True),
-    sa.Column("check_id", sa.Integer, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("report_name", sa.String(200), nullable=False),
-    sa.Column("backend", sa.String(32), nullable=False, default=""),
-    sa.Column("run_id", sa.String(300), nullable=False, default=""),
-    sa.Column("status", sa.String(32), nullable=False, default="claimed"),
-    sa.Column("detail", sa.Text, nullable=False, default=""),
-)
 
 
 FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed"})
 """A retraining run is first "claimed" (its episode is taken), then "running" once launched, then one of these."""
-
-
-def utc_naive(moment: datetime) -> datetime:
-    """Stored times are naive UTC: SQLite keeps no zone, and both back ends then compare alike."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 @dataclass(frozen=True)
@@ -196,7 +136,7 @@ class MonitorStore:
             if set(halves) != {"request", "response"}:
                 return 0, None
             try:
-                records = prediction_records(_as_event(halves["request"]), _as_event(halves["response"]))
+                records = prediction_records(as_event(halves["request"]), as_event(halves["response"]))
             except MalformedEvent as error:
                 connection.execute(
                     events_table.update().where(events_table.c.event_id == event_id).values(pairing_error=str(error))
@@ -205,7 +145,7 @@ class MonitorStore:
             if not records:
                 return 0, None
             result = connection.execute(
-                self._insert(predictions_table).on_conflict_do_nothing(), [_prediction_row(r) for r in records]
+                self._insert(predictions_table).on_conflict_do_nothing(), [prediction_row(r) for r in records]
             )
             return max(result.rowcount, 0), None
 
@@ -276,14 +216,14 @@ class MonitorStore:
         if since is not None:
             query = query.where(predictions_table.c.time >= utc_naive(since))
         query = query.order_by(predictions_table.c.time.desc(), predictions_table.c.index.desc()).limit(size)
-        return _frame(self._read(query)).iloc[::-1].reset_index(drop=True)
+        return window_frame(self._read(query)).iloc[::-1].reset_index(drop=True)
 
     def labelled(self, since: datetime | None = None) -> pd.DataFrame:
         """Every prediction with a feedback label received since `since`: the training pipeline's new data."""
         query = self._joined().where(feedback_table.c.label.is_not(None))
         if since is not None:
             query = query.where(feedback_table.c.received_at >= utc_naive(since))
-        return _frame(self._read(query.order_by(predictions_table.c.time)))
+        return window_frame(self._read(query.order_by(predictions_table.c.time)))
 
     def _read(self, query: sa.Select) -> list[Any]:
         with self.engine.connect() as connection:
@@ -360,48 +300,3 @@ class MonitorStore:
         return int(count), as_utc(last)
 
 
-def _as_event(row: Any) -> InferenceEvent:
-    return InferenceEvent(
-        event_id=row.event_id,
-        kind=row.kind,
-        time=as_utc(row.event_time),
-        model_name=row.model_name,
-        model_version=row.model_version,
-        payload=json.loads(row.payload),
-    )
-
-
-def _prediction_row(record: PredictionRecord) -> dict[str, Any]:
-    return {
-        "request_id": record.request_id,
-        "index": record.index,
-        "time": utc_naive(record.time),
-        "model_name": record.model_name,
-        "model_version": record.model_version,
-        "text": record.text,
-        "predicted_label": record.predicted_label,
-        "score": record.score,
-        "probabilities": json.dumps(record.probabilities),
-    }
-
-
-WINDOW_COLUMNS = [
-    "request_id",
-    "index",
-    "time",
-    "model_name",
-    "model_version",
-    "text",
-    "predicted_label",
-    "score",
-    "feedback_label",
-    "feedback_at",
-]
-
-
-def _frame(rows: list[Any]) -> pd.DataFrame:
-    frame = pd.DataFrame([row._asdict() for row in rows], columns=[*WINDOW_COLUMNS, "probabilities"])
-    frame["probabilities"] = frame["probabilities"].map(json.loads)
-    for column in ("time", "feedback_at"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame
