@@ -1,0 +1,73 @@
+"""The saved drift reports: one HTML page and one JSON document per check, written, listed and pruned here
+and nowhere else (the checker writes them, the monitoring service lists and serves them)."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from textclf.monitor.report import DriftReport
+
+SUFFIXES = (".html", ".json")
+
+
+class ReportArchive:
+    """A folder of saved reports: `NAME.html` (the decision, its scores and Evidently's reports) and `NAME.json`
+    (the decision with Evidently's snapshots)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def html_path(self, name: str) -> Path:
+        return self.directory / f"{name}.html"
+
+    def write(self, name: str, title: str, decision: dict[str, Any], report: DriftReport) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.html_path(name).write_text(report_page(title, decision, report))
+        document = {**decision, "evidently": report.snapshots}
+        (self.directory / f"{name}.json").write_text(json.dumps(document, default=str))
+
+    def names(self, prefix: str = "") -> list[str]:
+        """Saved report names starting with `prefix`, newest first (names sort by time)."""
+        return sorted({path.stem for path in self.directory.glob(f"{prefix}*.json")}, reverse=True)
+
+    def prune(self, prefix: str, keep: int, protected: set[str]) -> None:
+        """Keep the newest `keep` reports, and every report named in `protected` (those that started a run)."""
+        for name in self.names(prefix)[keep:]:
+            if name not in protected:
+                for suffix in SUFFIXES:
+                    (self.directory / f"{name}{suffix}").unlink(missing_ok=True)
+
+
+def report_page(title: str, decision: dict[str, Any], report: DriftReport) -> str:
+    """One HTML page per check: the decision and its scores on top, then each Evidently report."""
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{score['score']:.4g}</td><td>{score['threshold']:.4g}</td>"
+        f"<td>{'drift' if score['drifted'] else 'ok'}</td></tr>"
+        for name, score in decision["scores"].items()
+    )
+    quality = ""
+    if report.quality:
+        f1 = ", ".join(f"{html.escape(k)} {v:.3f}" for k, v in report.quality["per_class_f1"].items())
+        quality = (
+            f"<p>Feedback on {report.quality['labelled']} predictions: accuracy {report.quality['accuracy']:.3f} "
+            f"(reference {report.quality['reference_accuracy']:.3f}); F1 by class: {f1}</p>"
+        )
+    frames = "".join(
+        f"<h2>{html.escape(section)}</h2>"
+        f'<iframe style="width:100%;height:900px;border:0" srcdoc="{html.escape(body, quote=True)}"></iframe>'
+        for section, body in report.sections.items()
+    )
+    window = decision["window"]
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}: {html.escape(decision['decision'])}</h1>"
+        f"<p>{html.escape(decision['reason'])}</p>"
+        f"<p>Window: {window['size']} predictions of model version {html.escape(str(window['model_version']))}, "
+        f"{html.escape(str(window['start']))} to {html.escape(str(window['end']))}; reference: "
+        f"{report.sizes.get('reference', 0)} validation texts.</p>{quality}"
+        f"<table border='1' cellpadding='4'><tr><th>check</th><th>score</th><th>threshold</th><th></th></tr>"
+        f"{rows}</table>{frames}</body></html>"
+    )
