@@ -284,5 +284,3 @@ class DriftChecker:
                 continue
             self.store.update_retraining(key, status="succeeded" if code == 0 else "failed")
             del self._processes[key]
-
-

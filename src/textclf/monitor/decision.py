@@ -1,4 +1,5 @@
-"""The drift decision (the "drift decision" contract, docs/architecture.md): a pure function of a drift report's scores, the window and a policy.
+"""The drift decision (the "drift decision" contract, docs/architecture.md): a pure function of a drift
+report's scores, the window and a policy.
 
 The report (Evidently, read through named fields) is reduced to `CheckScore`s before it gets here, so the
 rule that starts retraining runs is tested case by case without a report, a store or a clock.

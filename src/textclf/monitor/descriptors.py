@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-
 DESCRIPTORS = ("length_chars", "word_count", "oov_share", "non_letter_share")
 
 

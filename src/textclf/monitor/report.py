@@ -9,7 +9,6 @@ it, never by position, and reduced to named `CheckScore`s for the decision (`tex
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

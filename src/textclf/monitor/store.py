@@ -1,9 +1,10 @@
 """The monitor's durable store, one SQLAlchemy URL: SQLite on one machine, PostgreSQL in a cluster.
 
 It keeps every request-logger event as it arrived (keyed by event id and type, so a repeat is stored once),
-the prediction records (the "prediction record" contract) derived once both halves of an exchange are in, feedback labels
-(accepted before or after their prediction arrives, joined when read), the drift checks, and the retraining
-runs, whose unique episode key is what keeps racing checks from starting two runs.
+the prediction records (the "prediction record" contract) derived once both halves of an exchange are in,
+feedback labels (accepted before or after their prediction arrives, joined when read), the drift checks, and
+the retraining runs, whose unique episode key is what keeps racing checks from starting two runs. The tables
+and the conversions of their rows are in `textclf.monitor.tables`.
 """
 
 from __future__ import annotations
@@ -17,21 +18,20 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from textclf.monitor.events import InferenceEvent, MalformedEvent, prediction_records
 from textclf.monitor.tables import (
     as_event,
-    window_frame,
-    prediction_row,
     as_utc,
     checks_table,
     events_table,
     feedback_table,
     metadata,
+    prediction_row,
     predictions_table,
     retraining_table,
     utc_naive,
+    window_frame,
 )
-from textclf.monitor.events import InferenceEvent, MalformedEvent, PredictionRecord, prediction_records
-
 
 FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed"})
 """A retraining run is first "claimed" (its episode is taken), then "running" once launched, then one of these."""
@@ -298,5 +298,3 @@ class MonitorStore:
         with self.engine.connect() as connection:
             count, last = connection.execute(sa.select(for_version, latest)).one()
         return int(count), as_utc(last)
-
-

@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from textclf.monitor.events import InferenceEvent, PredictionRecord
 
-
 metadata = sa.MetaData()
 
 
