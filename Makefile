@@ -8,7 +8,7 @@ MONITOR_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run serve monitor demo-drift test lint format compile manifests bench bench-train bench-serve \
-	bench-drift clean cluster images load install-kfp install-kserve deploy pipeline e2e down
+	bench-drift bench-soak clean cluster images load install-kfp install-kserve deploy pipeline e2e down
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
 CLUSTER_NAME ?= textclf
@@ -81,6 +81,9 @@ bench-serve: install ## textclf serve vs a FastAPI + HF pipeline server, same Mi
 bench-drift: install ## drift-report time for 10,000 logged predictions (MiniLM, demo data)
 	$(BIN)/python benchmarks/bench_drift.py
 
+bench-soak: install ## 5 minutes at concurrency 64: errors, memory growth, every logged prediction stored once
+	$(BIN)/python benchmarks/bench_soak.py
+
 cluster: ## kind cluster "textclf" from kind-config.yaml (1 control plane + 1 worker, host ports 8080 8090 5000 8000)
 	@kind get clusters 2>/dev/null | grep -qx $(CLUSTER_NAME) \
 		|| kind create cluster --name $(CLUSTER_NAME) --image $(KIND_NODE_IMAGE) --config kind-config.yaml
@@ -124,7 +127,13 @@ deploy: ## the stack through Helm (MLflow, predictor RBAC, monitor) with the Sec
 		serving.kserve.io/s3-endpoint=minio-service.kubeflow.svc.cluster.local:9000 serving.kserve.io/s3-usehttps=0
 	@$(KUBECTL) -n $(NAMESPACE) get secret textclf-monitor-db >/dev/null 2>&1 \
 		|| $(KUBECTL) -n $(NAMESPACE) create secret generic textclf-monitor-db \
-			--from-literal=url=sqlite:////var/lib/textclf-monitor/monitor.db
+			--from-literal=url=sqlite:////var/lib/textclf-monitor-store/monitor.db
+	@echo "Secret textclf-auth: random bearer tokens for the monitor's writes, feedback and the predictor's admin routes"
+	@$(KUBECTL) -n $(NAMESPACE) get secret textclf-auth >/dev/null 2>&1 \
+		|| $(KUBECTL) -n $(NAMESPACE) create secret generic textclf-auth \
+			--from-literal=write-token="$$(openssl rand -hex 32)" \
+			--from-literal=feedback-token="$$(openssl rand -hex 32)" \
+			--from-literal=admin-token="$$(openssl rand -hex 32)"
 	$(HELM) upgrade --install textclf charts/textclf --namespace $(NAMESPACE) --set nodePorts.enabled=true \
 		--wait --timeout 10m
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,49 +16,31 @@ from sqlalchemy.exc import SQLAlchemyError
 from textclf.config import MonitorConfig
 from textclf.monitor.check import DriftChecker
 from textclf.monitor.store import MonitorStore
+from textclf.monitoring.checks import CheckRunner, CheckSchedule
 from textclf.monitoring.prometheus import MonitorMetrics
-from textclf.monitoring.routes import problems_of, record_check, router
+from textclf.monitoring.routes import problems_of, router
 
 log = logging.getLogger(__name__)
 
 
-class CheckSchedule:
-    """Checks every `interval` seconds on a thread of its own; a failed check is logged and the next runs."""
-
-    def __init__(self, checker: DriftChecker, metrics: MonitorMetrics, interval: float):
-        self.checker, self.metrics, self.interval = checker, metrics, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drift-check-schedule", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                record_check(self.metrics, self.checker.check())
-            except Exception:
-                log.exception("scheduled drift check failed")
-
-
 def create_app(config: MonitorConfig, store: MonitorStore, checker: DriftChecker) -> FastAPI:
     metrics = MonitorMetrics()
+    checks = CheckRunner(checker, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         schedule = None
         if config.check_interval_seconds > 0:
-            schedule = CheckSchedule(checker, metrics, config.check_interval_seconds)
+            schedule = CheckSchedule(checks, config.check_interval_seconds)
             schedule.start()
+        if not config.write_token.get_secret_value():
+            log.warning("no write_token is set: anyone who reaches this port can post events, feedback and checks")
         try:
             yield
         finally:
             if schedule is not None:
                 await asyncio.to_thread(schedule.stop)
+            await asyncio.to_thread(checks.close)
 
     app = FastAPI(
         title="textclf monitor",
@@ -67,6 +48,7 @@ def create_app(config: MonitorConfig, store: MonitorStore, checker: DriftChecker
         lifespan=lifespan,
     )
     app.state.config, app.state.store, app.state.checker, app.state.metrics = config, store, checker, metrics
+    app.state.checks = checks
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(SQLAlchemyError, store_unavailable)
     app.add_exception_handler(Exception, unexpected)
@@ -91,4 +73,4 @@ async def unexpected(_: Request, error: Exception) -> JSONResponse:
 
 
 async def http_error(_: Request, error: HTTPException) -> JSONResponse:
-    return JSONResponse({"error": error.detail}, status_code=error.status_code)
+    return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)

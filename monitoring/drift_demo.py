@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
+from textclf.deploy.local_server import ADMIN_TOKEN_VARIABLE
 from textclf.monitor.store import FINISHED_RUN_STATUSES
 from textclf.runtime.local_processes import free_port, running_server
 from textclf.train.modeling import PACKAGED_MINILM
@@ -62,6 +64,17 @@ class DemoResult:
     champion_after: str
     served_version_after: str
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def _check_now(http: httpx.Client, monitor: str, timeout: float = 600) -> dict[str, Any]:
+    """A check that starts now: while a scheduled one runs, the monitor answers 202, so ask again after it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = http.post(f"{monitor}/checks")
+        if answer.status_code != 202 or time.monotonic() > deadline:
+            answer.raise_for_status()
+            return answer.json()
+        time.sleep(0.5)
 
 
 def _send(client: httpx.Client, server: str, texts: list[str], prefix: str) -> list[str]:
@@ -165,7 +178,10 @@ def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
             "--set",
             f"policy.min_window_size={min(200, settings.traffic)}",
         ]
-        stack.enter_context(running_server(monitor_command, f"{monitor}/health", workdir / "monitor.log", 180))
+        # The retraining run the monitor starts inherits its environment; its deploy step loads the new
+        # champion into the server with this token (the server's model-repository routes are off without one).
+        admin = {**os.environ, ADMIN_TOKEN_VARIABLE: secrets.token_hex(16)}
+        stack.enter_context(running_server(monitor_command, f"{monitor}/health", workdir / "monitor.log", 180, admin))
         serve_command = [
             *cli,
             "serve",
@@ -180,12 +196,14 @@ def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
             "--request-logger-url",
             f"{monitor}/events",
         ]
-        stack.enter_context(running_server(serve_command, f"{server}/v2/health/ready", workdir / "serve.log", 300))
+        stack.enter_context(
+            running_server(serve_command, f"{server}/v2/health/ready", workdir / "serve.log", 300, admin)
+        )
 
         progress(f"3/6 sending {settings.traffic} in-domain texts ({settings.train_domain} not trained on)")
         _send(http, server, held_back["text"].iloc[: settings.traffic].tolist(), "in-domain")
         _wait_for_window(http, monitor, settings.traffic, 120)
-        in_domain_check = http.post(f"{monitor}/checks").json()
+        in_domain_check = _check_now(http, monitor)
         if http.get(f"{monitor}/retraining").json():
             raise RuntimeError(f"in-domain traffic started a retraining run: {in_domain_check}")
         progress(f"    check: {in_domain_check['decision']}: {in_domain_check['reason']}")
@@ -218,7 +236,7 @@ def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
                 runs = http.get(f"{monitor}/retraining").json()
             timings["retraining_seconds"] = time.monotonic() - started - timings["first_training_seconds"]
         # A later check inside the cooldown must not start a second run for the same episode.
-        http.post(f"{monitor}/checks")
+        _check_now(http, monitor)
         runs = http.get(f"{monitor}/retraining").json()
 
         champion_after = str(client.get_model_version_by_alias("textclf", "champion").version)

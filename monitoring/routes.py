@@ -7,7 +7,12 @@ dependencies (`app.state`), so each route can be tested alone with its dependenc
 - `GET /quality`: live accuracy and per-class F1 over the window's feedback, as the drift check computes it.
 - `POST /checks` (on demand, and what a CronJob calls), `GET /checks`, `GET /reports`, `GET /reports/NAME.html|json`.
 - `GET /retraining`: the runs started; `GET /retraining/EPISODE/FILE`: their data, for pipeline steps.
-- `GET /metrics` (Prometheus), `GET /health`.
+- `GET /metrics` (Prometheus), `GET /health` (readiness: the store answers), `GET /livez` (liveness: the
+  process answers; a database briefly away must not get the pod restarted).
+
+With `write_token` set, `/events` and `/checks` need `Authorization: Bearer <write_token>`; `/feedback` takes
+`feedback_token` (or `write_token`). Basic authentication with the token as password works too (KServe's agent
+sends the logger URL's user information that way).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from textclf.config import MonitorConfig
 from textclf.evaluate.metrics import label_quality
 from textclf.monitor.check import CHECK_REPORT_PREFIX, CheckOutcome, DriftChecker
-from textclf.monitor.events import MalformedEvent, parse_event
+from textclf.monitor.events import MAX_ID_CHARS, MalformedEvent, parse_event
 from textclf.monitor.store import Feedback, MonitorStore
+from textclf.monitoring.checks import CheckRunner
 from textclf.monitoring.prometheus import MonitorMetrics
+from textclf.runtime.auth import Access, check_token
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -49,10 +56,49 @@ def get_metrics(request: Request) -> MonitorMetrics:
     return request.app.state.metrics
 
 
+def get_checks(request: Request) -> CheckRunner:
+    return request.app.state.checks
+
+
+def _require(request: Request, what: str, *tokens: str) -> Access:
+    access = check_token(request.headers.get("authorization"), *tokens)
+    if access is Access.DENIED:
+        raise HTTPException(
+            401,
+            f"send Authorization: Bearer <token> to {what}",
+            headers={"WWW-Authenticate": 'Bearer realm="textclf-monitor"'},
+        )
+    return access
+
+
+def require_writer(request: Request) -> str:
+    """Events and checks change what the monitor decides: they take the write token. Returns the credential."""
+    access = _require(
+        request, "write (the monitor's write_token)", request.app.state.config.write_token.get_secret_value()
+    )
+    return "write-token" if access is Access.GRANTED else "unauthenticated"
+
+
+def require_labeller(request: Request) -> str:
+    """Feedback takes its own token (or the write token); returns which one came, for the label's source."""
+    config: MonitorConfig = request.app.state.config
+    feedback_token, write_token = config.feedback_token.get_secret_value(), config.write_token.get_secret_value()
+    access = _require(
+        request, "send feedback (the monitor's feedback_token or write_token)", feedback_token, write_token
+    )
+    if access is Access.OPEN:
+        return "unauthenticated"
+    presented = check_token(request.headers.get("authorization"), feedback_token)
+    return "feedback-token" if presented is Access.GRANTED else "write-token"
+
+
 Config = Annotated[MonitorConfig, Depends(get_config)]
 Store = Annotated[MonitorStore, Depends(get_store)]
 Checker = Annotated[DriftChecker, Depends(get_checker)]
 Metrics = Annotated[MonitorMetrics, Depends(get_metrics)]
+Checks = Annotated[CheckRunner, Depends(get_checks)]
+Writer = Annotated[str, Depends(require_writer)]
+Labeller = Annotated[str, Depends(require_labeller)]
 router = APIRouter()
 
 
@@ -88,19 +134,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def record_check(metrics: MonitorMetrics, outcome: CheckOutcome) -> None:
-    decision = outcome.decision
-    metrics.checks.labels(decision["decision"]).inc()
-    metrics.last_check.set_to_current_time()
-    for name, score in decision["scores"].items():
-        metrics.drift_score.labels(name).set(score["score"])
-        metrics.drift_threshold.labels(name).set(score["threshold"])
-    if decision["window"].get("live_accuracy") is not None:
-        metrics.live_accuracy.set(decision["window"]["live_accuracy"])
-    if outcome.retraining and outcome.retraining.get("started"):
-        metrics.retraining_runs.inc()
-
-
 def _outcome_body(outcome: CheckOutcome) -> dict[str, Any]:
     return {
         "check_id": outcome.check_id,
@@ -111,13 +144,22 @@ def _outcome_body(outcome: CheckOutcome) -> dict[str, Any]:
 
 
 @router.post("/events", summary="Store a request-logger CloudEvent (binary or structured mode)")
-async def events(request: Request, config: Config, store: Store, metrics: Metrics) -> JSONResponse:
+async def events(request: Request, _: Writer, config: Config, store: Store, metrics: Metrics) -> JSONResponse:
     body = await _read_body(request, config.max_event_bytes)
     try:
         event = parse_event(request.headers, body)
     except MalformedEvent as error:
         metrics.malformed_events.labels("unreadable").inc()
         return JSONResponse({"error": str(error)}, status_code=400)
+    if config.model_names and event.model_name not in config.model_names:
+        metrics.malformed_events.labels("unmonitored_model").inc()
+        return JSONResponse(
+            {
+                "error": f"model {event.model_name[:MAX_ID_CHARS]!r} is not monitored here (model_names: "
+                f"{config.model_names}); send its events to its own monitor or add it to model_names"
+            },
+            status_code=422,
+        )
     outcome = await run_in_threadpool(store.add_event, event)
     if not outcome.new:
         metrics.duplicate_events.inc()
@@ -135,7 +177,9 @@ async def events(request: Request, config: Config, store: Store, metrics: Metric
 
 
 @router.post("/feedback", summary="True labels for logged predictions: one object, {'items': [...]}, or a list")
-async def feedback(request: Request, config: Config, store: Store, metrics: Metrics) -> JSONResponse:
+async def feedback(
+    request: Request, credential: Labeller, config: Config, store: Store, metrics: Metrics
+) -> JSONResponse:
     body = await _read_body(request, config.max_event_bytes)
     try:
         parsed = FEEDBACK_BODY.validate_json(body)
@@ -146,7 +190,8 @@ async def feedback(request: Request, config: Config, store: Store, metrics: Metr
         )
     items = parsed.items if isinstance(parsed, FeedbackBatch) else parsed
     items = items if isinstance(items, list) else [items]
-    stored = [Feedback(item.request_id, item.label, item.index) for item in items]
+    client = request.client.host if request.client else "unknown"
+    stored = [Feedback(item.request_id, item.label, item.index, f"{credential}@{client}") for item in items]
     matched = await run_in_threadpool(store.add_feedback, stored)
     metrics.feedback.inc(len(stored))
     # Feedback for a prediction not logged yet is kept: the request logger may still be sending it.
@@ -169,10 +214,12 @@ def quality(config: Config, store: Store, checker: Checker) -> dict[str, Any]:
 
 
 @router.post("/checks", summary="Run a drift check now (what the schedule and the CronJob do)")
-def run_check(checker: Checker, metrics: Metrics) -> dict[str, Any]:
-    outcome = checker.check()
-    record_check(metrics, outcome)
-    return _outcome_body(outcome)
+async def run_check(_: Writer, checks: Checks) -> JSONResponse:
+    """One check at a time: a request while one runs gets 202 and that check's ticket at once."""
+    ticket, outcome = checks.request()
+    if outcome is None:
+        return JSONResponse({"status": "running", **ticket.as_json()}, status_code=202)
+    return JSONResponse({**_outcome_body(await outcome), "ticket": ticket.number})
 
 
 @router.get("/checks", summary="The latest drift checks and their decisions")
@@ -224,6 +271,11 @@ def prometheus_metrics(metrics: Metrics) -> Response:
 @router.get("/health", summary="Ready when the store answers")
 def health(store: Store) -> dict[str, str]:
     store.ping()
+    return {"status": "ok"}
+
+
+@router.get("/livez", summary="Alive when the process answers (the store may be away)")
+async def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 

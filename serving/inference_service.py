@@ -13,12 +13,14 @@ from kubernetes.client import (
     V1ContainerPort,
     V1EmptyDirVolumeSource,
     V1EnvVar,
+    V1EnvVarSource,
     V1HTTPGetAction,
     V1ObjectMeta,
     V1PodSecurityContext,
     V1Probe,
     V1ResourceRequirements,
     V1SeccompProfile,
+    V1SecretKeySelector,
     V1SecurityContext,
     V1Volume,
     V1VolumeMount,
@@ -26,7 +28,7 @@ from kubernetes.client import (
 
 from textclf.deploy.manifests import kubernetes_schema_errors, policy_violations
 from textclf.deploy.rollout import DeployError, RolloutStep, after_wait, first_rollout_step
-from textclf.names import PREDICTOR_SERVICE_ACCOUNT, SERVING_IMAGE, SERVING_RESOURCES, StepResources
+from textclf.names import AUTH_SECRET, PREDICTOR_SERVICE_ACCOUNT, SERVING_IMAGE, SERVING_RESOURCES, StepResources
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,11 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
             V1EnvVar(name="TEXTCLF_SERVE_ACCESS_LOG", value="true"),
             # The monitor looks up the served version's reference sample in the registry by this number.
             V1EnvVar(name="TEXTCLF_SERVE_MODEL_VERSION", value=settings.model_version),
+            # The model-repository routes (load, unload) take this token; the chart's Secret holds it.
+            V1EnvVar(
+                name="TEXTCLF_SERVE_ADMIN_TOKEN",
+                value_from=V1EnvVarSource(secret_key_ref=V1SecretKeySelector(name=AUTH_SECRET, key="admin-token")),
+            ),
             # The root filesystem is read-only: caches and scratch files go to the /tmp volume.
             V1EnvVar(name="HOME", value="/tmp"),
         ],
@@ -93,8 +100,11 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
             requests={"cpu": settings.resources.cpu_request, "memory": settings.resources.memory_request},
             limits={"cpu": settings.resources.cpu_limit, "memory": settings.resources.memory_limit},
         ),
+        # Ready while the model answers: /v2/health/ready stays 200 after an unload, the model's own turns 503.
         readiness_probe=V1Probe(
-            http_get=V1HTTPGetAction(path="/v2/health/ready", port=HTTP_PORT), initial_delay_seconds=5, period_seconds=5
+            http_get=V1HTTPGetAction(path=f"/v2/models/{settings.name}/ready", port=HTTP_PORT),
+            initial_delay_seconds=5,
+            period_seconds=5,
         ),
         liveness_probe=V1Probe(
             http_get=V1HTTPGetAction(path="/v2/health/live", port=HTTP_PORT),

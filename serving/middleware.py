@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import orjson
 from kserve.protocol.infer_type import deserialize_bytes_tensor
 
-from textclf.monitor.events import REQUEST_EVENT, RESPONSE_EVENT
+from textclf.monitor.events import MAX_ID_CHARS, REQUEST_EVENT, RESPONSE_EVENT
+from textclf.runtime.auth import Access, check_token
 from textclf.serve.inputs import InvalidTexts, decode_text
 from textclf.serving.model import TEXT_INPUT, TextClassifierModel
 from textclf.serving.prometheus import ServingMetrics
@@ -47,6 +48,10 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 INFERENCE_ROUTES = frozenset({"v1_predict", "v2_infer", "predict", "predict_batch"})
+ADMIN_ROUTES = frozenset({"v2_repository"})
+# A client's x-request-id is kept when it is printable ASCII and short enough to be stored; any other is
+# replaced by a fresh id (the response says which), so no header value can break the request logger's sends.
+_USABLE_REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_CHARS}}}")
 
 
 def bytes_tensor_items(raw: bytes, name: object = TEXT_INPUT) -> list[bytes]:
@@ -102,6 +107,13 @@ def _bytes_tensor_problem(data: bytes, shape: object, name: object) -> str | Non
     return None
 
 
+def usable_request_id(presented: str | None) -> str:
+    """The client's request id when it is usable as one, else a new one."""
+    if presented is not None and _USABLE_REQUEST_ID.fullmatch(presented):
+        return presented
+    return str(uuid.uuid4())
+
+
 def route_of(path: str) -> str:
     """A bounded set of route names for metric labels (paths carry model names and would not be)."""
     for name, pattern in _ROUTES:
@@ -134,7 +146,7 @@ class _Exchange:
             scope=scope,
             downstream=send,
             headers=headers,
-            request_id=headers.get("x-request-id") or str(uuid.uuid4()),
+            request_id=usable_request_id(headers.get("x-request-id")),
             route=route,
             logged=logged and route in INFERENCE_ROUTES,
         )
@@ -165,8 +177,10 @@ class ServingMiddleware:
         max_body_bytes: int,
         access_log: bool,
         request_logger: RequestLogger | None,
+        admin_token: str = "",
     ):
         self.app = app
+        self.admin_token = admin_token
         self.metrics = metrics
         self.model = model
         self.max_body_bytes = max_body_bytes
@@ -186,6 +200,9 @@ class ServingMiddleware:
     async def _serve(self, exchange: _Exchange, receive: Receive) -> None:
         """Refuse what KServe would mishandle; pass the rest on with its body replayed; log inference traffic."""
         scope = exchange.scope
+        if exchange.route in ADMIN_ROUTES and (refusal := self._admin_refusal(exchange.headers)):
+            await self._reject(exchange.send, *refusal)
+            return
         if exchange.route == "v2_infer":
             scope = self._v2_body_is_json_unless_binary(scope, exchange.headers)
         body, too_large = await self._read_body(exchange.headers, receive)
@@ -221,6 +238,18 @@ class ServingMiddleware:
                     "client": scope["client"][0] if scope.get("client") else None,
                 }
             )
+
+    def _admin_refusal(self, headers: dict[str, str]) -> tuple[int, str] | None:
+        """Loading and unloading models change what every client gets: they need the admin token."""
+        access = check_token(headers.get("authorization"), self.admin_token)
+        if access is Access.OPEN:
+            return 403, (
+                "the model-repository routes are off: start the server with TEXTCLF_SERVE_ADMIN_TOKEN set, "
+                "then send Authorization: Bearer <that token>"
+            )
+        if access is Access.DENIED:
+            return 401, "send Authorization: Bearer <the server's admin token> to load or unload models"
+        return None
 
     @staticmethod
     def _body_problem(route: str, body: bytes, headers: dict[str, str]) -> str | None:
@@ -274,13 +303,10 @@ class ServingMiddleware:
     @staticmethod
     async def _reject(send: Send, status: int, message: str) -> None:
         payload = json.dumps({"error": message}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
-            }
-        )
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="textclf"'))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     def _log_events(self, exchange: _Exchange, request_body: bytes) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 from kserve import InferRequest, InferResponse, Model
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferInput, InferOutput
 
 from textclf.config import ServingConfig
@@ -35,7 +35,18 @@ TEXT_INPUT = "text"
 # Measured: trimming every 10 batches held a server's memory flat under varied batch shapes (it crept up
 # ~50 MiB per 150 batches without), at no measurable cost in throughput.
 BATCHES_PER_MEMORY_TRIM = 10
+UNLOADED_DETAIL = "the model was unloaded: POST /v2/repository/models/{name}/load serves it again"
 WARMUP_TEXTS = ("warm-up text for the first forward pass", "a second, somewhat longer warm-up text " * 8)
+
+
+class ModelUnavailable(ModelNotReady):
+    """KServe's ModelNotReady (503 over HTTP, UNAVAILABLE over gRPC) with the `reason` its gRPC interceptor
+    reads: kserve 0.21.0's ModelNotReady sets only `error_msg`, so over gRPC it became UNKNOWN
+    (kserve/protocol/grpc/interceptors.py `handle_exception`, kserve/errors.py)."""
+
+    def __init__(self, model_name: str, detail: str):
+        super().__init__(model_name, detail)
+        self.reason = self.error_msg
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,8 @@ class TextClassifierModel(Model):
         # spinning between parallel regions, which doubled the latency of a forward pass here.
         self._inference_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textclf-inference")
         self._batches_since_trim = 0
+        self.unloaded = False
+        """Set by the repository's `unload`: requests get a 503 until its `load`, which clears it."""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -99,7 +112,11 @@ class TextClassifierModel(Model):
     def load(self) -> bool:
         """Resolve the configured reference now (an alias may have moved), load and warm it up, then swap it in.
 
-        The version being served keeps answering until the new one is ready; a failed load leaves it in place."""
+        The version being served keeps answering until the new one is ready; a failed load leaves it in place.
+        KServe's data plane also calls this, on the event loop, for a request that finds the model not ready:
+        after an `unload` that would block every request for a whole load, so it answers 503 instead."""
+        if self.unloaded:
+            raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
         with self._load_lock:
             reference = self.config.model
             tracking_uri = self.config.tracking_uri or default_tracking_uri()
@@ -126,13 +143,29 @@ class TextClassifierModel(Model):
             self.metrics.set_model(self.name, version, classifier.metadata.base_model)
             self.ready = True
             logger.info("serving %s version %s from %s", self.name, version, reference)
+        self._retire(previous)
+        return self.ready
+
+    def unload(self) -> None:
+        """Stop serving: queued requests are still answered, later ones get a 503 until `load`. The inference
+        thread stays, so a `load` can follow."""
+        with self._load_lock:
+            previous, self.loaded = self.loaded, None
+            self.ready = False
+            self.unloaded = True
+        self._retire(previous)
+        logger.warning("model %s unloaded; requests get 503 until it is loaded again", self.name)
+
+    @staticmethod
+    def _retire(previous: LoadedModel | None) -> None:
+        """A version no longer served: its queued requests are answered, then its files go."""
         if previous is not None:
             previous.batcher.close()
             if previous.scratch is not None:
                 previous.scratch.cleanup()
-        return self.ready
 
     def stop(self) -> None:
+        """The server is shutting down (KServe calls this on SIGTERM)."""
         if self.loaded is not None:
             self.loaded.batcher.close()
         self._inference_thread.shutdown(wait=False)
@@ -182,14 +215,18 @@ class TextClassifierModel(Model):
         return TextsRequest(texts, protocol, payload if isinstance(payload, InferRequest) else None)
 
     async def predict(self, payload: TextsRequest, headers: dict[str, str] | None = None) -> Classified:
-        """The texts through the micro-batcher of the version loaded now."""
+        """The texts through the micro-batcher of the version loaded now; 503 when none is."""
         while True:
             loaded = self.loaded
+            if loaded is None:
+                raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
             try:
                 results = await loaded.batcher.predict(payload.texts)
                 break
             except BatcherClosed:
-                continue  # the model was swapped between reading it and queueing: use the new one
+                if self.loaded is loaded:
+                    raise ModelUnavailable(self.name, "the model is shutting down: retry on another replica") from None
+                # The version was swapped between reading it and queueing: send the texts to the new one.
         self.metrics.truncated.inc(sum(result.truncated for result in results))
         return Classified(results, loaded.version, payload)
 

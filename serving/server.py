@@ -10,8 +10,10 @@ import warnings
 from typing import Any
 
 from fastapi.exceptions import FastAPIDeprecationWarning
+from grpc_interceptor.exceptions import PermissionDenied
 from kserve import ModelRepository, ModelServer
 from kserve.errors import InvalidInput, ModelNotFound
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from textclf.config import ServingConfig
 from textclf.runtime.logs import JsonFormatter
@@ -55,7 +57,9 @@ def configure_logging(verbose: bool, access_log: bool) -> None:
 
 class ReloadingRepository(ModelRepository):
     """The v2 model-repository `load` re-resolves the model's reference and swaps the new version in
-    without a restart: how a local deploy switches a running server to a new champion."""
+    without a restart: how a local deploy switches a running server to a new champion. `unload` keeps the
+    model registered but not ready (KServe's own would stop its inference thread and forget it, after which
+    nothing could load it again): requests get a 503 until `load`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,9 +73,29 @@ class ReloadingRepository(ModelRepository):
         model = self._known.get(name)
         if model is None:
             raise ModelNotFound(name)
+        model.unloaded = False
         await asyncio.get_running_loop().run_in_executor(None, model.load)
         self.update(model, name)
         return model.ready
+
+    def unload(self, name: str) -> None:
+        model = self._known.get(name)
+        if model is None:
+            raise KeyError(name)  # KServe's repository extension answers this with 404
+        model.unload()
+
+
+class RefusedRepositoryExtension(ModelRepositoryExtension):
+    """The model-repository RPCs over gRPC: refused, because gRPC requests bypass the HTTP middleware that
+    checks the admin token. Load and unload over HTTP, with the token."""
+
+    REFUSAL = "model load and unload are not offered over gRPC: use POST /v2/repository/models/NAME/load over HTTP"
+
+    async def load(self, model_name: str) -> None:
+        raise PermissionDenied(details=self.REFUSAL)
+
+    async def unload(self, model_name: str) -> None:
+        raise PermissionDenied(details=self.REFUSAL)
 
 
 class LocalModelServer(ModelServer):
@@ -84,6 +108,11 @@ class LocalModelServer(ModelServer):
     def setup_event_loop(self) -> None:
         if self._rest_server is not None:
             self._rest_server.config.host = self.host
+        if self._grpc_server is not None:
+            # ModelServer.start builds the gRPC server with the shared repository extension and starts it only
+            # after this hook (kserve 0.21.0, model_server.py `start`; protocol/grpc/server.py builds its
+            # servicer from `_model_repository_extension`): the gRPC side gets one that refuses.
+            self._grpc_server._model_repository_extension = RefusedRepositoryExtension(self.registered_models)
         super().setup_event_loop()
 
 
@@ -93,7 +122,16 @@ def build_server(config: ServingConfig, metrics: ServingMetrics) -> tuple[LocalM
 
     model = TextClassifierModel(config.model_name, config, metrics)
     model.load()
-    request_logger = RequestLogger(config.request_logger_url, config.model_name) if config.request_logger_url else None
+    request_logger = (
+        RequestLogger(
+            config.request_logger_url,
+            config.model_name,
+            buffer_bytes=config.request_logger_buffer_bytes,
+            token=config.request_logger_token.get_secret_value(),
+        )
+        if config.request_logger_url
+        else None
+    )
     install(
         model_server.app,
         model,
@@ -103,6 +141,7 @@ def build_server(config: ServingConfig, metrics: ServingMetrics) -> tuple[LocalM
         max_body_bytes=config.max_body_bytes,
         access_log=config.access_log,
         request_logger=request_logger,
+        admin_token=config.admin_token.get_secret_value(),
     )
     # KServe reads the gRPC message limits from its parsed arguments; the body limit applies to gRPC too.
     model_server.args.grpc_max_receive_message_length = config.max_body_bytes

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 
 from textclf.data.cleaning import CleaningConfig
@@ -154,6 +154,18 @@ class ServingConfig(BaseModel):
         "", description="send each request and response as CloudEvents to this URL (the monitoring service)"
     )
     access_log: bool = Field(True, description="one structured log line per HTTP request")
+    admin_token: SecretStr = Field(
+        SecretStr(""),
+        description="bearer token the model-repository routes (load, unload) require; empty = those routes are off",
+    )
+    request_logger_token: SecretStr = Field(
+        SecretStr(""), description="bearer token sent with each request-log event (the monitor's write_token)"
+    )
+    request_logger_buffer_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="request-log events held for delivery while the monitor is away; beyond it new ones are dropped",
+    )
 
 
 class MonitorConfig(BaseModel):
@@ -189,10 +201,35 @@ class MonitorConfig(BaseModel):
     holdout_fraction: float = Field(
         0.3, gt=0, lt=1, description="share of feedback held out as the drift window the gate judges on"
     )
-    report_retention: int = Field(
-        200, ge=1, description="reports kept (about 9 MB each, Evidently's scripts inline); a run's trigger is kept"
+    report_retention_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=0,
+        description="disk the saved reports may take (about 9 MB each: Evidently inlines its scripts); oldest go first",
+    )
+    report_retention_days: float = Field(30, gt=0, description="reports older than this are deleted")
+    triggering_report_retention_bytes: int = Field(
+        256 * 1024 * 1024, ge=0, description="disk kept for the reports that started retraining runs, on top"
+    )
+    record_retention_days: float = Field(
+        30, gt=0, description="events, predictions and feedback older than this are deleted at each check"
     )
     max_event_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest event or feedback body accepted")
+    write_token: SecretStr = Field(
+        SecretStr(""), description="bearer token for /events, /checks (and /feedback); empty = writes are open"
+    )
+    feedback_token: SecretStr = Field(
+        SecretStr(""), description="a token for /feedback alone, so labelling tools never hold write_token"
+    )
+    model_names: list[str] = Field(
+        default_factory=lambda: [INFERENCE_SERVICE_NAME],
+        description="served model names whose events are accepted; events naming any other get a 4xx",
+    )
+
+    @field_validator("model_names", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """TEXTCLF_MONITOR_MODEL_NAMES=a,b and --set model_names=a,b as lists."""
+        return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
 
 
 def _nested_model(field: FieldInfo) -> type[BaseModel] | None:

@@ -43,6 +43,8 @@ OBJECT_STORE_ENDPOINT = "minio-service.kubeflow.svc.cluster.local:9000"
 # Created by the user (never committed): AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of the object store.
 OBJECT_STORE_SECRET = "textclf-object-store"
 PREDICTOR_SERVICE_ACCOUNT = "textclf-predictor"
+AUTH_SECRET = "textclf-auth"
+"""The Secret holding the bearer tokens: write-token, feedback-token (the monitor), admin-token (the predictor)."""
 # Kubeflow Pipelines (standalone) runs every step as this ServiceAccount in its own namespace.
 PIPELINE_NAMESPACE = "kubeflow"
 PIPELINE_SERVICE_ACCOUNT = "pipeline-runner"

@@ -60,5 +60,23 @@ def main(target: str) -> dict:
     }
 
 
+def outcome_of(call) -> dict:
+    try:
+        call()
+    except InferenceServerException as error:
+        return {"status": error.status(), "message": error.message()}
+    return {"status": "OK", "message": ""}
+
+
+def administration(target: str) -> dict:
+    """What an unload over gRPC and an inference get (the server's model-repository calls over gRPC)."""
+    client = triton_grpc.InferenceServerClient(url=target)
+    return {
+        "unload": outcome_of(lambda: client.unload_model(MODEL)),
+        "infer": outcome_of(lambda: client.infer(MODEL, [texts_tensor([b"Fine."])])),
+    }
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1])))
+    probe = administration if sys.argv[2:] == ["administration"] else main
+    print(json.dumps(probe(sys.argv[1])))

@@ -19,6 +19,7 @@ from textclf.monitor.check import DriftChecker
 from textclf.monitor.decision import DriftPolicy
 from textclf.monitor.events import parse_event
 from textclf.monitor.report import DriftReportSettings
+from textclf.monitor.report_files import ReportRetention
 from textclf.monitor.retraining import LaunchedRun
 from textclf.monitor.store import Feedback, MonitorStore
 from textclf.monitor.tables import metadata
@@ -145,8 +146,12 @@ def test_old_reports_are_pruned_but_the_one_that_started_a_run_is_kept(
     store: MonitorStore, tmp_path: Path, step_inputs: dict, launches: list
 ) -> None:
     fill(store, 60)
-    each = checker(store, tmp_path, step_inputs, report_retention=1)
-    trigger, middle, newest = (each.check().report_name for _ in range(3))
+    each = checker(store, tmp_path, step_inputs)
+    trigger = each.check().report_name
+    one_report = each.reports.size_of(trigger)
+    # Room for one everyday report (and the trigger, in its own budget): each check pushes the previous out.
+    each.retention = ReportRetention(int(one_report * 1.5), 30, int(one_report * 1.5))
+    middle, newest = (each.check().report_name for _ in range(2))
     kept = sorted(path.name for path in each.reports_dir.iterdir())
     assert kept == sorted(f"{name}{suffix}" for name in (trigger, newest) for suffix in (".html", ".json"))
     assert middle not in {path.stem for path in each.reports_dir.iterdir()}

@@ -10,13 +10,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.hostile import HOSTILE_SHAPES
+
 pytestmark = pytest.mark.integration
 
 MODEL = "textclf"
 EXAMPLES_PER_SHAPE = 220
 ENDPOINTS = ("/predict", "/predict_batch", f"/v1/models/{MODEL}:predict", f"/v2/models/{MODEL}/infer")
 
-texts = st.text(max_size=60) | st.sampled_from(["", " ", "\x00", "\ud800", "é" * 30, "ok"])
+# Long and hostile texts too, around the fixture server's 20,000-character limit (SERVING_TEST_LIMITS).
+long_texts = st.builds(
+    lambda shape, length: HOSTILE_SHAPES[shape](length), st.sampled_from(sorted(HOSTILE_SHAPES)), st.integers(2, 24_000)
+)
+texts = st.text(max_size=60) | st.sampled_from(["", " ", "\x00", "\ud800", "é" * 30, "ok"]) | long_texts
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | texts
 json_values = st.recursive(
     scalars,

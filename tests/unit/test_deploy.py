@@ -79,7 +79,7 @@ def test_inference_service_is_built_and_validated_by_the_kserve_sdk() -> None:
         "cpu": SERVING_RESOURCES.cpu_limit,
         "memory": SERVING_RESOURCES.memory_limit,
     }
-    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/models/textclf/ready"
 
     # A first rollout has no canary field; no logger URL means no logger.
     plain = as_manifest(build_inference_service(InferenceServiceSettings("textclf", "textclf", "s3://b/m", "1")))

@@ -110,15 +110,22 @@ def check(
     monitor_url: Annotated[str, typer.Option(help="the monitoring service")] = "http://127.0.0.1:8000",
     timeout: Annotated[float, typer.Option(help="seconds to wait for the check")] = 600,
 ) -> None:
-    """Ask the monitoring service to run a drift check now (the CronJob's command); print its decision."""
+    """Ask the monitoring service to run a drift check now (the CronJob's command); print its decision.
+
+    Sends TEXTCLF_MONITOR_WRITE_TOKEN as the bearer token when it is set. A check already running answers 202
+    with its ticket: that is a success too (the running check covers this one)."""
+    import os
+
     import httpx
 
+    token = os.environ.get("TEXTCLF_MONITOR_WRITE_TOKEN", "")
+    headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.post(f"{monitor_url.rstrip('/')}/checks", timeout=timeout)
+        response = httpx.post(f"{monitor_url.rstrip('/')}/checks", timeout=timeout, headers=headers)
     except httpx.HTTPError as error:
         console.print(f"[red]cannot reach the monitor at {monitor_url}:[/red] {error}")
         raise typer.Exit(1) from error
-    if response.status_code != 200:
+    if response.status_code not in (200, 202):
         console.print(f"[red]check failed ({response.status_code}):[/red] {response.text}")
         raise typer.Exit(1)
     print(json.dumps(response.json()))

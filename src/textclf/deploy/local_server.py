@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 from textclf.deploy.rollout import DeployError
 from textclf.names import CHAMPION_ALIAS
+
+ADMIN_TOKEN_VARIABLE = "TEXTCLF_SERVE_ADMIN_TOKEN"
+"""The server's admin token (ServingConfig.admin_token); the deploy step sends it from the same variable."""
 
 
 @dataclass(frozen=True)
@@ -20,9 +24,14 @@ class LocalSwitch:
 
 def switch_local_server(serving_url: str, model_name: str, timeout_seconds: float = 300) -> LocalSwitch:
     """Ask a running `textclf serve` to reload its model reference (the v2 repository load API): it resolves
-    the champion alias again and swaps the new version in without a restart."""
+    the champion alias again and swaps the new version in without a restart. The load needs the server's admin
+    token, read from TEXTCLF_SERVE_ADMIN_TOKEN as the server reads it."""
     base = serving_url.rstrip("/")
-    request = urllib.request.Request(f"{base}/v2/repository/models/{model_name}/load", data=b"", method="POST")
+    token = os.environ.get(ADMIN_TOKEN_VARIABLE, "")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(
+        f"{base}/v2/repository/models/{model_name}/load", data=b"", method="POST", headers=headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
             response.read()
@@ -30,6 +39,13 @@ def switch_local_server(serving_url: str, model_name: str, timeout_seconds: floa
             metadata = json.loads(response.read())
     except urllib.error.HTTPError as error:
         detail = error.read().decode("utf-8", "replace")
+        if error.code in (401, 403):
+            return LocalSwitch(
+                False,
+                "",
+                f"{base} refused the model load ({error.code}: {detail}); start the server and this run with the "
+                f"same {ADMIN_TOKEN_VARIABLE}",
+            )
         raise DeployError(f"{base} refused to load the new champion ({error.code}): {detail}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         return LocalSwitch(False, "", f"no textclf server answers at {base} ({error})")

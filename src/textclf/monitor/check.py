@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from textclf.monitor.decision import DriftPolicy, DriftWindow, decide
 from textclf.monitor.descriptors import whole_word_vocabulary
 from textclf.monitor.quality import live_quality
 from textclf.monitor.report import DriftReport, DriftReportSettings, build_drift_report, embed_reference
-from textclf.monitor.report_files import ReportArchive
+from textclf.monitor.report_files import ReportArchive, ReportRetention
 from textclf.monitor.retraining import (
     ClusterLauncher,
     LaunchedRun,
@@ -133,6 +133,11 @@ class DriftChecker:
         self.launch_on_cluster = launch_on_cluster
         self.workdir = Path(config.workdir).resolve()
         self.reports = ReportArchive(self.workdir / "reports")
+        self.retention = ReportRetention(
+            max_bytes=config.report_retention_bytes,
+            max_age_days=config.report_retention_days,
+            max_triggering_bytes=config.triggering_report_retention_bytes,
+        )
         self.settings = config.report
         self.policy = config.policy
         self._models: OrderedDict[str, ReferenceModel] = OrderedDict()
@@ -185,6 +190,9 @@ class DriftChecker:
 
     def _check(self, now: datetime) -> CheckOutcome:
         self.refresh_runs()
+        removed = self.store.prune(now - timedelta(days=self.config.record_retention_days))
+        if any(removed.values()):
+            log.info("retention: deleted %s", removed)
         latest = self.store.latest_model_version(None)
         if latest is None:
             return self._record(now, judge(None, DriftWindow(0, ""), self.policy), None)
@@ -217,7 +225,7 @@ class DriftChecker:
             name = f"{CHECK_REPORT_PREFIX}{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
             self.reports.write(name, f"textclf drift check {name}", {**decision, "report": name}, report)
             triggers = {run["report_name"] for run in self.store.retraining_runs()}
-            self.reports.prune(CHECK_REPORT_PREFIX, self.config.report_retention, triggers)
+            self.reports.prune(CHECK_REPORT_PREFIX, self.retention, triggers, now)
         check_id = self.store.add_check(
             now, decision["window"]["model_version"], decision["decision"], decision["reason"], decision, name
         )

@@ -18,6 +18,8 @@ from typing import Any, Literal
 REQUEST_EVENT = "org.kubeflow.serving.inference.request"
 RESPONSE_EVENT = "org.kubeflow.serving.inference.response"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+MAX_ID_CHARS = 200
+"""Longest request (event) id stored: the store's key columns hold this many characters."""
 
 
 class MalformedEvent(ValueError):
@@ -96,7 +98,7 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
     missing = [name for name in ("specversion", "id", "type", "source") if not attributes.get(name)]
     if missing:
         raise MalformedEvent(f"the CloudEvent lacks required attribute(s) {missing}")
-    return InferenceEvent(
+    event = InferenceEvent(
         event_id=str(attributes["id"]),
         kind=_event_kind(str(attributes["type"])),
         time=_event_time(attributes.get("time")),
@@ -104,6 +106,11 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
         model_version=str(attributes.get("modelversion", "")),
         payload=payload,
     )
+    for attribute, value in (("id", event.event_id), ("inferenceservicename", event.model_name),
+                             ("modelversion", event.model_version)):  # fmt: skip
+        if len(value) > MAX_ID_CHARS:
+            raise MalformedEvent(f"attribute {attribute} has {len(value)} characters; at most {MAX_ID_CHARS} are kept")
+    return event
 
 
 def _request_texts(payload: Any) -> list[str]:

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from textclf.monitor.report import DriftReport
 
 SUFFIXES = (".html", ".json")
+
+
+@dataclass(frozen=True)
+class ReportRetention:
+    """How much of the disk saved reports may take (their defaults are `MonitorConfig`'s)."""
+
+    max_bytes: int
+    max_age_days: float
+    max_triggering_bytes: int
 
 
 class ReportArchive:
@@ -33,12 +44,29 @@ class ReportArchive:
         """Saved report names starting with `prefix`, newest first (names sort by time)."""
         return sorted({path.stem for path in self.directory.glob(f"{prefix}*.json")}, reverse=True)
 
-    def prune(self, prefix: str, keep: int, protected: set[str]) -> None:
-        """Keep the newest `keep` reports, and every report named in `protected` (those that started a run)."""
-        for name in self.names(prefix)[keep:]:
-            if name not in protected:
-                for suffix in SUFFIXES:
-                    (self.directory / f"{name}{suffix}").unlink(missing_ok=True)
+    def size_of(self, name: str) -> int:
+        return sum(path.stat().st_size for suffix in SUFFIXES if (path := self.directory / f"{name}{suffix}").exists())
+
+    def prune(self, prefix: str, retention: ReportRetention, protected: set[str], now: datetime) -> list[str]:
+        """Delete reports, oldest first, until those left fit `retention`; returns the names deleted.
+
+        Reports in `protected` (those that started a retraining run) count against a budget of their own, so
+        everyday checks can never push them out, and they cannot fill the disk either."""
+        oldest_kept = now - timedelta(days=retention.max_age_days)
+        budgets = {False: retention.max_bytes, True: retention.max_triggering_bytes}
+        used = {False: 0, True: 0}
+        deleted = []
+        for name in self.names(prefix):  # newest first
+            is_trigger = name in protected
+            size = self.size_of(name)
+            written = datetime.fromtimestamp((self.directory / f"{name}.json").stat().st_mtime, UTC)
+            if used[is_trigger] + size <= budgets[is_trigger] and (is_trigger or written >= oldest_kept):
+                used[is_trigger] += size
+                continue
+            for suffix in SUFFIXES:
+                (self.directory / f"{name}{suffix}").unlink(missing_ok=True)
+            deleted.append(name)
+        return deleted
 
 
 def report_page(title: str, decision: dict[str, Any], report: DriftReport) -> str:

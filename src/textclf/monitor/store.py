@@ -51,6 +51,8 @@ class Feedback:
     request_id: str
     label: str
     index: int = 0
+    source: str = ""
+    """Who sent the label (the credential it came with and the client's address): poisoned labels can be traced."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,15 @@ class MonitorStore:
 
     def create(self) -> MonitorStore:
         metadata.create_all(self.engine)
+        self._add_missing_columns()
         return self
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a store was created (create_all makes missing tables, not missing columns)."""
+        existing = {column["name"] for column in sa.inspect(self.engine).get_columns(feedback_table.name)}
+        if "source" not in existing:
+            with self.engine.begin() as connection:
+                connection.execute(sa.text("ALTER TABLE feedback ADD COLUMN source VARCHAR(300) NOT NULL DEFAULT ''"))
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -112,11 +122,14 @@ class MonitorStore:
         """Store one half of an exchange (once per id and kind), then derive the exchange's predictions
         if both halves are in. The half is committed before pairing, in its own transaction: of two halves
         arriving at once, the one that commits last always sees the other, on SQLite and PostgreSQL alike."""
+        received = received_at or datetime.now(UTC)
         row = {
             "event_id": event.event_id,
             "kind": event.kind,
-            "received_at": utc_naive(received_at or datetime.now(UTC)),
-            "event_time": utc_naive(event.time),
+            "received_at": utc_naive(received),
+            # The sender's time, but never later than arrival: a future-dated event would otherwise be the
+            # newest for good and pin every later window to it.
+            "event_time": utc_naive(min(event.time, received)),
             "model_name": event.model_name,
             "model_version": event.model_version,
             "payload": json.dumps(event.payload),
@@ -166,11 +179,14 @@ class MonitorStore:
         """Store true labels (the latest label for a prediction wins); returns how many match a stored
         prediction. Feedback for a prediction not logged yet is kept and joins it when it arrives."""
         moment = utc_naive(received_at or datetime.now(UTC))
-        rows = [{"request_id": i.request_id, "index": i.index, "label": i.label, "received_at": moment} for i in items]
+        rows = [
+            {"request_id": i.request_id, "index": i.index, "label": i.label, "received_at": moment, "source": i.source}
+            for i in items
+        ]
         statement = self._insert(feedback_table)
         statement = statement.on_conflict_do_update(
             index_elements=["request_id", "index"],
-            set_={"label": statement.excluded.label, "received_at": statement.excluded.received_at},
+            set_={name: statement.excluded[name] for name in ("label", "received_at", "source")},
         )
         with self.engine.begin() as connection:
             connection.execute(statement, rows)
@@ -181,6 +197,19 @@ class MonitorStore:
                 .where(keys.in_([(i.request_id, i.index) for i in items]))
             ).scalar_one()
         return int(matched)
+
+    def prune(self, before: datetime) -> dict[str, int]:
+        """Delete events, predictions and feedback that arrived (or were made) before `before`."""
+        cutoff = utc_naive(before)
+        with self.engine.begin() as connection:
+            return {
+                table.name: max(connection.execute(table.delete().where(column < cutoff)).rowcount, 0)
+                for table, column in (
+                    (events_table, events_table.c.received_at),
+                    (predictions_table, predictions_table.c.time),
+                    (feedback_table, feedback_table.c.received_at),
+                )
+            }
 
     # ---- windows -----------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ events_table = sa.Table(
     metadata,
     sa.Column("event_id", sa.String(200), primary_key=True),
     sa.Column("kind", sa.String(16), primary_key=True),
-    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False, index=True),
     sa.Column("event_time", sa.DateTime, nullable=False),
     sa.Column("model_name", sa.String(200), nullable=False),
     sa.Column("model_version", sa.String(200), nullable=False),
@@ -52,6 +52,7 @@ feedback_table = sa.Table(
     sa.Column("index", sa.Integer, primary_key=True),
     sa.Column("label", sa.String(200), nullable=False),
     sa.Column("received_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("source", sa.String(300), nullable=False, server_default=""),
 )
 
 
