@@ -190,6 +190,10 @@ async def feedback(
         )
     items = parsed.items if isinstance(parsed, FeedbackBatch) else parsed
     items = items if isinstance(items, list) else [items]
+    if not items:
+        return JSONResponse(
+            {"error": "no labels: send at least one {'request_id': ..., 'label': ...}"}, status_code=422
+        )
     client = request.client.host if request.client else "unknown"
     stored = [Feedback(item.request_id, item.label, item.index, f"{credential}@{client}") for item in items]
     matched = await run_in_threadpool(store.add_feedback, stored)
