@@ -34,31 +34,29 @@ def deploy(
         deploy_timeout_seconds: how long a rollout may take to become Ready.
     """
     import os
-
-    import mlflow
+    from functools import partial
 
     from textclf.registry.tracking import resume_run
+    from textclf.steps.deploy import run_deploy
 
+    on_cluster = None
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        from textclf.serving.inference_service import deploy_to_cluster
+
+        on_cluster = partial(
+            deploy_to_cluster,
+            registered_model_name,
+            version,
+            tracking_uri,
+            serving_namespace,
+            inference_service_name,
+            serving_image,
+            artifact_store_uri,
+            request_logger_url,
+            canary_traffic_percent,
+            deploy_timeout_seconds,
+        )
     with resume_run(tracking_uri, mlflow_run_id):
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            from textclf.serving.inference_service import deploy_to_cluster
-
-            outcome = deploy_to_cluster(
-                registered_model_name,
-                version,
-                tracking_uri,
-                serving_namespace,
-                inference_service_name,
-                serving_image,
-                artifact_store_uri,
-                request_logger_url,
-                canary_traffic_percent,
-                deploy_timeout_seconds,
-            )
-        else:
-            from textclf.deploy.local_server import deploy_locally
-
-            outcome = deploy_locally(serving_url, registered_model_name, version, tracking_uri)
-        mlflow.set_tag("deploy_outcome", outcome[:5000])
+        outcome = run_deploy(registered_model_name, version, serving_url, tracking_uri, on_cluster)
     print(outcome)
     return outcome

@@ -35,8 +35,6 @@ def switch_local_server(serving_url: str, model_name: str, timeout_seconds: floa
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
             response.read()
-        with urllib.request.urlopen(f"{base}/v2/models/{model_name}", timeout=30) as response:
-            metadata = json.loads(response.read())
     except urllib.error.HTTPError as error:
         detail = error.read().decode("utf-8", "replace")
         if error.code in (401, 403):
@@ -49,21 +47,40 @@ def switch_local_server(serving_url: str, model_name: str, timeout_seconds: floa
         raise DeployError(f"{base} refused to load the new champion ({error.code}): {detail}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         return LocalSwitch(False, "", f"no textclf server answers at {base} ({error})")
-    version = (metadata.get("versions") or [""])[0]
+    version = served_version(base, model_name) or ""
     return LocalSwitch(True, version, f"{base} now serves {model_name} version {version}")
 
 
-def deploy_locally(serving_url: str, model_name: str, version: str, tracking_uri: str) -> str:
-    """Switch a running local server to the new champion, or say exactly how to start one."""
+@dataclass(frozen=True)
+class LocalDeploy:
+    message: str
+    served: bool
+    """Whether a running server now serves the version (False: no server, or one serving a fixed model)."""
+
+
+def deploy_locally(serving_url: str, model_name: str, version: str, tracking_uri: str) -> LocalDeploy:
+    """Switch a running local server to the new champion, or say exactly how to start one. `DeployError` when
+    the server could not load it (the server keeps serving what it served)."""
     outcome = switch_local_server(serving_url, model_name)
     if not outcome.switched:
-        return (
+        return LocalDeploy(
             f"{outcome.message}; to serve the new champion (v{version}) run: "
-            f"textclf serve --model models:/{model_name}@{CHAMPION_ALIAS} --tracking-uri {tracking_uri}"
+            f"textclf serve --model models:/{model_name}@{CHAMPION_ALIAS} --tracking-uri {tracking_uri}",
+            served=False,
         )
     if outcome.served_version != version:
-        return (
+        return LocalDeploy(
             f"{outcome.message}, not the new champion v{version}: that server serves a fixed model; "
-            f"restart it with --model models:/{model_name}@{CHAMPION_ALIAS} to follow promotions"
+            f"restart it with --model models:/{model_name}@{CHAMPION_ALIAS} to follow promotions",
+            served=False,
         )
-    return outcome.message
+    return LocalDeploy(outcome.message, served=True)
+
+
+def served_version(serving_url: str, model_name: str) -> str | None:
+    """The version a running local server reports, or None when none answers."""
+    try:
+        with urllib.request.urlopen(f"{serving_url.rstrip('/')}/v2/models/{model_name}", timeout=30) as response:
+            return (json.loads(response.read()).get("versions") or [None])[0]
+    except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError):
+        return None

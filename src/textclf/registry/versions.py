@@ -56,7 +56,3 @@ def current_champion(client: MlflowClient, name: str) -> ModelVersion | None:
         return client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except MlflowException:
         return None
-
-
-def promote(client: MlflowClient, name: str, version: str) -> None:
-    client.set_registered_model_alias(name, CHAMPION_ALIAS, version)

@@ -41,9 +41,13 @@ def run_gate(
     from mlflow.tracking import MlflowClient
 
     from textclf.registry.gate import PromotionPolicy, decide_promotion, score_of
+    from textclf.registry.serving_state import heal_champion
     from textclf.registry.versions import current_champion
 
     client = MlflowClient()
+    healed = heal_champion(client, model_name)
+    if healed:
+        mlflow.set_tag("champion_healed", healed)
     champion = current_champion(client, model_name)
     window_accuracy: dict[str, float] = {}
     if drift_window_data and champion is not None:
@@ -78,7 +82,7 @@ def run_promote(model_name: str, version: str) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from textclf.registry.versions import promote
+    from textclf.registry.serving_state import promote
 
     promote(MlflowClient(), model_name, version)
     mlflow.set_tag("champion_version", version)
