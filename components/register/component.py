@@ -42,6 +42,7 @@ def promotion_gate(
     min_accuracy_gain: float,
     max_class_f1_drop: float,
     drift_window_data: str,
+    require_approval: bool,
     tracking_uri: str,
     mlflow_run_id: str,
 ) -> bool:
@@ -54,6 +55,7 @@ def promotion_gate(
         min_accuracy_gain: accuracy a challenger must gain to be promoted.
         max_class_f1_drop: largest per-class F1 drop a promotion allows.
         drift_window_data: labelled drift window (text, label): a challenger must also beat the champion on it.
+        require_approval: hold a challenger trained on feedback labels for `textclf promote VERSION`.
         tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
         mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
     """
@@ -61,8 +63,11 @@ def promotion_gate(
     from textclf.steps.register import run_gate
 
     with resume_run(tracking_uri, mlflow_run_id):
-        decision = run_gate(registered_model_name, version, min_accuracy_gain, max_class_f1_drop, drift_window_data)
-    print(f"promotion gate for v{version}: {'promote' if decision.promote else 'keep champion'}: {decision.reason}")
+        decision = run_gate(
+            registered_model_name, version, min_accuracy_gain, max_class_f1_drop, drift_window_data, require_approval
+        )
+    verdict = "promote" if decision.promote else "await approval" if decision.awaiting_approval else "keep champion"
+    print(f"promotion gate for v{version}: {verdict}: {decision.reason}")
     return decision.promote
 
 

@@ -35,6 +35,7 @@ def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inp
             min_accuracy_gain=0.0,
             max_class_f1_drop=0.05,
             drift_window_data="",
+            require_approval=False,
             **common,
         )
         with dsl.If(gate.output == True):  # noqa: E712
@@ -93,7 +94,13 @@ def test_after_drift_the_gate_judges_both_models_on_the_labelled_window(
     pd.DataFrame({"text": ["lol gr8 #winning", "ugh mondays"], "label": ["positive", "negative"]}).to_csv(
         window, index=False
     )
-    gate = dict(registered_model_name=name, version=challenger, min_accuracy_gain=0.0, max_class_f1_drop=1.0)
+    gate = dict(
+        registered_model_name=name,
+        version=challenger,
+        min_accuracy_gain=0.0,
+        max_class_f1_drop=1.0,
+        require_approval=False,
+    )
     assert promotion_gate(
         **gate, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
     ).output

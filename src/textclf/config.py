@@ -92,6 +92,7 @@ class PipelineConfig(BaseModel):
     registered_model_name: str = Field(REGISTERED_MODEL_NAME, description="MLflow registered model")
     min_accuracy_gain: float = declared_in(PromotionPolicy, "min_accuracy_gain")
     max_class_f1_drop: float = declared_in(PromotionPolicy, "max_class_f1_drop")
+    require_approval: bool = declared_in(PromotionPolicy, "require_approval")
     serving_url: str = Field(
         LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion"
     )

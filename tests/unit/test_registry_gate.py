@@ -71,3 +71,16 @@ def test_better_on_the_drift_window_is_not_enough_when_worse_on_the_frozen_test_
     worse_on_test = ModelScore("2", 0.79, {"neg": 0.79, "pos": 0.79}, 0.95)
     decision = decide_promotion(worse_on_test, _with_window(CHAMPION, 0.60), POLICY)
     assert not decision.promote and "does not beat" in decision.reason
+
+
+def test_require_approval_holds_only_a_passing_challenger_trained_on_feedback() -> None:
+    champion = ModelScore("1", 0.80, {"a": 0.8})
+    from_feedback = ModelScore("2", 0.90, {"a": 0.9}, trained_on_feedback=True)
+    by_hand = ModelScore("3", 0.90, {"a": 0.9})
+    held = decide_promotion(from_feedback, champion, PromotionPolicy(require_approval=True))
+    assert not held.promote and held.awaiting_approval and "textclf promote 2" in held.reason
+    assert decide_promotion(by_hand, champion, PromotionPolicy(require_approval=True)).promote
+    assert decide_promotion(from_feedback, champion, PromotionPolicy()).promote, "off by default"
+    worse = ModelScore("4", 0.70, {"a": 0.7}, trained_on_feedback=True)
+    rejected = decide_promotion(worse, champion, PromotionPolicy(require_approval=True))
+    assert not rejected.promote and not rejected.awaiting_approval

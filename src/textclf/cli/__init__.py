@@ -12,6 +12,7 @@ app = typer.Typer(help="Transformer text classification: train, evaluate, regist
 app.command()(train.run)
 app.command("compile")(train.compile_)
 app.command()(train.evaluate)
+app.command()(train.promote)
 app.command()(serve.serve)
 app.command()(monitor.monitor)
 app.command()(monitor.drift)

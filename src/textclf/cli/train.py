@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from textclf.cli.common import configure_logging, console, parse_sets
+from textclf.names import REGISTERED_MODEL_NAME
 
 
 def run(
@@ -160,6 +161,40 @@ def evaluate(
     for label, scores in metrics["per_class"].items():
         table.add_row(f"F1 {label}", f"{scores['f1']:.4f}")
     Console().print(table)
+
+
+def promote(
+    version: Annotated[str, typer.Argument(help="the registered version to make champion")],
+    model_name: Annotated[str, typer.Option(help="MLflow registered model")] = REGISTERED_MODEL_NAME,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URI; default MLFLOW_TRACKING_URI or ./mlflow.db")
+    ] = None,
+    serving_url: Annotated[
+        str | None, typer.Option(help="a running `textclf serve` to switch to it (sends TEXTCLF_SERVE_ADMIN_TOKEN)")
+    ] = None,
+    approved_by: Annotated[str | None, typer.Option(help="who approves; default $USER")] = None,
+) -> None:
+    """Make a version champion by hand: what a challenger held by `require_approval` waits for."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    from textclf.registry.serving_state import approve, record_deploy
+    from textclf.registry.tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(uri, uri)
+    try:
+        console.print(approve(client, model_name, version, approved_by or os.environ.get("USER", "unknown")))
+    except LookupError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if serving_url:
+        from textclf.deploy.local_server import deploy_locally
+
+        outcome = deploy_locally(serving_url, model_name, version, uri)
+        record_deploy(client, model_name, version, "serving" if outcome.served else "not_served", outcome.message)
+        console.print(outcome.message)
 
 
 def demo_data(

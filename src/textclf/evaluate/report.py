@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,23 @@ class ModelCardInputs:
     metrics: dict[str, Any]
     baselines: dict[str, dict[str, Any]]
     labels: list[str]
+    provenance: list[str] = field(default_factory=list)
+    """How this training run came about, when not by hand (a drift episode, rows the monitor supplied)."""
+
+
+def training_provenance(trigger: str, extra_train_data: str, trained_on_feedback: bool) -> list[str]:
+    """The model card's lines on what started the run and what it learned from beyond its data source."""
+    lines = []
+    if trigger:
+        lines.append(f"- Started by the drift monitor: episode `{trigger}`")
+    if extra_train_data:
+        lines.append(f"- Extra training rows: `{extra_train_data}`")
+    if trained_on_feedback:
+        lines.append(
+            "- **Trained on feedback labels** sent to the monitor's `/feedback`: check where they came from "
+            "(the monitor's feedback store records each label's source) before relying on this model"
+        )
+    return lines
 
 
 def model_card(inputs: ModelCardInputs) -> str:
@@ -87,6 +104,7 @@ def model_card(inputs: ModelCardInputs) -> str:
         f"- Source: `{inputs.data_spec}` (fingerprint `{inputs.data_fingerprint}`)",
         "- Split sizes: " + ", ".join(f"{name} {size:,}" for name, size in inputs.split_sizes.items()),
         f"- Classes: {', '.join(inputs.labels)}",
+        *inputs.provenance,
         "",
         "## Training configuration",
         "",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,8 @@ ACCURACY_TAG = "test_accuracy"
 
 
 PER_CLASS_F1_TAG = "test_per_class_f1"
+TRAINED_ON_FEEDBACK_TAG = "trained_on_feedback"
+"""On a version trained with rows the drift monitor supplied (feedback labels, new labelled files)."""
 
 
 class PromotionPolicy(BaseModel):
@@ -25,6 +27,11 @@ class PromotionPolicy(BaseModel):
 
     min_accuracy_gain: float = Field(0.0, ge=0, description="accuracy a challenger must gain to be promoted")
     max_class_f1_drop: float = Field(0.05, ge=0, description="largest per-class F1 drop a promotion allows")
+    require_approval: bool = Field(
+        False,
+        description="a challenger trained on data the monitor supplied (feedback labels) waits as challenger for "
+        "`textclf promote VERSION` instead of being promoted",
+    )
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class ModelScore:
     accuracy: float
     per_class_f1: dict[str, float]
     drift_window_accuracy: float | None = None
+    trained_on_feedback: bool = False
     """Accuracy on the labelled drift window that started a retraining run, when there is one."""
 
 
@@ -44,6 +52,8 @@ class PromotionDecision:
     champion: ModelScore | None
     policy: PromotionPolicy
     f1_drops: dict[str, float] = field(default_factory=dict)
+    awaiting_approval: bool = False
+    """It passed, but `require_approval` holds it for a person (`textclf promote VERSION`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "policy": self.policy.model_dump()}
@@ -51,7 +61,19 @@ class PromotionDecision:
 
 def decide_promotion(challenger: ModelScore, champion: ModelScore | None, policy: PromotionPolicy) -> PromotionDecision:
     """Promote when there is no champion, or the challenger is more accurate by more than the margin
-    and no class's F1 falls by more than the allowed drop."""
+    and no class's F1 falls by more than the allowed drop; with `require_approval`, a challenger trained on
+    feedback that passes waits for a person instead."""
+    decision = _judge(challenger, champion, policy)
+    if decision.promote and policy.require_approval and challenger.trained_on_feedback:
+        reason = (
+            f"{decision.reason}; held for approval (require_approval: trained on feedback labels): "
+            f"`textclf promote {challenger.version}` makes it champion"
+        )
+        return replace(decision, promote=False, reason=reason, awaiting_approval=True)
+    return decision
+
+
+def _judge(challenger: ModelScore, champion: ModelScore | None, policy: PromotionPolicy) -> PromotionDecision:
     if champion is None:
         return PromotionDecision(True, "no champion yet: the first model becomes champion", challenger, None, policy)
     if champion.version == challenger.version:
@@ -99,4 +121,5 @@ def score_of(version: ModelVersion, drift_window_accuracy: float | None = None) 
         accuracy=float(version.tags[ACCURACY_TAG]),
         per_class_f1={k: float(v) for k, v in json.loads(version.tags[PER_CLASS_F1_TAG]).items()},
         drift_window_accuracy=drift_window_accuracy,
+        trained_on_feedback=version.tags.get(TRAINED_ON_FEEDBACK_TAG) == "true",
     )

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 DEPLOY_STATE_TAG = "deploy_state"
 DEPLOY_DETAIL_TAG = "deploy_detail"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
+APPROVED_BY_TAG = "approved_by"
 DeployState = Literal["serving", "not_served", "failed"]
 """serving: rolled out (or loaded by the local server); not_served: nothing was running to take it;
 failed: the rollout failed or was rolled back, and the alias went back."""
@@ -86,3 +87,20 @@ def heal_champion(client: MlflowClient, name: str) -> str | None:
     )
     log.warning(message)
     return message
+
+
+def approve(client: MlflowClient, name: str, version: str, approved_by: str) -> str:
+    """A person promotes `version` (what `require_approval` waits for): it becomes champion, and the version
+    records who approved it. Returns what was done."""
+    from datetime import UTC, datetime
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        raise LookupError(f"{name} has no version {version}: list them with the MLflow UI or client") from None
+    previous = champion_version(client, name)
+    client.set_model_version_tag(name, version, APPROVED_BY_TAG, f"{approved_by} at {datetime.now(UTC).isoformat()}")
+    promote(client, name, version)
+    return f"{name} v{version} is champion (was v{previous}), approved by {approved_by}"

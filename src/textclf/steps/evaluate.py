@@ -77,6 +77,7 @@ def run_evaluate(
             metrics=metrics,
             baselines=baselines,
             labels=list(label_map.labels),
+            provenance=_provenance_of_active_run(),
         )
     )
     paths.model_card.write_text(card)
@@ -95,3 +96,22 @@ def run_evaluate(
     mlflow.log_artifact(str(paths.confusion_png), "evaluation")
     mlflow.log_text(mistakes.to_csv(index=False), "evaluation/confident_mistakes.csv")
     return evaluation
+
+
+def _provenance_of_active_run() -> list[str]:
+    """The model card's provenance lines, from the tags and parameters ingest gave the pipeline's run."""
+    import mlflow
+
+    from textclf.evaluate.report import training_provenance
+    from textclf.registry.gate import TRAINED_ON_FEEDBACK_TAG
+    from textclf.steps.ingest import TRIGGER_TAG
+
+    active = mlflow.active_run()
+    if active is None:
+        return []
+    run = mlflow.get_run(active.info.run_id)
+    return training_provenance(
+        run.data.tags.get(TRIGGER_TAG, ""),
+        run.data.params.get("extra_train_data", ""),
+        run.data.tags.get(TRAINED_ON_FEEDBACK_TAG) == "true",
+    )

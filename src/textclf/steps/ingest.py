@@ -7,6 +7,7 @@ from pathlib import Path
 
 from textclf.data.ingest import data_report, ingest
 from textclf.data.sources import DataSource
+from textclf.registry.gate import TRAINED_ON_FEEDBACK_TAG
 
 TRIGGER_TAG = "textclf.trigger"
 
@@ -47,6 +48,10 @@ def run_ingest(
         mlflow.set_tags({"textclf.pipeline": "training", "data_fingerprint": result.fingerprint})
         if trigger:
             mlflow.set_tag(TRIGGER_TAG, trigger)
+            if extra_train is not None:
+                # The monitor started this run with rows it supplied: labels anyone holding the feedback
+                # token could send. The gate (require_approval) and the model card say so.
+                mlflow.set_tag(TRAINED_ON_FEEDBACK_TAG, "true")
         mlflow.log_params(
             {
                 "data": source.spec,

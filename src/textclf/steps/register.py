@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from textclf.data.sources import DataSource
-from textclf.registry.gate import PromotionDecision
+from textclf.registry.gate import TRAINED_ON_FEEDBACK_TAG, PromotionDecision
+from textclf.steps.ingest import TRIGGER_TAG
 
 
 def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name: str, data_fingerprint: str) -> str:
@@ -23,6 +24,9 @@ def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name
     mlflow.log_artifacts(str(model_dir), "model")
     source = f"{mlflow.get_run(run_id).info.artifact_uri}/model"
     tags = version_tags(test_metrics, data_fingerprint, git_commit(), metadata.training_params)
+    # Where the training data came from travels with the version: the gate and a reviewer read it there.
+    run_tags = mlflow.get_run(run_id).data.tags
+    tags.update({name: run_tags[name] for name in (TRIGGER_TAG, TRAINED_ON_FEEDBACK_TAG) if name in run_tags})
     version = register_version(MlflowClient(), model_name, run_id, source, tags, f"data {data_fingerprint}")
     mlflow.set_tags({"registered_model": model_name, "registered_version": str(version.version)})
     return str(version.version)
@@ -34,6 +38,7 @@ def run_gate(
     min_accuracy_gain: float,
     max_class_f1_drop: float,
     drift_window_data: str = "",
+    require_approval: bool = False,
 ) -> PromotionDecision:
     """Compare the challenger with the champion on their registered test metrics (the frozen test split) and,
     for a run started by drift, on the labelled drift window too; log inputs and decision."""
@@ -66,12 +71,16 @@ def run_gate(
     decision = decide_promotion(
         score_of(client.get_model_version(model_name, version), window_accuracy.get(version)),
         score_of(champion, window_accuracy.get(str(champion.version))) if champion is not None else None,
-        PromotionPolicy(min_accuracy_gain=min_accuracy_gain, max_class_f1_drop=max_class_f1_drop),
+        PromotionPolicy(
+            min_accuracy_gain=min_accuracy_gain, max_class_f1_drop=max_class_f1_drop, require_approval=require_approval
+        ),
     )
     mlflow.log_dict(decision.to_dict(), "registry/promotion_gate.json")
     mlflow.set_tags(
         {
-            "promotion_decision": "promote" if decision.promote else "keep_champion",
+            "promotion_decision": "promote"
+            if decision.promote
+            else ("awaiting_approval" if decision.awaiting_approval else "keep_champion"),
             "promotion_reason": decision.reason,
         }
     )
