@@ -12,13 +12,14 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from textclf.config import MonitorConfig
 from textclf.monitor.check import DriftChecker
 from textclf.monitor.store import MonitorStore
 from textclf.monitoring.checks import CheckRunner, CheckSchedule
 from textclf.monitoring.prometheus import MonitorMetrics
-from textclf.monitoring.routes import problems_of, router
+from textclf.monitoring.routes import arrived_on, problems_of, router
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,28 @@ def create_app(config: MonitorConfig, store: MonitorStore, checker: DriftChecker
     app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(HTTPException, http_error)
     app.include_router(router)
+    if config.events_port:
+        app.add_middleware(EventsPortOnly, events_port=config.events_port)
     return app
+
+
+class EventsPortOnly:
+    """On `events_port` only `POST /events` is served: 404 for anything else there. That route needs no token
+    on that port (`routes.require_writer`): the network admits only the request loggers to it."""
+
+    def __init__(self, app: ASGIApp, events_port: int):
+        self.app, self.events_port = app, events_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        on_events_port = scope["type"] == "http" and arrived_on(scope, self.events_port)
+        if on_events_port and (scope["path"], scope["method"]) != ("/events", "POST"):
+            response = JSONResponse(
+                {"error": f"port {self.events_port} takes only POST /events; the other routes are on the main port"},
+                status_code=404,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -71,8 +71,17 @@ def _require(request: Request, what: str, *tokens: str) -> Access:
     return access
 
 
+def arrived_on(scope: dict, port: int) -> bool:
+    """Whether a request came in on `port` (uvicorn puts the listening socket's address in `server`)."""
+    server = scope.get("server")
+    return bool(port) and server is not None and server[1] == port
+
+
 def require_writer(request: Request) -> str:
-    """Events and checks change what the monitor decides: they take the write token. Returns the credential."""
+    """Events and checks change what the monitor decides: they take the write token, except events on the
+    events port (`events_port`, which only the request loggers can reach). Returns the credential."""
+    if arrived_on(request.scope, request.app.state.config.events_port):
+        return "events-port"
     access = _require(
         request, "write (the monitor's write_token)", request.app.state.config.write_token.get_secret_value()
     )

@@ -50,9 +50,19 @@ def configure_logging(verbose: bool) -> None:
 
 
 def serve(config: MonitorConfig, verbose: bool = False, launch_on_cluster: ClusterLauncher | None = None) -> None:
+    """One server for the app, listening on `port` and, when set, on `events_port` too."""
+    import socket
+
     import uvicorn
 
     configure_logging(verbose)
-    uvicorn.run(
-        build_app(config, launch_on_cluster), host=config.host, port=config.port, log_config=None, access_log=verbose
+    app = build_app(config, launch_on_cluster)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=verbose)
     )
+    if not config.events_port:
+        server.run()
+        return
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sockets = [socket.create_server((config.host, port), family=family) for port in (config.port, config.events_port)]
+    server.run(sockets=sockets)

@@ -180,6 +180,13 @@ class MonitorConfig(BaseModel):
     workdir: str = Field("monitor", description="where reports, retraining data and run logs are kept")
     host: str = Field(LOCAL_HOST, description="interface the service listens on")
     port: int = Field(MONITOR_PORT, ge=1, le=65535, description="HTTP port")
+    events_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="a second port serving only POST /events, without a token, for KServe's agent (which cannot "
+        "send one); admit only the predictor pods to it. 0 = none",
+    )
     public_url: str = Field(
         "", description="how pipeline steps reach this service (cluster runs); empty = hand them local paths"
     )

@@ -28,9 +28,12 @@ SERVING_NAMESPACE = "textclf"
 INFERENCE_SERVICE_NAME = REGISTERED_MODEL_NAME
 MONITOR_SERVICE_NAME = "textclf-monitor"
 MONITOR_PORT = 8000
+MONITOR_EVENTS_PORT = 8001
+"""The monitor's port for KServe's request logger alone: POST /events without a token (KServe's agent cannot
+send one); on a cluster the NetworkPolicy admits only the predictor pods to it."""
 # Where KServe's request logger sends CloudEvents: the monitoring service inside the cluster.
 MONITOR_URL = f"http://{MONITOR_SERVICE_NAME}.{SERVING_NAMESPACE}.svc.cluster.local:{MONITOR_PORT}"
-MONITOR_EVENTS_URL = f"{MONITOR_URL}/events"
+MONITOR_EVENTS_URL = f"http://{MONITOR_SERVICE_NAME}.{SERVING_NAMESPACE}.svc.cluster.local:{MONITOR_EVENTS_PORT}/events"
 DRIFT_CHECK_CRONJOB_NAME = "textclf-drift-check"
 
 # The MLflow tracking server the stack runs in its namespace; it proxies artifacts into the object store

@@ -134,3 +134,25 @@ def test_every_prediction_made_while_the_monitor_was_down_arrives_exactly_once(
     stop_process(monitor.process)
     window = store.window("textclf", store.latest_model_version("textclf")[1], 10 * PREDICTIONS)
     assert sorted(window["request_id"]) == sorted(sent), "every prediction exactly once"
+
+
+def test_the_events_port_takes_events_without_a_token_and_nothing_else(tmp_path: Path) -> None:
+    """What KServe's agent posts to (it cannot send a token; the NetworkPolicy admits only predictor pods)."""
+    events_port = free_port()
+    options = ("--check-interval", "0", "--set", f"write_token={WRITE_TOKEN}", "--set", f"events_port={events_port}")
+    monitor = start_monitor(tmp_path, free_port(), *options)
+    events_url = f"http://127.0.0.1:{events_port}"
+    try:
+        with httpx.Client(timeout=30) as client:
+            request, _ = v2_exchange(["a text"], ["positive"])
+            headers, body = binary_cloud_event("port-1", "request", request)
+            assert client.post(f"{monitor.url}/events", headers=headers, content=body).status_code == 401
+            assert client.post(f"{events_url}/events", headers=headers, content=body).status_code == 200
+            for method, path in (("GET", "/health"), ("POST", "/feedback"), ("POST", "/checks"), ("GET", "/events")):
+                refused = client.request(method, f"{events_url}{path}", json={"request_id": "port-1", "label": "x"})
+                assert refused.status_code == 404, path
+                assert "only POST /events" in refused.json()["error"]
+            assert client.get(f"{monitor.url}/health").status_code == 200
+    finally:
+        stop_process(monitor.process)
+    assert MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}").event_ids() == {("port-1", "request")}

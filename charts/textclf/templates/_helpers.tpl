@@ -10,6 +10,11 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 http://textclf-monitor.{{ .Release.Namespace }}.svc.cluster.local:8000
 {{- end }}
 
+{{/* Where KServe's agent posts request logs: the monitor's events port (POST /events only, no token). */}}
+{{- define "textclf.monitorEventsUrl" -}}
+http://textclf-monitor.{{ .Release.Namespace }}.svc.cluster.local:8001/events
+{{- end }}
+
 {{/* MLflow: the chart's own server unless mlflow.url names another one. */}}
 {{- define "textclf.mlflowUrl" -}}
 {{- if .Values.mlflow.url -}}
