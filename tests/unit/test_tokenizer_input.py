@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.support.hostile import HOSTILE_SHAPES
 from textclf.config import ServingConfig
 from textclf.data.cleaning import CleaningConfig, clean_text
-from textclf.serve.classifier import tokenizer_input
+from textclf.data.preprocess import tokenizer_input
 from textclf.train.modeling import PACKAGED_MINILM, resolve_base_model
 
 pytestmark = pytest.mark.unit

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from textclf.data.cleaning import CleaningConfig, clean_texts
+from textclf.data.preprocess import tokenizer_input
 from textclf.runtime.cpu import configure_torch_threads, cpu_supports_bf16
 
 if TYPE_CHECKING:
@@ -22,31 +23,6 @@ if TYPE_CHECKING:
 # Sequence lengths rounded up to this: fewer distinct shapes, so oneDNN's per-shape kernels and caches are
 # reused instead of rebuilt. 8 costs a 20-word text nothing measurable; 16 cost it 1 ms in 5.
 PAD_TO_MULTIPLE_OF = 8
-# Characters of a long text handed to the tokenizer at first, per token of the model's max_length. Fast
-# tokenizers read a whole text even when they truncate it: 100,000 characters of U+FDFA (1.8 million once
-# NFKC-normalized) took 3 s here. 16 characters a token is several times what English or Chinese needs.
-TOKENIZER_CHARS_PER_TOKEN = 16
-
-
-def tokenizer_input(tokenizer: PreTrainedTokenizerBase, text: str, max_length: int) -> str:
-    """The part of a cleaned text the tokenizer needs to encode it at `max_length`: the whole text, or, for a
-    long one, a prefix that ends after a complete word and already holds more than `max_length` tokens.
-
-    A fast tokenizer normalizes and splits text into words locally and encodes each word on its own, so the
-    tokens of the words before the prefix's cut are the whole text's: the first `max_length` tokens agree, and
-    the encoding still reports the truncation. The word the cut falls in is dropped (its tokens could differ).
-    A prefix with fewer tokens (a few enormous words) gives way to the whole text."""
-    budget = max_length * TOKENIZER_CHARS_PER_TOKEN
-    if len(text) <= budget or not tokenizer.is_fast:
-        return text
-    encoding = tokenizer(text[:budget], add_special_tokens=False, truncation=False, return_offsets_mapping=True)
-    word_ids = encoding.word_ids()
-    if not word_ids or word_ids[-1] is None:
-        return text
-    complete_tokens = word_ids.index(word_ids[-1])  # the tokens before the last word's first
-    if complete_tokens <= max_length:
-        return text
-    return text[: encoding["offset_mapping"][complete_tokens - 1][1]]
 
 
 def predict_probabilities(
