@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.registry import NAME, register_two_versions
 from tests.support.servers import free_port, textclf_server
 
 pytestmark = pytest.mark.integration
 
-NAME = "deploy-test"
 ADMIN_TOKEN = "deploy-test-admin-token"
 
 
@@ -24,35 +24,6 @@ def _admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
     from textclf.deploy.local_server import ADMIN_TOKEN_VARIABLE
 
     monkeypatch.setenv(ADMIN_TOKEN_VARIABLE, ADMIN_TOKEN)
-
-
-def register_two_versions(tracking_uri: str, model_dir: Path, second_model_dir: Path | None = None) -> list[str]:
-    """Two registered versions of the fixture model, each from its own run, version 1 as champion (and
-    serving: its deploy_state says so)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from textclf.registry.serving_state import promote, record_deploy
-    from textclf.registry.tracking import configure, ensure_experiment
-    from textclf.registry.versions import register_version
-
-    previous = mlflow.get_tracking_uri()
-    try:
-        experiment_id = ensure_experiment("deploy-test", tracking_uri)
-        configure(tracking_uri)
-        client = MlflowClient(tracking_uri, tracking_uri)
-        run_ids = []
-        for directory in (model_dir, second_model_dir or model_dir):
-            with mlflow.start_run(experiment_id=experiment_id) as run:
-                mlflow.log_artifacts(str(directory), "model")
-                register_version(client, NAME, run.info.run_id, f"{run.info.artifact_uri}/model", {})
-                run_ids.append(run.info.run_id)
-        promote(client, NAME, "1")
-        record_deploy(client, NAME, "1", "serving", "the fixture's first version")
-        return run_ids
-    finally:
-        mlflow.set_tracking_uri(previous)
-        mlflow.set_registry_uri(previous)
 
 
 def champion_server(tmp_path: Path, tracking_uri: str):
@@ -151,41 +122,3 @@ def test_a_champion_promoted_but_never_deployed_is_healed_back_to_the_version_se
     assert "never deployed" in heal_champion(client, NAME)
     assert champion_version(client, NAME) == "1"
     assert heal_champion(client, NAME) is None, "healing twice changes nothing"
-
-
-def test_require_approval_holds_a_challenger_trained_on_feedback_until_textclf_promote(
-    step_inputs: dict, tmp_path: Path
-) -> None:
-    import json
-
-    from mlflow.tracking import MlflowClient
-    from typer.testing import CliRunner
-
-    from textclf.cli import app
-    from textclf.registry.gate import ACCURACY_TAG, PER_CLASS_F1_TAG, TRAINED_ON_FEEDBACK_TAG
-    from textclf.registry.serving_state import champion_version
-    from textclf.registry.tracking import resume_run
-    from textclf.steps.register import run_gate
-
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_ids = register_two_versions(tracking_uri, step_inputs["model"])
-    client = MlflowClient(tracking_uri, tracking_uri)
-    for version, accuracy in (("1", 0.5), ("2", 0.9)):
-        client.set_model_version_tag(NAME, version, ACCURACY_TAG, str(accuracy))
-        client.set_model_version_tag(NAME, version, PER_CLASS_F1_TAG, json.dumps({"positive": accuracy}))
-    client.set_model_version_tag(NAME, "2", TRAINED_ON_FEEDBACK_TAG, "true")
-
-    with resume_run(tracking_uri, run_ids[1]):
-        held = run_gate(NAME, "2", 0.0, 0.05, require_approval=True)
-    assert not held.promote and held.awaiting_approval and "textclf promote 2" in held.reason
-    assert client.get_run(run_ids[1]).data.tags["promotion_decision"] == "awaiting_approval"
-    assert champion_version(client, NAME) == "1"
-
-    approved = CliRunner().invoke(
-        app, ["promote", "2", "--model-name", NAME, "--tracking-uri", tracking_uri, "--approved-by", "a reviewer"]
-    )
-    assert approved.exit_code == 0, approved.output
-    assert champion_version(client, NAME) == "2"
-    assert client.get_model_version(NAME, "2").tags["approved_by"].startswith("a reviewer at ")
-    missing = CliRunner().invoke(app, ["promote", "9", "--model-name", NAME, "--tracking-uri", tracking_uri])
-    assert missing.exit_code == 2
