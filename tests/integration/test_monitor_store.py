@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from tests.support.events import binary_cloud_event, v2_exchange
 from textclf.monitor.events import parse_event
 from textclf.monitor.store import Feedback, MonitorStore
-from textclf.monitor.tables import events_table, metadata, predictions_table
+from textclf.monitor.tables import events_table, feedback_table, metadata, predictions_table
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +138,51 @@ def test_only_one_of_many_racing_checks_claims_an_episode(store: MonitorStore) -
     assert len(store.retraining_runs()) == 1
     assert store.retraining_history("textclf", "1") == (1, now)
     assert store.retraining_history("textclf", "2") == (0, now)
+
+
+def test_a_future_dated_event_is_dated_at_its_arrival(store: MonitorStore) -> None:
+    """A sender's clock (or a forger) cannot make an event the newest for good."""
+    request, response = exchange_events("from-the-future", ["a text"], ["positive"])
+    arrival = datetime.now(UTC)
+    future = arrival + timedelta(days=3650)
+    for event in (request, response):
+        store.add_event(replace(event, time=future), received_at=arrival)
+    window = store.window("textclf", "1", 10)
+    assert window["time"].max().to_pydatetime() <= arrival
+
+
+def test_retention_deletes_old_events_predictions_and_feedback_only(store: MonitorStore) -> None:
+    long_ago, now = datetime.now(UTC) - timedelta(days=60), datetime.now(UTC)
+    for event_id, moment in (("old", long_ago), ("new", now)):
+        for event in exchange_events(event_id, ["a text"], ["positive"]):
+            store.add_event(replace(event, time=moment), received_at=moment)
+        store.add_feedback([Feedback(event_id, "negative", source="feedback-token@10.0.0.1")], received_at=moment)
+
+    removed = store.prune(now - timedelta(days=30))
+
+    assert removed == {"inference_events": 2, "predictions": 1, "feedback": 1}
+    assert {request_id for request_id, _ in store.event_ids()} == {"new"}
+    (row,) = store.labelled().itertuples()
+    assert row.request_id == "new"
+    with store.engine.connect() as connection:
+        assert connection.execute(feedback_table.select()).one().source == "feedback-token@10.0.0.1"
+
+
+def test_a_store_made_before_feedback_sources_gets_the_column(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                'CREATE TABLE feedback (request_id VARCHAR(200), "index" INTEGER, label VARCHAR(200), '
+                'received_at DATETIME, PRIMARY KEY (request_id, "index"))'
+            )
+        )
+        connection.execute(sa.text("INSERT INTO feedback VALUES ('r', 0, 'positive', '2026-01-01 00:00:00')"))
+    store = MonitorStore(url).create()
+    store.add_feedback([Feedback("r2", "negative", source="write-token@127.0.0.1")])
+    with store.engine.connect() as connection:
+        sources = {row.request_id: row.source for row in connection.execute(feedback_table.select())}
+    assert sources == {"r": "", "r2": "write-token@127.0.0.1"}
