@@ -11,8 +11,8 @@ dependencies (`app.state`), so each route can be tested alone with its dependenc
   process answers; a database briefly away must not get the pod restarted).
 
 With `write_token` set, `/events` and `/checks` need `Authorization: Bearer <write_token>`; `/feedback` takes
-`feedback_token` (or `write_token`). Basic authentication with the token as password works too (KServe's agent
-sends the logger URL's user information that way).
+`feedback_token` (or `write_token`). Basic authentication with the token as password works too. KServe's agent
+sends no token at all: with `events_port` set, `POST /events` on that port needs none (see `arrived_on`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from textclf.config import MonitorConfig
 from textclf.evaluate.metrics import label_quality
 from textclf.monitor.check import CHECK_REPORT_PREFIX, CheckOutcome, DriftChecker
-from textclf.monitor.events import MAX_ID_CHARS, MalformedEvent, parse_event
+from textclf.monitor.events import MalformedEvent, parse_event
 from textclf.monitor.store import Feedback, MonitorStore
 from textclf.monitoring.checks import CheckRunner
 from textclf.monitoring.prometheus import MonitorMetrics
@@ -164,7 +164,7 @@ async def events(request: Request, _: Writer, config: Config, store: Store, metr
         metrics.malformed_events.labels("unmonitored_model").inc()
         return JSONResponse(
             {
-                "error": f"model {event.model_name[:MAX_ID_CHARS]!r} is not monitored here (model_names: "
+                "error": f"model {event.model_name!r} is not monitored here (model_names: "
                 f"{config.model_names}); send its events to its own monitor or add it to model_names"
             },
             status_code=422,

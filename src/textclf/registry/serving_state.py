@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Literal
 
 from textclf.names import CHAMPION_ALIAS
+from textclf.registry.versions import current_champion
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -27,12 +28,8 @@ failed: the rollout failed or was rolled back, and the alias went back."""
 
 
 def champion_version(client: MlflowClient, name: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
-    except MlflowException:
-        return None
+    champion = current_champion(client, name)
+    return str(champion.version) if champion is not None else None
 
 
 def promote(client: MlflowClient, name: str, version: str) -> None:
@@ -55,10 +52,11 @@ def restore_after_failed_deploy(
     reports it, else the one the failed version replaced). Returns what was done, for the log and the run."""
     record_deploy(client, name, failed_version, "failed", reason)
     target = serving_version or client.get_model_version(name, failed_version).tags.get(PREVIOUS_CHAMPION_TAG)
+    current = champion_version(client, name)
     if not target or target == failed_version:
         message = f"champion stays v{failed_version}: no other version is known to serve"
-    elif champion_version(client, name) != failed_version:
-        message = f"champion is v{champion_version(client, name)} already (moved since): left as it is"
+    elif current != failed_version:
+        message = f"champion is v{current} already (moved since): left as it is"
     else:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, target)
         message = f"champion moved back from v{failed_version} to v{target}, which serves"

@@ -1,9 +1,8 @@
 """Shared-secret authentication of state-changing requests: one check for every server of the stack.
 
 A client sends `Authorization: Bearer <token>`. Basic authentication with the token as the password is
-accepted too, because KServe's agent cannot add headers to the request-logger events it sends, but Go's HTTP
-client (which it uses) turns a URL's user information (`http://textclf:<token>@monitor/events`) into
-`Authorization: Basic` (net/http, client.go `send`)."""
+accepted too, for clients that only take credentials in a URL (Go's net/http, for one, turns a URL's user
+information into `Authorization: Basic`, client.go `send`)."""
 
 from __future__ import annotations
 
