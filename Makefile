@@ -8,17 +8,27 @@ MONITOR_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run serve monitor demo-drift test lint format compile manifests bench bench-train bench-serve \
-	bench-drift bench-soak clean cluster images load install-kfp install-kserve deploy pipeline e2e down
+	bench-drift bench-soak clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
+	down torch-cpu
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
+# docs/cluster.md lists the upstream file behind every name, port and flag used below.
 CLUSTER_NAME ?= textclf
-KIND_NODE_IMAGE ?= kindest/node:v1.33.1
+# kind v0.29.0's own default node image (pkg/apis/config/defaults/image.go), digest included.
+KIND_NODE_IMAGE ?= kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f
 KFP_VERSION ?= 2.14.3
-CERT_MANAGER_VERSION ?= v1.18.2
+# The pipeline-spec schema KFP_VERSION's API server parses strictly (kfp 2.14.3 requires kfp-pipeline-spec==2.14.0);
+# `make install` puts it beside the venv and a unit test parses the committed spec with it.
+KFP_BACKEND_PIPELINE_SPEC ?= 2.14.0
+CERT_MANAGER_VERSION ?= v1.21.1
+METRICS_SERVER_VERSION ?= v0.8.1
 KSERVE_VERSION ?= v0.21.0
 KSERVE_CHART_REPO ?= oci://ghcr.io/kserve/charts
-# KServe's Kubernetes-native mode: "Standard" since KServe 0.17 (formerly "RawDeployment").
+# KServe's Kubernetes-native mode: "Standard" since KServe 0.17 (formerly "RawDeployment"); "Knative" needs Knative
+# Serving and is the mode with canary rollouts.
 KSERVE_DEPLOYMENT_MODE ?= Standard
+# The e2e installs PyTorch's CPU build from this index (PyPI's default torch is the multi-GB CUDA build).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 NAMESPACE ?= textclf
 KFP_UI_NODE_PORT ?= 30080
 KFP_HOST ?= http://localhost:8080
@@ -33,9 +43,16 @@ $(BIN)/textclf: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/kfp-backend-pipeline-spec \
+		kfp-pipeline-spec==$(KFP_BACKEND_PIPELINE_SPEC)
 	@touch $@
 
 install: $(BIN)/textclf ## create .venv and install textclf with its test tools (CPU PyTorch)
+
+torch-cpu: ## a fresh runner: .venv with PyTorch's CPU build first (the torch pin in pyproject.toml), then `make install`
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --index-url $(TORCH_CPU_INDEX) \
+		"$$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')"
 
 run: install ## install, then run the whole training pipeline on the embedded demo data (kfp.local)
 	$(BIN)/textclf run
@@ -88,6 +105,10 @@ cluster: ## kind cluster "textclf" from kind-config.yaml (1 control plane + 1 wo
 	@kind get clusters 2>/dev/null | grep -qx $(CLUSTER_NAME) \
 		|| kind create cluster --name $(CLUSTER_NAME) --image $(KIND_NODE_IMAGE) --config kind-config.yaml
 	$(KUBECTL) wait --for=condition=Ready nodes --all --timeout=300s
+	@# kind keeps the control plane's NoSchedule taint when there is a worker; remove it (as kind itself does on
+	@# one-node clusters) so the stack's pods spread over both nodes.
+	$(KUBECTL) taint nodes $(CLUSTER_NAME)-control-plane node-role.kubernetes.io/control-plane:NoSchedule- \
+		2>/dev/null || true
 
 images: install ## docker build the components, serving and monitor images (names from src/textclf/names.py)
 	$(BIN)/python -m textclf.names | while read -r image target; do \
@@ -108,11 +129,26 @@ install-kfp: ## Kubeflow Pipelines standalone (KFP_VERSION, pinned); its UI and 
 install-kserve: ## cert-manager and KServe (pinned versions) in Standard (RawDeployment) mode
 	$(KUBECTL) apply -f https://github.com/cert-manager/cert-manager/releases/download/$(CERT_MANAGER_VERSION)/cert-manager.yaml
 	$(KUBECTL) -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
+	@# Available is not enough: the webhook answers only once it has its CA. A server-side dry run of an Issuer
+	@# goes through that webhook (what `cmctl check api` does).
+	@for attempt in $$(seq 60); do \
+		printf '%s\n' 'apiVersion: cert-manager.io/v1' 'kind: Issuer' \
+			'metadata: {name: textclf-api-check, namespace: cert-manager}' 'spec: {selfSigned: {}}' \
+			| $(KUBECTL) apply --dry-run=server -f - >/dev/null 2>&1 && exit 0; sleep 5; done; \
+		echo "cert-manager's webhook did not answer within 300 s" >&2; exit 1
 	$(HELM) upgrade --install kserve-crd $(KSERVE_CHART_REPO)/kserve-crd --version $(KSERVE_VERSION) \
 		--namespace kserve --create-namespace --wait
-	$(HELM) upgrade --install kserve $(KSERVE_CHART_REPO)/kserve --version $(KSERVE_VERSION) --namespace kserve \
-		--set kserve.controller.deploymentMode=$(KSERVE_DEPLOYMENT_MODE) \
+	$(HELM) upgrade --install kserve-resources $(KSERVE_CHART_REPO)/kserve-resources --version $(KSERVE_VERSION) \
+		--namespace kserve --set kserve.controller.deploymentMode=$(KSERVE_DEPLOYMENT_MODE) \
 		--set kserve.controller.gateway.disableIngressCreation=true --wait --timeout 10m
+
+install-metrics-server: ## metrics-server (pinned), which the predictor's CPU autoscaler (HPA) reads
+	$(KUBECTL) apply -f https://github.com/kubernetes-sigs/metrics-server/releases/download/$(METRICS_SERVER_VERSION)/components.yaml
+	@# kind's kubelets serve self-signed certificates (metrics-server README: --kubelet-insecure-tls, testing only).
+	$(KUBECTL) -n kube-system get deployment metrics-server -o jsonpath='{.spec.template.spec.containers[0].args}' \
+		| grep -q -- --kubelet-insecure-tls || $(KUBECTL) -n kube-system patch deployment metrics-server --type json -p \
+		'[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--kubelet-insecure-tls"}]'
+	$(KUBECTL) -n kube-system rollout status deployment metrics-server --timeout=300s
 
 deploy: ## the stack through Helm (MLflow, predictor RBAC, monitor) with the Secrets it reads
 	$(KUBECTL) create namespace $(NAMESPACE) --dry-run=client -o yaml | $(KUBECTL) apply -f -

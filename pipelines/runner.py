@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,49 @@ def run_local(config: PipelineConfig, pipeline_root: Path) -> None:
     training_pipeline(**config.model_dump())
 
 
-def submit(config: PipelineConfig, host: str, experiment: str, wait: bool, timeout_seconds: int) -> str:
-    """Compile and submit to a Kubeflow Pipelines endpoint; returns the KFP run id."""
+# KFP's v2beta1 RuntimeState (backend/api/v2beta1/run.proto at 2.14.3): a run ends in one of these. The kfp
+# client's own wait_for_run_completion returns on FAILED without raising and never ends on CANCELED.
+FINISHED_STATES = frozenset({"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"})
+
+
+class PipelineRunFailed(RuntimeError):
+    """A Kubeflow Pipelines run ended in a state other than SUCCEEDED, or did not end in time."""
+
+
+def wait_for_run(
+    get_run: Callable[[str], Any],
+    run_id: str,
+    timeout_seconds: int,
+    poll_seconds: float = 10,
+) -> None:
+    """Return once the run SUCCEEDED; raise `PipelineRunFailed` with the run's state and error otherwise."""
+    clock, sleep = time.monotonic, time.sleep
+    deadline = clock() + timeout_seconds
+    while True:
+        run = get_run(run_id)
+        state = str(run.state or "RUNTIME_STATE_UNSPECIFIED").upper()
+        if state == "SUCCEEDED":
+            return
+        if state in FINISHED_STATES:
+            error = getattr(run, "error", None)
+            detail = f": {error.message}" if error is not None and getattr(error, "message", None) else ""
+            raise PipelineRunFailed(f"run {run_id} ended {state}{detail}")
+        if clock() >= deadline:
+            raise PipelineRunFailed(f"run {run_id} still {state} after {timeout_seconds}s")
+        sleep(poll_seconds)
+
+
+def submit(
+    config: PipelineConfig,
+    host: str,
+    experiment: str,
+    wait: bool,
+    timeout_seconds: int,
+    announce: Callable[[str], None] | None = None,
+) -> str:
+    """Compile and submit to a Kubeflow Pipelines endpoint; returns the KFP run id. `announce` hears the run id
+    as soon as the run exists. With `wait`, returns only when the run SUCCEEDED and raises `PipelineRunFailed`
+    otherwise."""
     import tempfile
 
     import kfp
@@ -56,8 +99,10 @@ def submit(config: PipelineConfig, host: str, experiment: str, wait: bool, timeo
             experiment_name=experiment,
             enable_caching=False,
         )
+    if announce is not None:
+        announce(run.run_id)
     if wait:
-        client.wait_for_run_completion(run.run_id, timeout=timeout_seconds)
+        wait_for_run(client.get_run, run.run_id, timeout_seconds)
     return run.run_id
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from kubernetes.client import (
     V1Capabilities,
@@ -27,17 +28,40 @@ from kubernetes.client import (
 )
 
 from textclf.deploy.manifests import kubernetes_schema_errors, policy_violations
-from textclf.deploy.rollout import DeployError, RolloutStep, after_wait, first_rollout_step
+from textclf.deploy.rollout import (
+    DeployError,
+    DeploymentRollout,
+    RolloutStep,
+    ServingPlan,
+    after_wait,
+    first_rollout_step,
+    request_rate_query,
+    rollout_pending,
+)
 from textclf.names import AUTH_SECRET, PREDICTOR_SERVICE_ACCOUNT, SERVING_IMAGE, SERVING_RESOURCES, StepResources
 
 logger = logging.getLogger(__name__)
 
 HTTP_PORT = 8080
 MODEL_MOUNT = "/mnt/models"
-# KServe's Kubernetes-native mode (called Standard since KServe 0.17, which still accepts this name).
+CONTAINER_NAME = "kserve-container"
+# KServe's annotations (pkg/constants/constants.go): the mode ("Standard" since 0.17, formerly RawDeployment;
+# "Knative", formerly Serverless) and the autoscaler of Standard mode.
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
-DEPLOYMENT_MODE = "RawDeployment"
+AUTOSCALER_CLASS_ANNOTATION = "serving.kserve.io/autoscalerClass"
+# KServe's own scraping switch points prometheus.io/port at 9091, Knative's queue-proxy, which Standard mode's
+# pods lack (pkg/webhook/admission/pod/metrics_aggregate_injector.go): switch it off so the webhook keeps ours,
+# which name the model server's /metrics (docs/cluster.md).
+PROMETHEUS_POD_ANNOTATIONS = {
+    "serving.kserve.io/enable-prometheus-scraping": "false",
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(HTTP_PORT),
+    "prometheus.io/path": "/metrics",
+}
+MODEL_VERSION_ANNOTATION = "textclf.io/model-version"
 NON_ROOT_USER = 1000
+KSERVE_GROUP, KSERVE_VERSION, KSERVE_PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -49,11 +73,54 @@ class InferenceServiceSettings:
     image: str = SERVING_IMAGE
     resources: StepResources = SERVING_RESOURCES
     request_logger_url: str = ""
+    plan: ServingPlan = field(default_factory=ServingPlan)
+    # The traffic share this spec gives the new revision (Knative mode's canary step); None = all of it.
     canary_traffic_percent: int | None = None
-    min_replicas: int = 1
-    max_replicas: int = 3
     # Holds the object store's credentials Secret, which KServe's storage initializer reads.
     service_account_name: str = PREDICTOR_SERVICE_ACCOUNT
+
+
+def _auto_scaling(settings: InferenceServiceSettings) -> Any:
+    """The predictor's `autoScaling` for Standard mode: CPU utilisation through an HPA, or the request rate
+    through a KEDA ScaledObject querying Prometheus; None without an autoscaler (and in Knative mode, whose own
+    autoscaler scales between min and max replicas)."""
+    from kserve import (
+        V1beta1AutoScalingSpec,
+        V1beta1ExternalMetrics,
+        V1beta1ExternalMetricSource,
+        V1beta1MetricsSpec,
+        V1beta1MetricTarget,
+        V1beta1ResourceMetricSource,
+    )
+
+    plan = settings.plan
+    if plan.deployment_mode != "Standard" or plan.autoscaler == "none":
+        return None
+    if plan.autoscaler == "hpa":
+        metric = V1beta1MetricsSpec(
+            type="Resource",
+            resource=V1beta1ResourceMetricSource(
+                name="cpu",
+                target=V1beta1MetricTarget(type="Utilization", average_utilization=plan.cpu_target_utilization),
+            ),
+        )
+    else:
+        metric = V1beta1MetricsSpec(
+            type="External",
+            external=V1beta1ExternalMetricSource(
+                metric=V1beta1ExternalMetrics(
+                    backend="prometheus",
+                    server_address=plan.keda_prometheus_url,
+                    query=request_rate_query(settings.namespace, settings.name),
+                ),
+                target=V1beta1MetricTarget(type="Value", value=_quantity(plan.keda_requests_per_second)),
+            ),
+        )
+    return V1beta1AutoScalingSpec(metrics=[metric])
+
+
+def _quantity(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def build_inference_service(settings: InferenceServiceSettings) -> Any:
@@ -67,8 +134,9 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
         constants,
     )
 
+    plan = settings.plan
     container = V1Container(
-        name="kserve-container",
+        name=CONTAINER_NAME,
         image=settings.image,
         command=["textclf"],
         args=[
@@ -130,11 +198,17 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
             seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
         ),
         volumes=[V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource(size_limit="1Gi"))],
-        min_replicas=settings.min_replicas,
-        max_replicas=settings.max_replicas,
-        canary_traffic_percent=settings.canary_traffic_percent,
+        min_replicas=plan.min_replicas,
+        max_replicas=plan.max_replicas,
+        auto_scaling=_auto_scaling(settings),
+        canary_traffic_percent=settings.canary_traffic_percent if plan.canaries else None,
         logger=V1beta1LoggerSpec(mode="all", url=settings.request_logger_url) if settings.request_logger_url else None,
     )
+    annotations = {MODEL_VERSION_ANNOTATION: settings.model_version, DEPLOYMENT_MODE_ANNOTATION: plan.deployment_mode}
+    if plan.deployment_mode == "Standard":
+        annotations[AUTOSCALER_CLASS_ANNOTATION] = plan.autoscaler
+        if plan.autoscaler == "keda":
+            annotations.update(PROMETHEUS_POD_ANNOTATIONS)
     return V1beta1InferenceService(
         api_version=constants.KSERVE_V1BETA1,
         kind=constants.KSERVE_KIND_INFERENCESERVICE,
@@ -146,10 +220,7 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
                 "app.kubernetes.io/component": "predictor",
                 "app.kubernetes.io/part-of": "textclf",
             },
-            annotations={
-                "textclf.io/model-version": settings.model_version,
-                DEPLOYMENT_MODE_ANNOTATION: DEPLOYMENT_MODE,
-            },
+            annotations=annotations,
         ),
         spec=V1beta1InferenceServiceSpec(predictor=predictor),
     )
@@ -162,68 +233,221 @@ def as_manifest(inference_service: Any) -> dict:
     return ApiClient().sanitize_for_serialization(inference_service)
 
 
-def _serving_storage_uri(existing: dict | None) -> str | None:
-    if existing is None:
+def serving_storage_uri(manifest: dict | None) -> str | None:
+    """The STORAGE_URI of the kserve-container in an InferenceService's predictor or a Deployment's pod template."""
+    if manifest is None:
         return None
-    for container in existing.get("spec", {}).get("predictor", {}).get("containers", []):
-        for variable in container.get("env", []):
-            if variable.get("name") == "STORAGE_URI":
-                return variable.get("value")
+    spec = manifest.get("spec", {})
+    pod = spec.get("predictor") or spec.get("template", {}).get("spec", {})
+    for container in pod.get("containers", []):
+        if container.get("name") == CONTAINER_NAME:
+            for variable in container.get("env", []):
+                if variable.get("name") == "STORAGE_URI":
+                    return variable.get("value")
     return None
 
 
-def roll_out(settings: InferenceServiceSettings, canary_percent: int, timeout_seconds: int) -> str:
-    """Create or patch the InferenceService, wait for Ready, then promote the canary or roll it back;
-    the previous revision keeps serving until the new one is Ready. Returns what happened."""
-    from kserve import KServeClient
-    from kubernetes.client.exceptions import ApiException
+class ClusterApi(Protocol):
+    """The Kubernetes calls a rollout makes; `KubernetesApi` makes them for real, tests use an in-memory one."""
 
-    client = KServeClient()
-    try:
-        existing = client.get(settings.name, namespace=settings.namespace)
-    except (RuntimeError, ApiException) as error:
-        if "404" not in str(error) and "Not Found" not in str(error):
+    def get_inference_service(self, namespace: str, name: str) -> dict | None: ...
+
+    def create_inference_service(self, namespace: str, body: dict) -> dict: ...
+
+    def replace_inference_service(self, namespace: str, name: str, body: dict) -> dict: ...
+
+    def get_deployment(self, namespace: str, name: str) -> dict | None: ...
+
+
+class KubernetesApi:
+    """In-cluster (the deploy step's ServiceAccount) or the current kubeconfig context."""
+
+    def __init__(self) -> None:
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        self._api_client = client.ApiClient()
+        self._custom = client.CustomObjectsApi(self._api_client)
+        self._apps = client.AppsV1Api(self._api_client)
+
+    def _absent_is_none(self, call: Any, *arguments: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return call(*arguments)
+        except ApiException as error:
+            if error.status == 404:
+                return None
             raise
-        existing = None
-    step = first_rollout_step(_serving_storage_uri(existing), settings.storage_uri, canary_percent)
+
+    def get_inference_service(self, namespace: str, name: str) -> dict | None:
+        return self._absent_is_none(
+            self._custom.get_namespaced_custom_object, KSERVE_GROUP, KSERVE_VERSION, namespace, KSERVE_PLURAL, name
+        )
+
+    def create_inference_service(self, namespace: str, body: dict) -> dict:
+        return self._custom.create_namespaced_custom_object(
+            KSERVE_GROUP, KSERVE_VERSION, namespace, KSERVE_PLURAL, body
+        )
+
+    def replace_inference_service(self, namespace: str, name: str, body: dict) -> dict:
+        return self._custom.replace_namespaced_custom_object(
+            KSERVE_GROUP, KSERVE_VERSION, namespace, KSERVE_PLURAL, name, body
+        )
+
+    def get_deployment(self, namespace: str, name: str) -> dict | None:
+        deployment = self._absent_is_none(self._apps.read_namespaced_deployment, name, namespace)
+        return None if deployment is None else self._api_client.sanitize_for_serialization(deployment)
+
+
+def _ready_condition(inference_service: dict) -> tuple[bool, str]:
+    for condition in inference_service.get("status", {}).get("conditions", []):
+        if condition.get("type") == "Ready":
+            reason = condition.get("message") or condition.get("reason") or ""
+            return condition.get("status") == "True", reason
+    return False, "no Ready condition yet"
+
+
+def deployment_rollout(deployment: dict | None) -> DeploymentRollout | None:
+    if deployment is None:
+        return None
+    spec, status = deployment.get("spec", {}), deployment.get("status", {})
+    problems = [
+        condition.get("message", "")
+        for condition in status.get("conditions", [])
+        if (condition.get("type"), condition.get("status")) in {("Progressing", "False"), ("ReplicaFailure", "True")}
+    ]
+    return DeploymentRollout(
+        generation=deployment.get("metadata", {}).get("generation", 0),
+        observed_generation=status.get("observedGeneration", 0),
+        replicas=spec.get("replicas", 1),
+        updated_replicas=status.get("updatedReplicas", 0),
+        available_replicas=status.get("availableReplicas", 0),
+        total_replicas=status.get("replicas", 0),
+        storage_uri=serving_storage_uri(deployment),
+        problem="; ".join(p for p in problems if p),
+    )
+
+
+def rolled_out(api: ClusterApi, settings: InferenceServiceSettings, previous_revision: str | None) -> str:
+    """Why the new spec does not serve yet ("" once it does).
+
+    In Standard mode KServe copies the predictor Deployment's observedGeneration into the InferenceService's
+    status (inference_service_status.go, PropagateRawStatus), so the InferenceService's Ready condition and
+    generation cannot tell an old pod from a new one. The Deployment can: its pod template must hold the new
+    STORAGE_URI and have rolled out to every replica. In Knative mode the predictor's latest created revision
+    must differ from the one before the change and be the latest ready one."""
+    inference_service = api.get_inference_service(settings.namespace, settings.name)
+    if inference_service is None:
+        return "the InferenceService is gone"
+    ready, reason = _ready_condition(inference_service)
+    if settings.plan.deployment_mode == "Knative":
+        predictor = inference_service.get("status", {}).get("components", {}).get("predictor", {})
+        created = predictor.get("latestCreatedRevision")
+        if created is None or created == previous_revision:
+            return "Knative has not created the new revision yet"
+        if predictor.get("latestReadyRevision") != created:
+            return f"revision {created} is not ready: {reason}"
+        return "" if ready else f"not Ready: {reason}"
+    rollout = deployment_rollout(api.get_deployment(settings.namespace, f"{settings.name}-predictor"))
+    pending = rollout_pending(rollout, settings.storage_uri)
+    if pending:
+        problem = rollout.problem if rollout is not None else ""
+        return f"{pending}{f' ({problem})' if problem else ''}"
+    return "" if ready else f"not Ready: {reason}"
+
+
+def _wait(
+    api: ClusterApi,
+    settings: InferenceServiceSettings,
+    previous_revision: str | None,
+    timeout_seconds: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> str:
+    """Poll until the spec serves; "" then, else the last reason it did not."""
+    deadline = clock() + timeout_seconds
+    while True:
+        pending = rolled_out(api, settings, previous_revision)
+        if not pending or clock() >= deadline:
+            return pending
+        sleep(POLL_SECONDS)
+
+
+def _predictor_revision(inference_service: dict | None) -> str | None:
+    if inference_service is None:
+        return None
+    return inference_service.get("status", {}).get("components", {}).get("predictor", {}).get("latestCreatedRevision")
+
+
+def _apply(api: ClusterApi, settings: InferenceServiceSettings, step: RolloutStep, existing: dict | None) -> None:
+    """Create, or replace the whole spec (labels and annotations too) so no field of the previous one lingers."""
+    body = as_manifest(build_inference_service(replace(settings, canary_traffic_percent=step.canary_traffic_percent)))
+    if existing is None:
+        api.create_inference_service(settings.namespace, body)
+        return
+    body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+    api.replace_inference_service(settings.namespace, settings.name, body)
+
+
+def _reapply_previous(api: ClusterApi, settings: InferenceServiceSettings, previous: dict) -> None:
+    current = api.get_inference_service(settings.namespace, settings.name)
+    body = {
+        "apiVersion": previous["apiVersion"],
+        "kind": previous["kind"],
+        "metadata": {
+            "name": settings.name,
+            "namespace": settings.namespace,
+            "labels": previous["metadata"].get("labels", {}),
+            "annotations": {
+                key: value
+                for key, value in previous["metadata"].get("annotations", {}).items()
+                if key != "kubectl.kubernetes.io/last-applied-configuration"
+            },
+        },
+        "spec": previous["spec"],
+    }
+    if current is None:
+        api.create_inference_service(settings.namespace, body)
+        return
+    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    api.replace_inference_service(settings.namespace, settings.name, body)
+
+
+def roll_out(
+    api: ClusterApi,
+    settings: InferenceServiceSettings,
+    timeout_seconds: int,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Serve `settings` with the previous revision serving until the new one has rolled out (Standard mode) or
+    passed its canary (Knative mode). On failure the previous spec is applied again and `DeployError` says why.
+    Returns what happened."""
+    existing = api.get_inference_service(settings.namespace, settings.name)
+    step = first_rollout_step(serving_storage_uri(existing), settings.storage_uri, settings.plan)
     logger.info("rollout: %s (%s)", step.action, step.reason)
-    _apply(client, settings, step, existing is not None)
-    ready = _wait_ready(client, settings, timeout_seconds)
-    follow_up = after_wait(step, ready)
-    if follow_up is not None:
+    previous_revision = _predictor_revision(existing)
+    _apply(api, settings, step, existing)
+    pending = _wait(api, settings, previous_revision, timeout_seconds, clock, sleep)
+    follow_up = after_wait(step, not pending)
+    if follow_up is not None and follow_up.action == "promote":
         logger.info("rollout: %s (%s)", follow_up.action, follow_up.reason)
-        _apply(client, settings, follow_up, True)
-        if follow_up.action == "rollback":
-            raise DeployError(
-                f"{settings.name} v{settings.model_version} did not become Ready in {timeout_seconds}s; "
-                "the previous revision serves all traffic"
-            )
-        ready = _wait_ready(client, settings, timeout_seconds)
-    if not ready:
-        raise DeployError(f"{settings.name} did not become Ready within {timeout_seconds}s")
-    return f"{step.reason}; {follow_up.reason if follow_up else 'done'}"
-
-
-def _apply(client: Any, settings: InferenceServiceSettings, step: RolloutStep, exists: bool) -> None:
-    """Create, or patch the whole spec: the new storage URI with the step's traffic share. A rollback keeps
-    the failed revision with 0% for inspection while the previous one takes all traffic."""
-    percent = step.canary_traffic_percent
-    if exists and percent is None:
-        percent = 100
-    inference_service = build_inference_service(replace(settings, canary_traffic_percent=percent))
-    if exists:
-        client.patch(settings.name, inference_service, namespace=settings.namespace)
-    else:
-        client.create(inference_service, namespace=settings.namespace)
-
-
-def _wait_ready(client: Any, settings: InferenceServiceSettings, timeout_seconds: int) -> bool:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if client.is_isvc_ready(settings.name, namespace=settings.namespace):
-            return True
-        time.sleep(5)
-    return False
+        _apply(api, settings, follow_up, api.get_inference_service(settings.namespace, settings.name))
+        # Promoting moves traffic, it creates no revision: the canary's revision must keep serving.
+        pending = _wait(api, settings, None, timeout_seconds, clock, sleep)
+    if pending:
+        failure = f"{settings.name} v{settings.model_version} did not serve within {timeout_seconds}s: {pending}"
+        if existing is None:
+            raise DeployError(f"{failure}; there was no previous InferenceService to restore")
+        logger.warning("rollout: %s; applying the previous spec again", failure)
+        _reapply_previous(api, settings, existing)
+        previous_version = existing["metadata"].get("annotations", {}).get(MODEL_VERSION_ANNOTATION, "?")
+        raise DeployError(f"{failure}; the previous spec (model version {previous_version}) was applied again")
+    return f"{step.reason}; {follow_up.reason if follow_up else 'rolled out'}"
 
 
 def deploy_to_cluster(
@@ -235,7 +459,7 @@ def deploy_to_cluster(
     image: str,
     artifact_store_uri: str,
     request_logger_url: str,
-    canary_traffic_percent: int,
+    plan: ServingPlan,
     timeout_seconds: int,
 ) -> str:
     """Roll the registered version out as the InferenceService, from its artifact in the object store."""
@@ -251,11 +475,21 @@ def deploy_to_cluster(
         model_version=version,
         image=image,
         request_logger_url=request_logger_url,
+        plan=plan,
     )
-    return roll_out(settings, canary_traffic_percent, timeout_seconds)
+    return roll_out(KubernetesApi(), settings, timeout_seconds)
 
 
-PRIMITIVES = {"str": str, "int": int, "bool": bool, "float": (int, float), "object": object}
+# Field types the SDK declares by name but has no model for: KServe's MetricQuantity is a quantity string or an
+# integer (pkg/apis/serving/v1beta1/metric_quantity.go, UnmarshalJSON).
+PRIMITIVES = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "float": (int, float),
+    "object": object,
+    "V1beta1MetricQuantity": (str, int),
+}
 
 
 def _as_sdk_model(data: Any, type_name: str, where: str) -> Any:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.registry import NAME, register_two_versions
 from tests.support.servers import free_port, textclf_server
+from textclf.deploy.rollout import ServingPlan
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +45,8 @@ def deploy_arguments(tracking_uri: str, run_id: str, serving_url: str) -> dict:
         "serving_image": "unused-locally",
         "artifact_store_uri": "",
         "request_logger_url": "",
-        "canary_traffic_percent": 10,
         "deploy_timeout_seconds": 60,
+        **ServingPlan().model_dump(),
     }
 
 

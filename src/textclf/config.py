@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from textclf.data.cleaning import CleaningConfig
 from textclf.data.sources import DataSource
+from textclf.deploy.rollout import ServingPlan
 from textclf.monitor.decision import DriftPolicy
 from textclf.monitor.report import DriftReportSettings
 from textclf.names import (
@@ -103,7 +104,14 @@ class PipelineConfig(BaseModel):
         ARTIFACT_STORE_URI, description="cluster runs: the MLflow server's --artifacts-destination, for KServe"
     )
     request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
-    canary_traffic_percent: int = Field(10, ge=1, le=100, description="traffic share of a new revision at first")
+    deployment_mode: Literal["Standard", "Knative"] = declared_in(ServingPlan, "deployment_mode")
+    canary_traffic_percent: int = declared_in(ServingPlan, "canary_traffic_percent")
+    min_replicas: int = declared_in(ServingPlan, "min_replicas")
+    max_replicas: int = declared_in(ServingPlan, "max_replicas")
+    autoscaler: Literal["hpa", "keda", "none"] = declared_in(ServingPlan, "autoscaler")
+    cpu_target_utilization: int = declared_in(ServingPlan, "cpu_target_utilization")
+    keda_prometheus_url: str = declared_in(ServingPlan, "keda_prometheus_url")
+    keda_requests_per_second: float = declared_in(ServingPlan, "keda_requests_per_second")
     deploy_timeout_seconds: int = Field(600, ge=10, description="how long a rollout may take to become Ready")
     extra_train_data: str = Field(
         "", description="labelled rows (text, label) added to the training split only: feedback, new files"
@@ -113,6 +121,15 @@ class PipelineConfig(BaseModel):
     )
     drift_report: str = Field("", description="the drift report (HTML path or URL) that started this run")
     trigger: str = Field("", description="what started this run (the monitor's drift episode), as an MLflow tag")
+
+    @model_validator(mode="after")
+    def _serving_plan_is_consistent(self) -> PipelineConfig:
+        self.serving_plan()
+        return self
+
+    def serving_plan(self) -> ServingPlan:
+        """The deploy step's `ServingPlan`, from this configuration's fields of the same names."""
+        return ServingPlan(**{name: getattr(self, name) for name in ServingPlan.model_fields})
 
     def resolved(self, workdir: Path) -> PipelineConfig:
         """Fill the locations left empty with the embedded defaults under `workdir`, as absolute URIs."""

@@ -69,11 +69,14 @@ class StepResources:
     memory_limit: str
 
 
+# Requests are what a step needs to make progress, limits what it may burst to: on the e2e's kind cluster
+# (docs/cluster.md, "CPU on a 4-CPU runner") KFP, KServe and this stack share 4 CPUs, and a training step that
+# requested its limit could never be scheduled there.
 STEP_RESOURCES: dict[str, StepResources] = {
     "ingest": StepResources("500m", "1", "1Gi", "4Gi"),
     "preprocess": StepResources("1", "2", "2Gi", "4Gi"),
-    "tune": StepResources("2", "4", "4Gi", "8Gi"),
-    "train": StepResources("2", "4", "4Gi", "8Gi"),
+    "tune": StepResources("1", "4", "4Gi", "8Gi"),
+    "train": StepResources("1", "4", "4Gi", "8Gi"),
     "evaluate": StepResources("1", "2", "2Gi", "6Gi"),
     "register": StepResources("250m", "1", "512Mi", "2Gi"),
     "promote": StepResources("100m", "500m", "256Mi", "1Gi"),
@@ -81,7 +84,7 @@ STEP_RESOURCES: dict[str, StepResources] = {
 }
 
 # Requests and limits of one predictor replica (the InferenceService's container).
-SERVING_RESOURCES = StepResources("1", "2", "1Gi", "2Gi")
+SERVING_RESOURCES = StepResources("500m", "2", "1Gi", "2Gi")
 # The monitor holds one model for embeddings and runs Evidently over a window.
 MONITOR_RESOURCES = StepResources("500m", "2", "1Gi", "3Gi")
 MLFLOW_RESOURCES = StepResources("250m", "1", "512Mi", "2Gi")

@@ -35,7 +35,7 @@ def kubectl(*arguments: str) -> str:
 def stack() -> None:
     missing = [tool for tool in ("docker", "kind", "kubectl", "helm") if shutil.which(tool) is None]
     assert not missing, f"the cluster test needs {', '.join(missing)} on PATH"
-    make("cluster", "install-kfp", "install-kserve", "load", "deploy")
+    make("cluster", "install-kfp", "install-kserve", "install-metrics-server", "load", "deploy")
 
 
 def test_a_pipeline_run_on_kfp_serves_its_champion_through_kserve(stack: None) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from textclf.deploy.rollout import DeployError, after_wait, first_rollout_step, storage_uri_for
+from textclf.deploy.rollout import DeployError, ServingPlan, after_wait, first_rollout_step, storage_uri_for
 from textclf.names import MONITOR_EVENTS_URL, SERVING_IMAGE, SERVING_RESOURCES
 
 pytestmark = pytest.mark.unit
@@ -33,17 +33,22 @@ def test_unreadable_sources_say_what_to_configure(source: str, message: str) -> 
         storage_uri_for(source)
 
 
-def test_rollout_creates_then_canaries_then_promotes_or_rolls_back() -> None:
-    assert first_rollout_step(None, "s3://m/2", 10).action == "create"
-    canary = first_rollout_step("s3://m/1", "s3://m/2", 10)
+def test_knative_mode_creates_then_canaries_then_promotes_or_rolls_back() -> None:
+    knative = ServingPlan(deployment_mode="Knative", canary_traffic_percent=10)
+    assert first_rollout_step(None, "s3://m/2", knative).action == "create"
+    canary = first_rollout_step("s3://m/1", "s3://m/2", knative)
     assert (canary.action, canary.canary_traffic_percent) == ("canary", 10)
     assert after_wait(canary, became_ready=True).action == "promote"
-    rollback = after_wait(canary, became_ready=False)
-    assert (rollback.action, rollback.canary_traffic_percent) == ("rollback", 0)
-    assert first_rollout_step("s3://m/2", "s3://m/2", 10).action == "promote"
-    assert after_wait(first_rollout_step(None, "s3://m/2", 10), became_ready=True) is None
-    with pytest.raises(DeployError):
-        first_rollout_step(None, "s3://m/2", 0)
+    assert after_wait(canary, became_ready=False).action == "rollback"
+    assert first_rollout_step("s3://m/2", "s3://m/2", knative).action == "promote"
+    assert after_wait(first_rollout_step(None, "s3://m/2", knative), became_ready=True) is None
+
+
+def test_standard_mode_never_claims_a_canary() -> None:
+    # Only KServe's Knative reconciler reads canaryTrafficPercent; Standard mode is a rolling update.
+    step = first_rollout_step("s3://m/1", "s3://m/2", ServingPlan())
+    assert (step.action, step.canary_traffic_percent) == ("promote", None)
+    assert "rolling update" in step.reason and "canary" not in step.reason
 
 
 def test_inference_service_is_built_and_validated_by_the_kserve_sdk() -> None:
@@ -57,6 +62,7 @@ def test_inference_service_is_built_and_validated_by_the_kserve_sdk() -> None:
         storage_uri="s3://mlflow/1/abc/artifacts/model",
         model_version="7",
         request_logger_url=MONITOR_EVENTS_URL,
+        plan=ServingPlan(deployment_mode="Knative"),
         canary_traffic_percent=10,
     )
     inference_service = build_inference_service(settings)

@@ -44,3 +44,20 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
 {{- end }}
+
+{{/* The port the predictor's Service sends traffic to. With a request logger (the monitor), KServe points the
+Service at its agent sidecar on 9081, which logs each request and forwards it to the model server on 8080
+(kserve pkg/controller/v1beta1/inferenceservice/reconcilers/service/service_reconciler.go, createDefaultSvc). */}}
+{{- define "textclf.predictorServedPort" -}}
+{{- if .Values.monitor.enabled }}9081{{ else }}8080{{ end }}
+{{- end }}
+
+{{/* The predictor pods' Prometheus scrape annotations for the keda autoscaler: the model server's /metrics on
+8080, and KServe's own scraping switch off, since it would point prometheus.io/port at Knative's queue-proxy
+(9091), which Standard mode's pods lack (kserve pkg/webhook/admission/pod/metrics_aggregate_injector.go). */}}
+{{- define "textclf.predictorScrapeAnnotations" -}}
+serving.kserve.io/enable-prometheus-scraping: "false"
+prometheus.io/scrape: "true"
+prometheus.io/port: "8080"
+prometheus.io/path: /metrics
+{{- end }}

@@ -54,10 +54,22 @@ def run(
         console.print(f"[red]invalid configuration:[/red] {error}")
         raise typer.Exit(2) from error
     if host:
-        from textclf.pipelines.runner import submit
+        from textclf.pipelines.runner import PipelineRunFailed, submit
 
-        run_id = submit(settings, host, settings.experiment_name, wait, timeout)
-        console.print(f"submitted run [bold]{run_id}[/bold] to {host}")
+        try:
+            run_id = submit(
+                settings,
+                host,
+                settings.experiment_name,
+                wait,
+                timeout,
+                announce=lambda run_id: console.print(f"submitted run [bold]{run_id}[/bold] to {host}"),
+            )
+        except PipelineRunFailed as error:
+            console.print(f"[red]pipeline failed:[/red] {error}")
+            raise typer.Exit(1) from error
+        if wait:
+            console.print(f"run [bold]{run_id}[/bold] succeeded")
         return
     from textclf.pipelines.runner import run_local
 
