@@ -4,6 +4,7 @@ training pipeline through KFP, wait for the champion's InferenceService and ask 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from textclf.deploy.rollout import ServingPlan
 from textclf.names import INFERENCE_SERVICE_NAME, SERVING_NAMESPACE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(5400)]
@@ -49,6 +51,13 @@ def test_a_pipeline_run_on_kfp_serves_its_champion_through_kserve(stack: None) -
         f"inferenceservice/{INFERENCE_SERVICE_NAME}",
         "--timeout=900s",
     )
+    # The default autoscaler: KServe names the HPA after the predictor (hpa_reconciler.go, createHPA).
+    predictor = f"{INFERENCE_SERVICE_NAME}-predictor"
+    hpa = json.loads(kubectl("-n", SERVING_NAMESPACE, "get", "hpa", predictor, "-o", "json"))
+    plan = ServingPlan()
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (plan.min_replicas, plan.max_replicas)
+    [metric] = hpa["spec"]["metrics"]
+    assert metric["resource"]["target"]["averageUtilization"] == plan.cpu_target_utilization
     request = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["great fun", "dull mess"]}]}
     answer = httpx.post(f"{PREDICTOR}/v2/models/{INFERENCE_SERVICE_NAME}/infer", json=request, timeout=120)
     answer.raise_for_status()
