@@ -8,7 +8,7 @@ MONITOR_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run serve monitor demo-drift test lint format compile manifests bench bench-train bench-serve \
-	bench-drift bench-soak clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
+	bench-drift bench-soak bench-imbalance bench-quality clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
@@ -94,6 +94,12 @@ bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News samp
 
 bench-serve: install ## textclf serve vs a FastAPI + HF pipeline server, same MiniLM model, SST-2 texts
 	$(BIN)/python benchmarks/bench_serve.py
+
+bench-quality: install ## textclf defaults vs TF-IDF + LR on AG News, IMDB and SST-2 (2,000 rows each)
+	$(BIN)/python benchmarks/bench_quality.py
+
+bench-imbalance: install ## skewed AG News subset: class-weighted defaults vs the plain loss vs TF-IDF + LR
+	$(BIN)/python benchmarks/bench_imbalance.py
 
 bench-drift: install ## drift-report time for 10,000 logged predictions (MiniLM, demo data)
 	$(BIN)/python benchmarks/bench_drift.py

@@ -208,7 +208,9 @@ def step_inputs(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path, tin
             "fixtures",
             "fixture-run",
         )
-        run_preprocess(raw, prepared, root / "preprocessing.json", CleaningConfig(), str(tiny_model_dir), 32)
+        run_preprocess(
+            raw, prepared, root / "preprocessing.json", CleaningConfig(), str(tiny_model_dir), 32, "head_tail"
+        )
         configure(tracking_uri)
         with mlflow.start_run(run_id=outcome.mlflow_run_id):
             run_train(

@@ -51,49 +51,23 @@ def load_splits():
 
 
 def run_textclf(budget_seconds: float) -> dict:
-    import tempfile
-
-    import numpy as np
-
-    from textclf.data.cleaning import CleaningConfig
-    from textclf.data.preprocess import LabelMap, prepare_split
-    from textclf.evaluate.metrics import classification_metrics
-    from textclf.serve.classifier import predict_probabilities
-    from textclf.train.modeling import PACKAGED_MINILM, load_tokenizer
-    from textclf.train.trainer import TrainingParams, train_classifier
+    from quality import train_and_score
 
     splits = load_splits().splits
-    label_map = LabelMap.from_labels(splits["train"]["label"])
-    tokenizer = load_tokenizer(PACKAGED_MINILM)
-    prepared = {
-        name: prepare_split(frame, CleaningConfig(), tokenizer, label_map, 128).frame for name, frame in splits.items()
-    }
-    params = TrainingParams(finetune="full", epochs=3, batch_size=32, early_stopping_patience=1)
-    with tempfile.TemporaryDirectory() as work:
-        trained = train_classifier(
-            PACKAGED_MINILM,
-            prepared["train"],
-            prepared["validation"],
-            label_map,
-            params,
-            Path(work),
-            128,
-            callbacks=[time_budget_callback(budget_seconds)],
-        )
-    test = prepared["test"]
-    probabilities = predict_probabilities(trained.model, trained.tokenizer, test["text"].tolist(), 128)
-    metrics = classification_metrics(np.asarray(test["label_id"]), probabilities, label_map.labels)
+    run = train_and_score(
+        splits["train"], splits["validation"], splits["test"], {}, callbacks=[time_budget_callback(budget_seconds)]
+    )
     return {
-        "recipe": "textclf (full FT, frozen word embeddings, bf16 autocast, dynamic padding, length-grouped)",
-        "params": params.to_dict(),
-        "train_rows": len(prepared["train"]),
-        "test_rows": len(test),
-        "test_accuracy": metrics["accuracy"],
-        "test_macro_f1": metrics["macro_f1"],
-        "train_seconds": trained.train_seconds,
-        "train_samples_per_second": trained.train_samples_per_second,
-        "epochs_completed": len(trained.history),
-        "bf16": trained.bf16,
+        "recipe": "textclf defaults (full FT, frozen word embeddings, bf16 autocast, dynamic padding, length-grouped)",
+        "params": run["params"],
+        "train_rows": run["train_rows"],
+        "test_rows": run["test_rows"],
+        "test_accuracy": run["metrics"]["accuracy"],
+        "test_macro_f1": run["metrics"]["macro_f1"],
+        "train_seconds": run["train_seconds"],
+        "train_samples_per_second": run["train_samples_per_second"],
+        "epochs_completed": run["epochs_run"],
+        "bf16": run["bf16"],
     }
 
 

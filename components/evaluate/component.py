@@ -40,7 +40,7 @@ def evaluate(
         metrics: test-split metrics for the KFP UI.
         confusion_matrix: the test split's confusion matrix for the KFP UI.
         confusion_matrix_png: the confusion matrix as a PNG.
-        error_analysis: confusion matrix and the most confident mistakes (HTML).
+        error_analysis: confusion matrix, reliability diagram and the most confident mistakes (HTML).
         model_card: the model card (Markdown).
         evaluation: test metrics and baselines (JSON).
     """

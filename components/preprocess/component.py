@@ -15,6 +15,7 @@ def preprocess(
     lowercase: bool,
     base_model: str,
     max_length: int,
+    truncation: str,
     tracking_uri: str,
     mlflow_run_id: str,
     train_data: Output[Dataset],
@@ -35,6 +36,8 @@ def preprocess(
         lowercase: lowercase texts (uncased tokenizers do this anyway).
         base_model: Hub id or local path of the encoder to fine-tune.
         max_length: tokens per text; longer texts are truncated.
+        truncation: how a longer text is cut: head (its first tokens) or head_tail (its first quarter and last
+            three quarters).
         tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
         mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
         train_data: the prepared (cleaned, tokenized) training split.
@@ -64,6 +67,7 @@ def preprocess(
             cleaning,
             base_model,
             max_length,
+            truncation,
         )
         mlflow.log_params({f"clean_{k}": v for k, v in cleaning.to_dict().items()})
         mlflow.log_dict(summary, "data/preprocess_summary.json")

@@ -19,6 +19,8 @@ def train(
     lora_dropout: float,
     freeze_word_embeddings: bool,
     early_stopping_patience: int,
+    class_weighting: str,
+    calibrate: bool,
     seed: int,
     data_fingerprint: str,
     tracking_uri: str,
@@ -31,7 +33,8 @@ def train(
         train_data: the prepared (cleaned, tokenized) training split.
         validation_data: the prepared validation split.
         preprocessing: what preprocessing decided: labels, cleaning, base model, max length.
-        finetune: LoRA adapters (merged after) or full.
+        finetune: full, LoRA adapters (merged after), or auto = full for encoders up to 200M parameters, LoRA
+            beyond.
         learning_rate: peak learning rate; 0 = 5e-4 for LoRA, 5e-5 for full.
         batch_size: training batch size.
         epochs: maximum epochs (early stopping may end sooner).
@@ -42,6 +45,9 @@ def train(
         lora_dropout: LoRA dropout.
         freeze_word_embeddings: keep the word-embedding matrix frozen (full mode).
         early_stopping_patience: epochs without improvement before stopping.
+        class_weighting: class-weighted loss: auto = balanced weights when the largest class has 2x the rows of
+            the smallest, balanced = always, none = never.
+        calibrate: fit a temperature on the validation split so scores match accuracy; serving applies it.
         seed: seed for splitting, initialisation, data order and tuning.
         data_fingerprint: content hash of the ingested (text, label) pairs.
         tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.

@@ -23,6 +23,8 @@ def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_ru
             validation_data=dsl.importer(artifact_uri=str(prepared["validation"]), artifact_class=Dataset).output,
             preprocessing=dsl.importer(artifact_uri=str(step_inputs["preprocessing"]), artifact_class=Artifact).output,
             finetune="lora",
+            class_weighting="auto",
+            calibrate=True,
             learning_rate=1e-3,
             batch_size=8,
             epochs=2,

@@ -21,6 +21,7 @@ def tune(
     lora_dropout: float,
     freeze_word_embeddings: bool,
     early_stopping_patience: int,
+    class_weighting: str,
     seed: int,
     trials: int,
     tune_max_train_rows: int,
@@ -47,7 +48,8 @@ def tune(
         train_data: the prepared (cleaned, tokenized) training split.
         validation_data: the prepared validation split.
         preprocessing: what preprocessing decided: labels, cleaning, base model, max length.
-        finetune: LoRA adapters (merged after) or full.
+        finetune: full, LoRA adapters (merged after), or auto = full for encoders up to 200M parameters, LoRA
+            beyond.
         learning_rate: peak learning rate; 0 = 5e-4 for LoRA, 5e-5 for full.
         batch_size: training batch size.
         epochs: maximum epochs (early stopping may end sooner).
@@ -58,6 +60,8 @@ def tune(
         lora_dropout: LoRA dropout.
         freeze_word_embeddings: keep the word-embedding matrix frozen (full mode).
         early_stopping_patience: epochs without improvement before stopping.
+        class_weighting: class-weighted loss: auto = balanced weights when the largest class has 2x the rows of
+            the smallest, balanced = always, none = never.
         seed: seed for splitting, initialisation, data order and tuning.
         trials: Optuna trials; 0 skips tuning.
         tune_max_train_rows: rows each trial trains on (0 = all).

@@ -27,6 +27,7 @@ def test_tune_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run
             validation_data=dsl.importer(artifact_uri=str(prepared["validation"]), artifact_class=Dataset).output,
             preprocessing=dsl.importer(artifact_uri=str(step_inputs["preprocessing"]), artifact_class=Artifact).output,
             finetune="lora",
+            class_weighting="auto",
             learning_rate=0.0,
             batch_size=8,
             epochs=2,

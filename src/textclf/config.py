@@ -74,7 +74,12 @@ class PipelineConfig(BaseModel):
     lowercase: bool = declared_in(CleaningConfig, "lowercase")
     base_model: str = Field(PACKAGED_MINILM, description="Hub id or local path of the encoder to fine-tune")
     max_length: int = Field(128, ge=8, le=4096, description="tokens per text; longer texts are truncated")
-    finetune: Literal["lora", "full"] = declared_in(TrainingParams, "finetune")
+    truncation: Literal["head", "head_tail"] = Field(
+        "head_tail",
+        description="how a longer text is cut: head (its first tokens) or head_tail (its first quarter and last "
+        "three quarters)",
+    )
+    finetune: Literal["auto", "lora", "full"] = declared_in(TrainingParams, "finetune")
     learning_rate: float = declared_in(TrainingParams, "learning_rate")
     batch_size: int = declared_in(TrainingParams, "batch_size")
     epochs: int = declared_in(TrainingParams, "epochs")
@@ -85,6 +90,8 @@ class PipelineConfig(BaseModel):
     lora_dropout: float = declared_in(TrainingParams, "lora_dropout")
     freeze_word_embeddings: bool = declared_in(TrainingParams, "freeze_word_embeddings")
     early_stopping_patience: int = declared_in(TrainingParams, "early_stopping_patience")
+    class_weighting: Literal["auto", "balanced", "none"] = declared_in(TrainingParams, "class_weighting")
+    calibrate: bool = declared_in(TrainingParams, "calibrate")
     trials: int = Field(2, ge=0, description="Optuna trials; 0 skips tuning")
     tune_max_train_rows: int = Field(2000, ge=0, description="rows each trial trains on (0 = all)")
     optuna_storage: str = Field("", description="Optuna RDB URL; empty = sqlite file in the working directory")

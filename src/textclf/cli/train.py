@@ -12,6 +12,9 @@ from rich.table import Table
 
 from textclf.cli.common import configure_logging, console, parse_sets
 from textclf.names import REGISTERED_MODEL_NAME
+from textclf.train.modeling import FULL_FINETUNE_MAX_PARAMETERS
+
+FINETUNE_HELP = f"'auto' (full up to {FULL_FINETUNE_MAX_PARAMETERS:,} parameters, else LoRA), 'lora' or 'full'"
 
 
 def run(
@@ -21,7 +24,7 @@ def run(
     text_column: Annotated[str | None, typer.Option(help="column holding the text")] = None,
     label_column: Annotated[str | None, typer.Option(help="column holding the label")] = None,
     base_model: Annotated[str | None, typer.Option(help="Hub id or local path of the encoder")] = None,
-    finetune: Annotated[str | None, typer.Option(help="'lora' or 'full'")] = None,
+    finetune: Annotated[str | None, typer.Option(help=FINETUNE_HELP)] = None,
     trials: Annotated[int | None, typer.Option(help="Optuna trials; 0 skips tuning")] = None,
     epochs: Annotated[int | None, typer.Option(help="maximum training epochs")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of configuration fields")] = None,
@@ -90,6 +93,7 @@ def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str)
 
     from textclf.registry.tracking import configure
     from textclf.registry.versions import current_champion
+    from textclf.steps.ingest import RARE_CLASSES_TAG
 
     configure(tracking_uri)
     runs = mlflow.search_runs(
@@ -118,6 +122,8 @@ def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str)
         if name in metrics:
             table.add_row(name, f"{metrics[name]:.4f}")
     tags = latest.data.tags
+    if RARE_CLASSES_TAG in tags:
+        table.add_row("[yellow]rare classes[/yellow]", tags[RARE_CLASSES_TAG])
     table.add_row("registered", f"{model_name} v{tags.get('registered_version', '?')}")
     table.add_row("gate", f"{tags.get('promotion_decision', '?')}: {tags.get('promotion_reason', '')}")
     table.add_row("champion", f"v{champion.version}" if champion else "none")

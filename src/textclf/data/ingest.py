@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from textclf.data.balance import ClassBalance
 from textclf.data.sources import LABEL, TEXT, DataSource, DataValidationError, load_source, validate_frame
 
 SPLITS = ("train", "validation", "test")
@@ -189,6 +190,9 @@ def data_report(result: IngestResult) -> str:
             count = int((split[LABEL] == label).sum())
             cells.append(f"{count:,} ({count / len(split):.1%})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    warnings = ClassBalance.of(result.splits["train"][LABEL], labels).warnings()
+    if warnings:
+        lines += ["", "In the training split:", *(f"- **Warning:** {warning}" for warning in warnings)]
     lines += [
         "",
         "## Text length",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.data.cleaning import CleaningConfig, clean_texts
-from textclf.data.preprocess import LabelMap
+from textclf.data.preprocess import LabelMap, Truncation
 from textclf.data.sources import LABEL, TEXT
 from textclf.evaluate.metrics import classification_metrics
 
@@ -41,6 +41,7 @@ def untrained_baseline(
     cleaning: CleaningConfig,
     max_length: int,
     seed: int,
+    truncation: Truncation = "head",
 ) -> dict[str, Any]:
     """The base encoder with its freshly initialised head, before any fine-tuning ("confidence before")."""
     from textclf.serve.classifier import predict_probabilities
@@ -48,6 +49,6 @@ def untrained_baseline(
 
     model = build_classifier(base_model, label_map, "full", None, False, seed)
     probabilities = predict_probabilities(
-        model, load_tokenizer(base_model), clean_texts(test[TEXT].tolist(), cleaning), max_length
+        model, load_tokenizer(base_model), clean_texts(test[TEXT].tolist(), cleaning), max_length, truncation=truncation
     )
     return classification_metrics(np.asarray(label_map.encode(test[LABEL])), probabilities, label_map.labels)

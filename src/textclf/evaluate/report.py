@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from textclf.data.balance import ClassBalance
+
 
 def confident_mistakes(
     texts: list[str], true_labels: list[str], predicted: list[str], scores: np.ndarray, limit: int = 20
@@ -22,9 +24,15 @@ def confident_mistakes(
     return wrong.sort_values("score", ascending=False).head(limit).reset_index(drop=True)
 
 
-def error_analysis_html(mistakes: pd.DataFrame, confusion_png: bytes) -> str:
-    """One page for the KFP UI: the confusion matrix and the most confident mistakes."""
+def error_analysis_html(mistakes: pd.DataFrame, confusion_png: bytes, reliability_png: bytes = b"") -> str:
+    """One page for the KFP UI: the confusion matrix, the reliability diagram and the most confident mistakes."""
     image = base64.b64encode(confusion_png).decode()
+    reliability = (
+        "<h1>Reliability</h1><img alt='reliability diagram' "
+        f"src='data:image/png;base64,{base64.b64encode(reliability_png).decode()}'>"
+        if reliability_png
+        else ""
+    )
     rows = "\n".join(
         f"<tr><td>{row.score:.3f}</td><td>{html.escape(row.true_label)}</td>"
         f"<td>{html.escape(row.predicted_label)}</td><td>{html.escape(row.text)}</td></tr>"
@@ -34,7 +42,7 @@ def error_analysis_html(mistakes: pd.DataFrame, confusion_png: bytes) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>Error analysis</title>"
         "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
         "table{border-collapse:collapse}</style></head><body>"
-        f"<h1>Confusion matrix</h1><img alt='confusion matrix' src='data:image/png;base64,{image}'>"
+        f"<h1>Confusion matrix</h1><img alt='confusion matrix' src='data:image/png;base64,{image}'>{reliability}"
         f"<h1>Most confident mistakes ({len(mistakes)})</h1><table><tr><th>score</th><th>true</th>"
         f"<th>predicted</th><th>text</th></tr>{rows}</table></body></html>"
     )
@@ -76,6 +84,62 @@ class ModelCardInputs:
     labels: list[str]
     provenance: list[str] = field(default_factory=list)
     """How this training run came about, when not by hand (a drift episode, rows the monitor supplied)."""
+    train_class_counts: dict[str, int] = field(default_factory=dict)
+    """Training rows per class, for the card's class-balance section."""
+    calibration: dict[str, float] = field(default_factory=dict)
+    """The temperature and the test split's ECE and mean confidence before and after it."""
+
+
+def calibration_section(calibration: dict[str, float], untrained: dict[str, Any] | None) -> list[str]:
+    """The card's lines on calibration: temperature scaling's effect on the test split, and the confidence
+    of the base model before fine-tuning next to the trained model's."""
+    if not calibration:
+        return []
+    lines = [
+        "",
+        "## Calibration",
+        "",
+        f"Temperature scaling fitted on the validation split: T = {calibration['temperature']:.3f} "
+        "(serving divides the logits by it; the predicted class never changes).",
+        "",
+        "| test split | ECE | mean top-class probability |",
+        "|---|---:|---:|",
+    ]
+    if untrained is not None:
+        lines.append(f"| base model before fine-tuning | {untrained['ece']:.4f} | {untrained['mean_confidence']:.4f} |")
+    lines += [
+        f"| after fine-tuning, before scaling | {calibration['ece_before']:.4f} "
+        f"| {calibration['mean_confidence_before']:.4f} |",
+        f"| after fine-tuning and scaling (served) | {calibration['ece_after']:.4f} "
+        f"| {calibration['mean_confidence_after']:.4f} |",
+    ]
+    return lines
+
+
+def class_balance_section(
+    train_class_counts: dict[str, int], class_weights: dict[str, float] | None, per_class: dict[str, dict[str, Any]]
+) -> list[str]:
+    """The card's lines on class balance: rows per class, whether the loss was weighted, and a warning with
+    the test F1 of each rare class."""
+    if not train_class_counts:
+        return []
+    balance = ClassBalance(train_class_counts)
+    lines = ["", "## Class balance", "", "| class | training rows | share | loss weight | test F1 |"]
+    lines.append("|---|---:|---:|---:|---:|")
+    for label, count in train_class_counts.items():
+        weight = f"{class_weights[label]:.3f}" if class_weights and label in class_weights else "1"
+        f1 = per_class.get(label, {}).get("f1")
+        lines.append(
+            f"| {label} | {count:,} | {count / balance.total:.1%} | {weight} | {'n/a' if f1 is None else f'{f1:.4f}'} |"
+        )
+    lines.append("")
+    ratio = "no rows in a class" if balance.ratio == float("inf") else f"{balance.ratio:.1f}"
+    if class_weights:
+        lines.append(f"The largest class has {ratio}x the rows of the smallest: the loss was class-weighted.")
+    else:
+        lines.append(f"The largest class has {ratio}x the rows of the smallest: the loss was not class-weighted.")
+    lines += [f"- **Warning:** {warning}" for warning in balance.warnings()]
+    return lines
 
 
 def training_provenance(trigger: str, extra_train_data: str, trained_on_feedback: bool) -> list[str]:
@@ -110,7 +174,7 @@ def model_card(inputs: ModelCardInputs) -> str:
         "",
         f"- Base model: `{inputs.base_model}`",
     ]
-    lines += [f"- {name}: {value}" for name, value in sorted(inputs.training_params.items())]
+    lines += [f"- {name}: {value}" for name, value in sorted(inputs.training_params.items()) if name != "class_weights"]
     lines += [
         "",
         "## Test metrics",
@@ -134,6 +198,10 @@ def model_card(inputs: ModelCardInputs) -> str:
             f"| {label} | {scores['precision']:.4f} | {scores['recall']:.4f} | {scores['f1']:.4f} "
             f"| {scores['support']} |"
         )
+    lines += class_balance_section(
+        inputs.train_class_counts, inputs.training_params.get("class_weights"), metrics["per_class"]
+    )
+    lines += calibration_section(inputs.calibration, inputs.baselines.get("base_model_untrained"))
     lines += [
         "",
         "## Baselines (same test split)",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from textclf import __version__
+from textclf.data.preprocess import RECORDED_BEFORE_TRUNCATION
 from textclf.names import MODEL_METADATA_FILE, REFERENCE_SAMPLE_FILE
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ class ModelMetadata:
     training_params: dict[str, Any]
     metrics: dict[str, Any]
     data_fingerprint: str
+    truncation: str = RECORDED_BEFORE_TRUNCATION
+    """How long texts were cut to max_length in training ("head" or "head_tail"); serving cuts the same way."""
+    temperature: float = 1.0
+    """Serving divides the logits by it (temperature scaling fitted on the validation split; 1 = none)."""
     library_versions: dict[str, str] = field(default_factory=library_versions)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: int = 1

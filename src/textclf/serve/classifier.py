@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from textclf.data.cleaning import CleaningConfig, clean_texts
-from textclf.data.preprocess import tokenizer_input
+from textclf.data.preprocess import Truncation, encode_texts
 from textclf.runtime.cpu import configure_torch_threads, cpu_supports_bf16
 
 if TYPE_CHECKING:
@@ -32,9 +32,13 @@ def predict_probabilities(
     max_length: int,
     batch_size: int = 64,
     bf16: bool | None = None,
+    truncation: Truncation = "head",
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """Class probabilities for already-cleaned texts, batched by length so padding stays small."""
-    return forward_texts(model, tokenizer, texts, max_length, batch_size, bf16).probabilities
+    return forward_texts(
+        model, tokenizer, texts, max_length, batch_size, bf16, truncation=truncation, temperature=temperature
+    ).probabilities
 
 
 @dataclass
@@ -53,8 +57,11 @@ def forward_texts(
     batch_size: int = 64,
     bf16: bool | None = None,
     embeddings: bool = False,
+    truncation: Truncation = "head",
+    temperature: float = 1.0,
 ) -> ForwardResult:
-    """One forward pass over already-cleaned texts, batched by length so padding stays small.
+    """One forward pass over already-cleaned texts, batched by length so padding stays small; long texts are
+    truncated as in training (`encode_texts`), and the logits divided by the model's `temperature`.
 
     The fast tokenizer records what truncation removed, so the truncation flags cost no second tokenization;
     the sentence embeddings come from the same pass as the probabilities."""
@@ -73,18 +80,16 @@ def forward_texts(
     with torch.inference_mode(), autocast:
         for start in range(0, len(texts), batch_size):
             batch_index = order[start : start + batch_size]
-            encoded = tokenizer(
-                [tokenizer_input(tokenizer, texts[i], max_length) for i in batch_index],
-                truncation=True,
-                max_length=max_length,
+            batch = [texts[i] for i in batch_index]
+            ids, truncated[batch_index] = encode_texts(tokenizer, batch, max_length, truncation)
+            encoded = tokenizer.pad(
+                {"input_ids": ids},
                 padding=True,
                 pad_to_multiple_of=PAD_TO_MULTIPLE_OF if max_length % PAD_TO_MULTIPLE_OF == 0 else None,
                 return_tensors="pt",
             )
-            if encoded.encodings is not None:
-                truncated[batch_index] = [bool(encoding.overflowing) for encoding in encoded.encodings]
             output = model(**encoded, output_hidden_states=embeddings)
-            probabilities[batch_index] = torch.softmax(output.logits.float(), dim=-1).numpy()
+            probabilities[batch_index] = torch.softmax(output.logits.float() / temperature, dim=-1).numpy()
             if pooled is not None:
                 mask = encoded["attention_mask"].unsqueeze(-1).float()
                 summed = (output.hidden_states[-1].float() * mask).sum(dim=1)
@@ -140,11 +145,22 @@ class TextClassifier:
     def predict(
         self, texts: Sequence[str], batch_size: int = 64, embeddings: bool = False, max_length: int | None = None
     ) -> Predictions:
-        """Labels, scores and probabilities (and, asked for, sentence embeddings) for raw texts; `max_length`
-        below the model's truncates sooner (the monitor embeds texts' beginnings)."""
+        """Labels, scores and probabilities (and, asked for, sentence embeddings) for raw texts, truncated as the
+        model was trained (`metadata.truncation`); `max_length` below the model's truncates sooner (the monitor
+        embeds shorter encodings)."""
         cleaned = clean_texts(list(texts), self.cleaning)
         length = min(max_length or self.metadata.max_length, self.metadata.max_length)
-        result = forward_texts(self.model, self.tokenizer, cleaned, length, batch_size, self.bf16, embeddings)
+        result = forward_texts(
+            self.model,
+            self.tokenizer,
+            cleaned,
+            length,
+            batch_size,
+            self.bf16,
+            embeddings,
+            truncation=self.metadata.truncation,
+            temperature=self.metadata.temperature,
+        )
         best = result.probabilities.argmax(axis=1)
         return Predictions(
             labels=[self.labels[i] for i in best],

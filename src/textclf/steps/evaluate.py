@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from textclf.data.balance import ClassBalance
 from textclf.data.cleaning import CleaningConfig
 from textclf.data.preprocess import LabelMap
 from textclf.data.sources import LABEL, TEXT
@@ -37,7 +40,8 @@ def run_evaluate(
     import mlflow
 
     from textclf.evaluate.baselines import tfidf_baseline, untrained_baseline
-    from textclf.evaluate.metrics import classification_metrics
+    from textclf.evaluate.calibration import apply_temperature, plot_reliability, reliability_bins
+    from textclf.evaluate.metrics import classification_metrics, expected_calibration_error
     from textclf.evaluate.report import (
         ModelCardInputs,
         confident_mistakes,
@@ -52,20 +56,43 @@ def run_evaluate(
     metadata = classifier.metadata
     label_map = LabelMap(tuple(metadata.labels))
     test = pd.read_parquet(test_path)
+    raw_train = pd.read_parquet(raw_train_path)
     # Test texts were cleaned by preprocessing; cleaning is idempotent, so the serving path applies as is.
     predictions = classifier.predict(test[TEXT].tolist())
-    true_ids = label_map.encode(test[LABEL])
+    true_ids = np.asarray(label_map.encode(test[LABEL]))
     metrics = classification_metrics(true_ids, predictions.probabilities, label_map.labels)
+    before_scaling = apply_temperature(predictions.probabilities, 1 / metadata.temperature)
+    calibration = {
+        "temperature": metadata.temperature,
+        "ece_before": expected_calibration_error(before_scaling, true_ids),
+        "ece_after": metrics["ece"],
+        "mean_confidence_before": float(before_scaling.max(axis=1).mean()),
+        "mean_confidence_after": metrics["mean_confidence"],
+    }
     cleaning = CleaningConfig.from_dict(metadata.cleaning)
     baselines = {
-        "tfidf_logreg": tfidf_baseline(pd.read_parquet(raw_train_path), test, label_map, cleaning, seed),
+        "tfidf_logreg": tfidf_baseline(raw_train, test, label_map, cleaning, seed),
         "base_model_untrained": untrained_baseline(
-            metadata.base_model, test, label_map, cleaning, metadata.max_length, seed
+            metadata.base_model, test, label_map, cleaning, metadata.max_length, seed, metadata.truncation
         ),
     }
     mistakes = confident_mistakes(test[TEXT].tolist(), test[LABEL].tolist(), predictions.labels, predictions.scores)
     plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], paths.confusion_png)
-    paths.error_analysis.write_text(error_analysis_html(mistakes, paths.confusion_png.read_bytes()))
+    with tempfile.TemporaryDirectory() as scratch:
+        reliability_png = Path(scratch) / "reliability.png"
+        plot_reliability(
+            {
+                "before scaling": reliability_bins(before_scaling, true_ids),
+                f"after scaling (T = {metadata.temperature:.2f})": reliability_bins(
+                    predictions.probabilities, true_ids
+                ),
+            },
+            reliability_png,
+        )
+        mlflow.log_artifact(str(reliability_png), "evaluation")
+        paths.error_analysis.write_text(
+            error_analysis_html(mistakes, paths.confusion_png.read_bytes(), reliability_png.read_bytes())
+        )
     card = model_card(
         ModelCardInputs(
             model_name=model_name,
@@ -73,15 +100,21 @@ def run_evaluate(
             data_fingerprint=data_fingerprint,
             split_sizes=split_sizes,
             base_model=metadata.base_model,
-            training_params={**metadata.training_params, "max_length": metadata.max_length},
+            training_params={
+                **metadata.training_params,
+                "max_length": metadata.max_length,
+                "truncation": metadata.truncation,
+            },
             metrics=metrics,
             baselines=baselines,
             labels=list(label_map.labels),
             provenance=_provenance_of_active_run(),
+            train_class_counts=ClassBalance.of(raw_train[LABEL], label_map.labels).counts,
+            calibration=calibration,
         )
     )
     paths.model_card.write_text(card)
-    evaluation = {"test": metrics, "baselines": baselines}
+    evaluation = {"test": metrics, "baselines": baselines, "calibration": calibration}
     paths.evaluation_json.write_text(json.dumps(evaluation, indent=2))
     log_flat_metrics({k: v for k, v in metrics.items() if k != "confusion_matrix"}, "test")
     for name, baseline in baselines.items():
@@ -94,6 +127,7 @@ def run_evaluate(
     mlflow.log_dict(evaluation, "evaluation/evaluation.json")
     mlflow.log_text(card, "evaluation/model_card.md")
     mlflow.log_artifact(str(paths.confusion_png), "evaluation")
+    mlflow.log_metrics({f"test_calibration_{name}": value for name, value in calibration.items()})
     mlflow.log_text(mistakes.to_csv(index=False), "evaluation/confident_mistakes.csv")
     return evaluation
 

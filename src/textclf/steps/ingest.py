@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from textclf.data.balance import ClassBalance
 from textclf.data.ingest import data_report, ingest
-from textclf.data.sources import DataSource
+from textclf.data.sources import LABEL, DataSource
 from textclf.registry.gate import TRAINED_ON_FEEDBACK_TAG
 
 TRIGGER_TAG = "textclf.trigger"
+RARE_CLASSES_TAG = "textclf.rare_classes"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,4 +71,9 @@ def run_ingest(
         mlflow.log_metrics({f"data_{name}_rows": float(n) for name, n in sizes.items()})
         mlflow.log_metric("data_rows_dropped", float(sum(result.dropped.values())))
         mlflow.log_text(report, "data/data_report.md")
+        rare = ClassBalance.of(result.splits["train"][LABEL]).warnings()
+        if rare:
+            mlflow.set_tag(RARE_CLASSES_TAG, "; ".join(rare))
+            for warning in rare:
+                log.warning(warning)
         return IngestOutcome(run.info.run_id, result.fingerprint, sizes, result.dropped)

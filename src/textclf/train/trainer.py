@@ -12,12 +12,21 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from textclf.data.preprocess import INPUT_IDS, LABEL_ID, LENGTH, LabelMap
-from textclf.data.sources import TEXT
+from textclf.data.balance import SKEWED_CLASS_RATIO, ClassBalance, ClassWeighting
+from textclf.data.preprocess import INPUT_IDS, LABEL_ID, LENGTH, LabelMap, Truncation
+from textclf.data.sources import LABEL, TEXT
 from textclf.evaluate.metrics import classification_metrics
 from textclf.runtime.cpu import configure_torch_threads, cpu_supports_bf16
 from textclf.serve.classifier import predict_probabilities
-from textclf.train.modeling import FineTuneMode, LoraSettings, build_classifier, load_tokenizer, merge_for_serving
+from textclf.train.modeling import (
+    FULL_FINETUNE_MAX_PARAMETERS,
+    FineTuneMode,
+    LoraSettings,
+    build_classifier,
+    load_tokenizer,
+    merge_for_serving,
+    resolve_finetune,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
@@ -32,7 +41,11 @@ class TrainingParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    finetune: FineTuneMode = Field("lora", description="LoRA adapters (merged after) or full")
+    finetune: FineTuneMode = Field(
+        "auto",
+        description="full, LoRA adapters (merged after), or auto = full for encoders up to "
+        f"{FULL_FINETUNE_MAX_PARAMETERS // 1_000_000}M parameters, LoRA beyond",
+    )
     learning_rate: float = Field(0.0, ge=0, description="peak learning rate; 0 = 5e-4 for LoRA, 5e-5 for full")
     batch_size: int = Field(32, ge=1, description="training batch size")
     epochs: int = Field(3, ge=1, description="maximum epochs (early stopping may end sooner)")
@@ -43,7 +56,15 @@ class TrainingParams(BaseModel):
     lora_dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
     freeze_word_embeddings: bool = Field(True, description="keep the word-embedding matrix frozen (full mode)")
     early_stopping_patience: int = Field(1, ge=1, description="epochs without improvement before stopping")
+    class_weighting: ClassWeighting = Field(
+        "auto",
+        description="class-weighted loss: auto = balanced weights when the largest class has "
+        f"{SKEWED_CLASS_RATIO:g}x the rows of the smallest, balanced = always, none = never",
+    )
     seed: int = Field(42, description="seed for splitting, initialisation, data order and tuning")
+    calibrate: bool = Field(
+        True, description="fit a temperature on the validation split so scores match accuracy; serving applies it"
+    )
 
     @classmethod
     def pick(cls, values: Mapping[str, Any]) -> TrainingParams:
@@ -53,7 +74,13 @@ class TrainingParams(BaseModel):
 
     @property
     def effective_learning_rate(self) -> float:
+        if self.finetune == "auto":
+            raise ValueError("finetune=auto has no learning rate until resolved for a base model (for_model)")
         return self.learning_rate or DEFAULT_LEARNING_RATE[self.finetune]
+
+    def for_model(self, base_model: str) -> TrainingParams:
+        """These parameters with `finetune` decided for `base_model` (`auto` resolved)."""
+        return self.replace(finetune=resolve_finetune(self.finetune, base_model))
 
     @property
     def lora(self) -> LoraSettings:
@@ -77,6 +104,17 @@ class TrainResult:
     train_seconds: float = 0.0
     train_samples_per_second: float = 0.0
     bf16: bool = False
+    class_weights: dict[str, float] | None = None
+
+
+def selection_metric(class_weights: Mapping[str, float] | None) -> str:
+    """Macro F1 when the loss is class-weighted (skewed classes), accuracy otherwise."""
+    return "accuracy" if class_weights is None else "macro_f1"
+
+
+def loss_class_weights(train: pd.DataFrame, label_map: LabelMap, weighting: ClassWeighting) -> dict[str, float] | None:
+    """The per-class loss weights training on `train` uses (in label-id order), or None for the plain loss."""
+    return ClassBalance.of(train[LABEL], label_map.labels).loss_weights(weighting)
 
 
 def _as_hf_dataset(frame: pd.DataFrame):
@@ -115,6 +153,19 @@ def _epoch_logger():
     return MlflowEpochLogger()
 
 
+def _weighted_cross_entropy(weights: Sequence[float]):
+    """The trainer's loss with a weight per class (`compute_loss_func`): a per-batch weighted mean."""
+    import torch
+
+    weight = torch.tensor(list(weights), dtype=torch.float32)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
+        return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight.to(logits.device))
+
+    return loss
+
+
 def train_classifier(
     base_model: str,
     train: pd.DataFrame,
@@ -123,12 +174,19 @@ def train_classifier(
     params: TrainingParams,
     work_dir: Path,
     max_length: int,
+    truncation: Truncation = "head",
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = True,
 ) -> TrainResult:
-    """Fine-tune on prepared (tokenized) splits; returns the best epoch's model with LoRA merged."""
+    """Fine-tune on prepared (tokenized) splits; returns the best epoch's model with LoRA merged.
+
+    With skewed classes (`params.class_weighting`) the loss weighs each class by its rarity and the best epoch
+    is the one with the best macro F1, so neither training nor checkpoint selection trades a rare class for
+    accuracy on the common ones; otherwise the best epoch is the most accurate."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
 
+    params = params.for_model(base_model)
+    class_weights = loss_class_weights(train, label_map, params.class_weighting)
     configure_torch_threads()
     bf16 = cpu_supports_bf16()
     tokenizer = load_tokenizer(base_model)
@@ -156,7 +214,7 @@ def train_classifier(
         save_total_limit=2,
         save_only_model=True,
         load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
+        metric_for_best_model=selection_metric(class_weights),
         greater_is_better=True,
         learning_rate=params.effective_learning_rate,
         per_device_train_batch_size=params.batch_size,
@@ -183,6 +241,7 @@ def train_classifier(
         eval_dataset=_as_hf_dataset(validation),
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
+        compute_loss_func=None if class_weights is None else _weighted_cross_entropy(class_weights.values()),
         callbacks=[EarlyStoppingCallback(params.early_stopping_patience), _epoch_logger(), *callbacks],
     )
     started = time.perf_counter()
@@ -195,7 +254,9 @@ def train_classifier(
     ]
     model = merge_for_serving(trainer.model)
     # Predict in the original row order (the trainer's evaluation loop groups rows by length).
-    probabilities = predict_probabilities(model, tokenizer, validation[TEXT].tolist(), max_length, bf16=bf16)
+    probabilities = predict_probabilities(
+        model, tokenizer, validation[TEXT].tolist(), max_length, bf16=bf16, truncation=truncation
+    )
     best_validation = classification_metrics(validation[LABEL_ID].to_numpy(), probabilities, label_map.labels)
     return TrainResult(
         model=model,
@@ -206,4 +267,5 @@ def train_classifier(
         train_seconds=train_seconds,
         train_samples_per_second=training_throughput(trainer, params.batch_size, train_seconds),
         bf16=bf16,
+        class_weights=class_weights,
     )

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from textclf.data.preprocess import LabelMap
+from textclf.data.preprocess import LabelMap, Truncation
 from textclf.data.sources import LABEL
-from textclf.train.trainer import TrainingParams, train_classifier
+from textclf.train.trainer import TrainingParams, loss_class_weights, selection_metric, train_classifier
 
 if TYPE_CHECKING:
     import optuna
@@ -51,7 +51,8 @@ def _pruning_callback(trial: optuna.Trial):
 
     class ReportToTrial(TrainerCallback):
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            trial.report(float(metrics["eval_accuracy"]), step=round(state.epoch or 0))
+            # The metric the trainer picks its best epoch by: the study optimises the same one.
+            trial.report(float(metrics[f"eval_{args.metric_for_best_model}"]), step=round(state.epoch or 0))
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {round(state.epoch or 0)}")
 
@@ -62,6 +63,7 @@ def _pruning_callback(trial: optuna.Trial):
 class TuneResult:
     best_params: TrainingParams
     best_value: float | None
+    objective: str
     completed_trials: int
     pruned_trials: int
     study_name: str
@@ -78,6 +80,7 @@ def run_study(
     study_name: str,
     work_dir: Path,
     max_length: int,
+    truncation: Truncation = "head",
     show_progress: bool = True,
 ) -> tuple[TuneResult, optuna.Study]:
     """Run trials until the study holds `trials` finished ones; each trial is a nested MLflow run."""
@@ -92,6 +95,8 @@ def run_study(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
         load_if_exists=True,
     )
+    base_params = base_params.for_model(base_model)
+    objective_metric = selection_metric(loss_class_weights(train, label_map, base_params.class_weighting))
     finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     remaining = trials - sum(trial.state in finished for trial in study.trials)
 
@@ -112,26 +117,27 @@ def run_study(
                     params,
                     work_dir / f"trial-{trial.number}",
                     max_length,
+                    truncation,
                     callbacks=[_pruning_callback(trial)],
                     show_progress=show_progress,
                 )
             except optuna.TrialPruned:
                 mlflow.set_tag("optuna_state", "pruned")
                 raise
-            accuracy = float(result.best_validation["accuracy"])
-            mlflow.log_metric("best_validation_accuracy", accuracy)
+            score = float(result.best_validation[objective_metric])
+            mlflow.log_metric(f"best_validation_{objective_metric}", score)
             mlflow.set_tag("optuna_state", "complete")
-            return accuracy
+            return score
 
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, catch=())
     complete = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
     pruned = sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials)
     if not complete:
-        return TuneResult(base_params, None, 0, pruned, study_name), study
+        return TuneResult(base_params, None, objective_metric, 0, pruned, study_name), study
     best = study.best_trial
     best_params = base_params.replace(**best.params)
-    return TuneResult(best_params, float(best.value), len(complete), pruned, study_name), study
+    return TuneResult(best_params, float(best.value), objective_metric, len(complete), pruned, study_name), study
 
 
 def write_study_plots(study: optuna.Study, history_path: Path, importance_path: Path) -> None:
