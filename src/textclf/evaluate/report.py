@@ -133,11 +133,12 @@ def class_balance_section(
             f"| {label} | {count:,} | {count / balance.total:.1%} | {weight} | {'n/a' if f1 is None else f'{f1:.4f}'} |"
         )
     lines.append("")
-    ratio = "no rows in a class" if balance.ratio == float("inf") else f"{balance.ratio:.1f}"
-    if class_weights:
-        lines.append(f"The largest class has {ratio}x the rows of the smallest: the loss was class-weighted.")
-    else:
-        lines.append(f"The largest class has {ratio}x the rows of the smallest: the loss was not class-weighted.")
+    skew = (
+        "A class has no training rows"
+        if balance.ratio == float("inf")
+        else f"The largest class has {balance.ratio:.1f}x the rows of the smallest"
+    )
+    lines.append(f"{skew}: the loss {'was' if class_weights else 'was not'} class-weighted.")
     lines += [f"- **Warning:** {warning}" for warning in balance.warnings()]
     return lines
 
