@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 MONITOR_ARGS ?=
+# e.g. QUALITY_ARGS="--rows 0" for the whole files, "--variants defaults,tfidf_logreg" for a quicker run
+QUALITY_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run serve monitor demo-drift test lint format compile manifests bench bench-train bench-serve \
@@ -95,8 +97,8 @@ bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News samp
 bench-serve: install ## textclf serve vs a FastAPI + HF pipeline server, same MiniLM model, SST-2 texts
 	$(BIN)/python benchmarks/bench_serve.py
 
-bench-quality: install ## textclf defaults vs TF-IDF + LR on AG News, IMDB and SST-2 (2,000 rows each)
-	$(BIN)/python benchmarks/bench_quality.py
+bench-quality: install ## defaults, tuned, TF-IDF + LR, untrained base model on AG News, IMDB, SST-2 (QUALITY_ARGS)
+	$(BIN)/python benchmarks/bench_quality.py $(QUALITY_ARGS)
 
 bench-imbalance: install ## skewed AG News subset: class-weighted defaults vs the plain loss vs TF-IDF + LR
 	$(BIN)/python benchmarks/bench_imbalance.py

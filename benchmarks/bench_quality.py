@@ -1,7 +1,8 @@
-"""Model quality on the three shared datasets: textclf's training (defaults unless `--set`) against TF-IDF +
-logistic regression, same splits.
+"""Model quality on the three shared datasets, same splits: textclf's defaults (`--set` overrides them), textclf
+tuned (the pipeline's Optuna study, then training with its choice), TF-IDF + logistic regression, and the base
+model untrained; accuracy, macro F1, ECE, time and peak memory.
 
-    python benchmarks/bench_quality.py [--rows 2000] [--datasets ag_news,imdb,sst2] [--set finetune=lora]
+    python benchmarks/bench_quality.py [--rows 2000] [--datasets ag_news,imdb,sst2] [--variants defaults,tuned]
 
 Data: ../shared/data (never committed). Test sets: SST-2's dev file as given; for AG News and IMDB a
 stratified, held-back 10 % of the de-duplicated train file (at most `--max-test-rows`). From the rest,
@@ -15,10 +16,20 @@ import argparse
 import json
 import sys
 
-from quality import RESULTS, SEED, SHARED_DATA, parse_overrides, tfidf_and_score, train_and_score
+from quality import (
+    RESULTS,
+    SEED,
+    SHARED_DATA,
+    parse_overrides,
+    tfidf_and_score,
+    train_and_score,
+    tune_and_score,
+    untrained_and_score,
+)
 
 DATASETS = {"ag_news": "ag_news/train.csv", "imdb": "imdb/train.csv", "sst2": "sst2/train.csv"}
 SST2_DEV = "sst2/dev.csv"
+VARIANTS = ("defaults", "tuned", "tfidf_logreg", "untrained")
 
 
 def splits_of(dataset: str, rows: int, max_test_rows: int):
@@ -44,13 +55,28 @@ def splits_of(dataset: str, rows: int, max_test_rows: int):
 
 
 def main() -> None:
+    from textclf.config import PipelineConfig
+
+    pipeline = PipelineConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2000, help="rows of each dataset to train on (0 = all)")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: ag_news, imdb, sst2")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--max-test-rows", type=int, default=2000, help="held-back test rows (AG News, IMDB)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="TrainingParams KEY=VALUE")
+    parser.add_argument("--trials", type=int, default=pipeline.trials, help="tuned: Optuna trials (the pipeline's)")
+    parser.add_argument(
+        "--tune-max-train-rows",
+        type=int,
+        default=pipeline.tune_max_train_rows,
+        help="tuned: training rows each trial sees (the pipeline's)",
+    )
     parser.add_argument("--label", default="", help="suffix of the results file")
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        sys.exit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     missing = [
         SHARED_DATA / DATASETS[name] for name in args.datasets.split(",") if not (SHARED_DATA / DATASETS[name]).exists()
     ]
@@ -61,34 +87,52 @@ def main() -> None:
 
     configure_torch_threads()
     overrides = parse_overrides(args.overrides)
+    runners = {
+        "defaults": lambda train, validation, test: train_and_score(train, validation, test, overrides),
+        "tuned": lambda train, validation, test: tune_and_score(
+            train, validation, test, overrides, args.trials, args.tune_max_train_rows
+        ),
+        "tfidf_logreg": lambda train, validation, test: tfidf_and_score(train, test),
+        "untrained": lambda train, validation, test: untrained_and_score(train, test, overrides),
+    }
     results = {}
     for dataset in args.datasets.split(","):
         train, validation, test = splits_of(dataset, args.rows, args.max_test_rows)
-        textclf = train_and_score(train, validation, test, overrides)
-        baseline = tfidf_and_score(train, test)
-        results[dataset] = {
-            "rows": {"train": len(train), "validation": len(validation), "test": len(test)},
-            "textclf": textclf,
-            "tfidf_logreg": baseline,
-        }
-        print(
-            f"{dataset}: textclf {textclf['metrics']['accuracy']:.4f} ({textclf['train_seconds']:.0f} s), "
-            f"TF-IDF {baseline['metrics']['accuracy']:.4f}",
-            flush=True,
-        )
+        results[dataset] = {"rows": {"train": len(train), "validation": len(validation), "test": len(test)}}
+        for variant in variants:
+            results[dataset][variant] = runners[variant](train, validation, test)
+            print(f"{dataset} {variant}: {_line(results[dataset][variant])}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench_quality{'-' + args.label if args.label else ''}.json"
     out.write_text(json.dumps({"overrides": args.overrides, "rows": args.rows, "results": results}, indent=2))
     recipe = ", ".join(args.overrides) or "defaults"
-    print(f"| dataset | train rows | textclf ({recipe}) acc | macro F1 | TF-IDF acc | macro F1 | train s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"\ntextclf: {recipe}; tuned: {args.trials} trials on {args.tune_max_train_rows} training rows")
+    print("| dataset | train rows | variant | accuracy | macro F1 | ECE | seconds | peak RSS MiB |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for dataset, row in results.items():
-        ours, theirs = row["textclf"]["metrics"], row["tfidf_logreg"]["metrics"]
-        print(
-            f"| {dataset} | {row['rows']['train']:,} | {ours['accuracy']:.4f} | {ours['macro_f1']:.4f} "
-            f"| {theirs['accuracy']:.4f} | {theirs['macro_f1']:.4f} | {row['textclf']['train_seconds']:.0f} |"
-        )
+        for variant in variants:
+            result = row[variant]
+            metrics = result["metrics"]
+            print(
+                f"| {dataset} | {row['rows']['train']:,} | {variant} | {metrics['accuracy']:.4f} "
+                f"| {metrics['macro_f1']:.4f} | {metrics['ece']:.4f} | {_seconds(result):.0f} "
+                f"| {_peak(result):.0f} |"
+            )
     print(f"wrote {out}")
+
+
+def _seconds(result: dict) -> float:
+    """Training time; for tuned, the study's too; for the untrained model, its scoring time."""
+    return result.get("train_seconds", result.get("seconds", 0.0)) + result.get("tuning_seconds", 0.0)
+
+
+def _peak(result: dict) -> float:
+    return max(result.get("peak_rss_mib", 0.0), result.get("tuning_peak_rss_mib", 0.0))
+
+
+def _line(result: dict) -> str:
+    metrics = result["metrics"]
+    return f"accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} ({_seconds(result):.0f} s)"
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ own functions, `TrainingParams` defaults unless overridden) scored on a test set
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,64 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in items)
 
 
+class PeakMemory:
+    """The process's largest resident set size while the block runs, sampled every `interval` seconds (the
+    kernel's own high-water mark covers the whole process, not one variant of a benchmark)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        import psutil
+
+        process = psutil.Process()
+
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.peak_bytes = max(self.peak_bytes, process.memory_info().rss)
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mib(self) -> float:
+        return self.peak_bytes / 2**20
+
+
+def _encoding_and_params(overrides: dict[str, str]):
+    """`max_length` and `truncation` (the pipeline's unless overridden) and the `TrainingParams` overrides set."""
+    from textclf.config import PipelineConfig
+    from textclf.train.trainer import TrainingParams
+
+    overrides = dict(overrides)
+    encoding = {name: overrides.pop(name, None) for name in ("max_length", "truncation")}
+    config = PipelineConfig(**{name: value for name, value in encoding.items() if value is not None})
+    return config.max_length, config.truncation, TrainingParams.model_validate(overrides)
+
+
+def _prepare(frames: dict[str, pd.DataFrame], max_length: int, truncation: str):
+    from textclf.data.cleaning import CleaningConfig
+    from textclf.data.preprocess import LabelMap, prepare_split
+    from textclf.data.sources import LABEL
+    from textclf.train.modeling import PACKAGED_MINILM, load_tokenizer
+
+    label_map = LabelMap.from_labels(frames["train"][LABEL])
+    tokenizer = load_tokenizer(PACKAGED_MINILM)
+    prepared = {
+        name: prepare_split(frame, CleaningConfig(), tokenizer, label_map, max_length, truncation).frame
+        for name, frame in frames.items()
+    }
+    return prepared, label_map
+
+
 def train_and_score(
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -29,31 +88,22 @@ def train_and_score(
     callbacks: Sequence = (),
 ) -> dict:
     """Fine-tune the packaged MiniLM on raw (text, label) splits exactly as the pipeline does and score it on
-    `test`: accuracy, macro F1, per class, training time and epochs. `overrides` may set `TrainingParams`
-    fields and the pipeline's `max_length` and `truncation`; the rest are the pipeline's defaults."""
+    `test`: accuracy, macro F1, ECE, per class, training time, epochs and peak memory. `overrides` may set
+    `TrainingParams` fields and the pipeline's `max_length` and `truncation`; the rest are the pipeline's
+    defaults."""
     import numpy as np
 
-    from textclf.config import PipelineConfig
-    from textclf.data.cleaning import CleaningConfig
-    from textclf.data.preprocess import LabelMap, prepare_split
-    from textclf.data.sources import LABEL, TEXT
+    from textclf.data.preprocess import LABEL_ID
+    from textclf.data.sources import TEXT
+    from textclf.evaluate.calibration import fit_temperature
     from textclf.evaluate.metrics import classification_metrics
     from textclf.serve.classifier import predict_probabilities
-    from textclf.train.modeling import PACKAGED_MINILM, load_tokenizer
-    from textclf.train.trainer import TrainingParams, train_classifier
+    from textclf.train.modeling import PACKAGED_MINILM
+    from textclf.train.trainer import train_classifier
 
-    overrides = dict(overrides)
-    encoding = {name: overrides.pop(name, None) for name in ("max_length", "truncation")}
-    config = PipelineConfig(**{name: value for name, value in encoding.items() if value is not None})
-    max_length, truncation = config.max_length, config.truncation
-    params = TrainingParams.model_validate(overrides)
-    label_map = LabelMap.from_labels(train[LABEL])
-    tokenizer = load_tokenizer(PACKAGED_MINILM)
-    prepared = {
-        name: prepare_split(frame, CleaningConfig(), tokenizer, label_map, max_length, truncation).frame
-        for name, frame in {"train": train, "validation": validation, "test": test}.items()
-    }
-    with tempfile.TemporaryDirectory() as work:
+    max_length, truncation, params = _encoding_and_params(overrides)
+    prepared, label_map = _prepare({"train": train, "validation": validation, "test": test}, max_length, truncation)
+    with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
         trained = train_classifier(
             PACKAGED_MINILM,
             prepared["train"],
@@ -66,10 +116,21 @@ def train_and_score(
             callbacks=callbacks,
             show_progress=False,
         )
-    probabilities = predict_probabilities(
-        trained.model, trained.tokenizer, prepared["test"][TEXT].tolist(), max_length, truncation=truncation
+    # As the train step does: a temperature fitted on the validation split, applied to every score served.
+    temperature = (
+        fit_temperature(trained.validation_probabilities, prepared["validation"][LABEL_ID].to_numpy())
+        if params.calibrate
+        else 1.0
     )
-    metrics = classification_metrics(np.asarray(prepared["test"]["label_id"]), probabilities, label_map.labels)
+    probabilities = predict_probabilities(
+        trained.model,
+        trained.tokenizer,
+        prepared["test"][TEXT].tolist(),
+        max_length,
+        truncation=truncation,
+        temperature=temperature,
+    )
+    metrics = classification_metrics(np.asarray(prepared["test"][LABEL_ID]), probabilities, label_map.labels)
     return {
         "params": params.for_model(PACKAGED_MINILM).to_dict() | {"max_length": max_length, "truncation": truncation},
         "metrics": metrics,
@@ -80,7 +141,85 @@ def train_and_score(
         "bf16": trained.bf16,
         "epochs_run": len(trained.history),
         "class_weights": trained.class_weights,
+        "peak_rss_mib": memory.peak_mib,
+        "temperature": temperature,
     }
+
+
+def tune_and_score(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    overrides: dict[str, str],
+    trials: int,
+    tune_max_train_rows: int,
+) -> dict:
+    """The pipeline's tune step, then training with what it chose: an Optuna study of `trials` trials on a
+    stratified sample of `tune_max_train_rows` training rows (the pipeline's defaults), validated on the whole
+    validation split; then `train_and_score` on all the training rows with the best trial's parameters."""
+    import mlflow
+
+    from textclf.registry.tracking import configure
+    from textclf.train.modeling import PACKAGED_MINILM
+    from textclf.train.tuning import run_study, stratified_sample
+
+    max_length, truncation, params = _encoding_and_params(overrides)
+    params = params.for_model(PACKAGED_MINILM)
+    prepared, label_map = _prepare({"train": train, "validation": validation}, max_length, truncation)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
+        configure(f"sqlite:///{Path(work) / 'mlflow.db'}")
+        with mlflow.start_run():
+            result, study = run_study(
+                PACKAGED_MINILM,
+                stratified_sample(prepared["train"], tune_max_train_rows, params.seed),
+                prepared["validation"],
+                label_map,
+                params,
+                trials,
+                f"sqlite:///{Path(work) / 'optuna.db'}",
+                "bench",
+                Path(work),
+                max_length,
+                truncation,
+                show_progress=False,
+            )
+            best_trial = study.best_trial.number if result.best_value is not None else None
+    tuning_seconds = time.perf_counter() - started
+    chosen = result.best_params.to_dict()
+    scored = train_and_score(train, validation, test, {**overrides, **{k: str(v) for k, v in chosen.items()}})
+    return scored | {
+        "tuning_seconds": tuning_seconds,
+        "tuning_peak_rss_mib": memory.peak_mib,
+        "tuning_best_validation": result.best_value,
+        "tuning_objective": result.objective,
+        "tuned_params": chosen,
+        # Trial 0 is the configured recipe (`configured_point`): 0 here means tuning kept the defaults.
+        "best_trial": best_trial,
+    }
+
+
+def untrained_and_score(train: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, str]) -> dict:
+    """The base model with a fresh head and no fine-tuning, the evaluate step's "confidence before" baseline."""
+    from textclf.data.cleaning import CleaningConfig
+    from textclf.data.preprocess import LabelMap
+    from textclf.data.sources import LABEL
+    from textclf.evaluate.baselines import untrained_baseline
+    from textclf.train.modeling import PACKAGED_MINILM
+
+    max_length, truncation, _ = _encoding_and_params(overrides)
+    started = time.perf_counter()
+    with PeakMemory() as memory:
+        metrics = untrained_baseline(
+            PACKAGED_MINILM,
+            test,
+            LabelMap.from_labels(train[LABEL]),
+            CleaningConfig(),
+            max_length,
+            SEED,
+            truncation,
+        )
+    return {"metrics": metrics, "seconds": time.perf_counter() - started, "peak_rss_mib": memory.peak_mib}
 
 
 def tfidf_and_score(train: pd.DataFrame, test: pd.DataFrame) -> dict:
@@ -91,5 +230,6 @@ def tfidf_and_score(train: pd.DataFrame, test: pd.DataFrame) -> dict:
     from textclf.evaluate.baselines import tfidf_baseline
 
     started = time.perf_counter()
-    metrics = tfidf_baseline(train, test, LabelMap.from_labels(train[LABEL]), CleaningConfig(), SEED)
-    return {"metrics": metrics, "train_seconds": time.perf_counter() - started}
+    with PeakMemory() as memory:
+        metrics = tfidf_baseline(train, test, LabelMap.from_labels(train[LABEL]), CleaningConfig(), SEED)
+    return {"metrics": metrics, "train_seconds": time.perf_counter() - started, "peak_rss_mib": memory.peak_mib}

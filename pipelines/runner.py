@@ -90,12 +90,15 @@ def submit(
 
     import kfp
 
+    from textclf.evaluate.behaviour import inline_spec
+
     client = kfp.Client(host=host)
     with tempfile.TemporaryDirectory() as scratch:
         package = compile_pipeline(Path(scratch) / f"{PIPELINE_NAME}.yaml")
         run = client.create_run_from_pipeline_package(
             str(package),
-            arguments=config.model_dump(),
+            # The steps run in pods that cannot read the submitter's files: a suite file travels as its text.
+            arguments=config.model_dump() | {"behaviour_tests": inline_spec(config.behaviour_tests)},
             experiment_name=experiment,
             enable_caching=False,
         )

@@ -1,10 +1,12 @@
-"""The training pipeline: ingest → preprocess → tune → train → evaluate → register → (gate) promote → deploy.
+"""The training pipeline: ingest → preprocess → tune → (cross-validate, train) → evaluate → register → (gate)
+promote → deploy.
 
 A run the drift monitor starts also carries the report that triggered it, extra training rows (feedback) and
 the labelled drift window the gate judges the challenger on."""
 
 from kfp import dsl
 
+from textclf.components.cross_validate.component import cross_validate
 from textclf.components.deploy.component import deploy
 from textclf.components.drift_report.component import attach_drift_report
 from textclf.components.evaluate.component import evaluate
@@ -66,6 +68,8 @@ def training_pipeline(
     early_stopping_patience: int = D.early_stopping_patience,
     class_weighting: str = D.class_weighting,
     calibrate: bool = D.calibrate,
+    cv_folds: int = D.cv_folds,
+    behaviour_tests: str = D.behaviour_tests,
     trials: int = D.trials,
     tune_max_train_rows: int = D.tune_max_train_rows,
     optuna_storage: str = D.optuna_storage,
@@ -75,6 +79,7 @@ def training_pipeline(
     min_accuracy_gain: float = D.min_accuracy_gain,
     max_class_f1_drop: float = D.max_class_f1_drop,
     require_approval: bool = D.require_approval,
+    max_behaviour_failure_rate: float = D.max_behaviour_failure_rate,
     serving_url: str = D.serving_url,
     serving_namespace: str = D.serving_namespace,
     inference_service_name: str = D.inference_service_name,
@@ -170,17 +175,29 @@ def training_pipeline(
         "tune",
         "Tune (Optuna)",
     )
+    recipe = {
+        name: tuned.outputs[name]
+        for name in (
+            "learning_rate",
+            "batch_size",
+            "epochs",
+            "weight_decay",
+            "warmup_ratio",
+            "lora_r",
+            "lora_alpha",
+            "lora_dropout",
+        )
+    }
+    # Always runs, so evaluate has its output; with cv_folds = 0 it records that and ends at once.
+    cross_validated = _sized(
+        cross_validate(**shared, **recipe, cv_folds=cv_folds, validation_fraction=validation_fraction),
+        "train",
+        "Cross-validate (k folds)",
+    )
     trained = _sized(
         train(
             **shared,
-            learning_rate=tuned.outputs["learning_rate"],
-            batch_size=tuned.outputs["batch_size"],
-            epochs=tuned.outputs["epochs"],
-            weight_decay=tuned.outputs["weight_decay"],
-            warmup_ratio=tuned.outputs["warmup_ratio"],
-            lora_r=tuned.outputs["lora_r"],
-            lora_alpha=tuned.outputs["lora_alpha"],
-            lora_dropout=tuned.outputs["lora_dropout"],
+            **recipe,
             calibrate=calibrate,
             data_fingerprint=fingerprint,
         ),
@@ -192,11 +209,13 @@ def training_pipeline(
             model=trained.outputs["model"],
             train_split=ingested.outputs["train_split"],
             test_data=prepared.outputs["test_data"],
+            cross_validation=cross_validated.outputs["cross_validation"],
             data=data,
             data_fingerprint=fingerprint,
             registered_model_name=registered_model_name,
             split_sizes=ingested.outputs["split_sizes"],
             seed=seed,
+            behaviour_tests=behaviour_tests,
             tracking_uri=tracking_uri,
             mlflow_run_id=run_id,
         ),
@@ -223,6 +242,7 @@ def training_pipeline(
             max_class_f1_drop=max_class_f1_drop,
             drift_window_data=drift_window_data,
             require_approval=require_approval,
+            max_behaviour_failure_rate=max_behaviour_failure_rate,
             tracking_uri=tracking_uri,
             mlflow_run_id=run_id,
         ),

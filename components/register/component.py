@@ -43,11 +43,12 @@ def promotion_gate(
     max_class_f1_drop: float,
     drift_window_data: str,
     require_approval: bool,
+    max_behaviour_failure_rate: float,
     tracking_uri: str,
     mlflow_run_id: str,
 ) -> bool:
-    """True when the challenger beats the champion by the margin with no class's F1 dropping too far, and,
-    given a labelled drift window, beats it on that window too.
+    """True when the challenger beats the champion by the margin with no class's F1 dropping too far, passes
+    its behavioural tests within the bound, and, given a labelled drift window, beats it on that window too.
 
     Args:
         registered_model_name: MLflow registered model.
@@ -56,6 +57,8 @@ def promotion_gate(
         max_class_f1_drop: largest per-class F1 drop a promotion allows.
         drift_window_data: labelled drift window (text, label): a challenger must also beat the champion on it.
         require_approval: hold a challenger trained on feedback labels for `textclf promote VERSION`.
+        max_behaviour_failure_rate: largest share of failed cases any one behavioural test may have (1 = no
+            condition); below 1, a challenger without behavioural test results is not promoted.
         tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
         mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
     """
@@ -64,7 +67,13 @@ def promotion_gate(
 
     with resume_run(tracking_uri, mlflow_run_id):
         decision = run_gate(
-            registered_model_name, version, min_accuracy_gain, max_class_f1_drop, drift_window_data, require_approval
+            registered_model_name,
+            version,
+            min_accuracy_gain,
+            max_class_f1_drop,
+            drift_window_data,
+            require_approval,
+            max_behaviour_failure_rate,
         )
     verdict = "promote" if decision.promote else "await approval" if decision.awaiting_approval else "keep champion"
     print(f"promotion gate for v{version}: {verdict}: {decision.reason}")

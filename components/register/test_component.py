@@ -36,6 +36,7 @@ def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inp
             max_class_f1_drop=0.05,
             drift_window_data="",
             require_approval=False,
+            max_behaviour_failure_rate=1.0,
             **common,
         )
         with dsl.If(gate.output == True):  # noqa: E712
@@ -100,10 +101,17 @@ def test_after_drift_the_gate_judges_both_models_on_the_labelled_window(
         min_accuracy_gain=0.0,
         max_class_f1_drop=1.0,
         require_approval=False,
+        max_behaviour_failure_rate=1.0,
     )
     assert promotion_gate(
         **gate, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
     ).output
+    # The fixture's evaluation ran the built-in sentiment suite; its worst test's failure rate is on the version.
+    worst = float(client.get_model_version(name, challenger).tags["test_behaviour_max_failure_rate"])
+    strict = {**gate, "max_behaviour_failure_rate": worst / 2}
+    assert promotion_gate(
+        **strict, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
+    ).output == (worst == 0)
     # The same weights score the same on the window: no gain there, so no promotion.
     assert not promotion_gate(
         **gate, drift_window_data=str(window), tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run

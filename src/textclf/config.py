@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from textclf.data.cleaning import CleaningConfig
 from textclf.data.sources import DataSource
 from textclf.deploy.rollout import ServingPlan
+from textclf.evaluate.behaviour import AUTOMATIC_SUITE, BUILT_IN_SUITES, check_spec
 from textclf.monitor.decision import DriftPolicy
 from textclf.monitor.report import DriftReportSettings
 from textclf.names import (
@@ -36,6 +37,7 @@ from textclf.names import (
     SERVING_NAMESPACE,
 )
 from textclf.registry.gate import PromotionPolicy
+from textclf.train.cross_validation import MIN_FOLDS
 from textclf.train.modeling import PACKAGED_MINILM
 from textclf.train.trainer import TrainingParams
 
@@ -92,6 +94,17 @@ class PipelineConfig(BaseModel):
     early_stopping_patience: int = declared_in(TrainingParams, "early_stopping_patience")
     class_weighting: Literal["auto", "balanced", "none"] = declared_in(TrainingParams, "class_weighting")
     calibrate: bool = declared_in(TrainingParams, "calibrate")
+    cv_folds: int = Field(
+        0,
+        ge=0,
+        description=f"k-fold cross-validation of the training recipe: K stratified folds (at least {MIN_FOLDS}) of "
+        "the training and validation rows, reported in the model card; 0 = off",
+    )
+    behaviour_tests: str = Field(
+        AUTOMATIC_SUITE,
+        description="behavioural tests evaluate runs: auto (the built-in sentiment suite on positive/negative "
+        f"labels), none, a built-in suite {list(BUILT_IN_SUITES)}, a YAML file's path or the YAML text",
+    )
     trials: int = Field(2, ge=0, description="Optuna trials; 0 skips tuning")
     tune_max_train_rows: int = Field(2000, ge=0, description="rows each trial trains on (0 = all)")
     optuna_storage: str = Field("", description="Optuna RDB URL; empty = sqlite file in the working directory")
@@ -101,6 +114,7 @@ class PipelineConfig(BaseModel):
     min_accuracy_gain: float = declared_in(PromotionPolicy, "min_accuracy_gain")
     max_class_f1_drop: float = declared_in(PromotionPolicy, "max_class_f1_drop")
     require_approval: bool = declared_in(PromotionPolicy, "require_approval")
+    max_behaviour_failure_rate: float = declared_in(PromotionPolicy, "max_behaviour_failure_rate")
     serving_url: str = Field(
         LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion"
     )
@@ -128,6 +142,19 @@ class PipelineConfig(BaseModel):
     )
     drift_report: str = Field("", description="the drift report (HTML path or URL) that started this run")
     trigger: str = Field("", description="what started this run (the monitor's drift episode), as an MLflow tag")
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds_or_off(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError(f"cv_folds is the number of folds, at least {MIN_FOLDS}; 0 turns cross-validation off")
+        return value
+
+    @field_validator("behaviour_tests")
+    @classmethod
+    def _behaviour_suite_is_readable(cls, value: str) -> str:
+        # A missing file or a malformed suite stops the run before training, not in the evaluate step.
+        return check_spec(value)
 
     @model_validator(mode="after")
     def _serving_plan_is_consistent(self) -> PipelineConfig:

@@ -23,6 +23,7 @@ def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> No
         "ingest",
         "preprocess",
         "tune",
+        "cross-validate",
         "train",
         "evaluate",
         "register",
@@ -39,6 +40,11 @@ def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> No
     assert "== true" in conditions["challenger-beats-champion"]
     # A run the drift monitor starts carries the report that started it, as an HTML artifact.
     assert "drift_report'] != ''" in conditions["started-by-drift"]
+    # The model card shows cross-validation: evaluate reads the cross-validate step's artifact.
+    evaluate_inputs = tasks["evaluate"]["inputs"]["artifacts"]
+    assert evaluate_inputs["cross_validation"]["taskOutputArtifact"]["producerTask"] == "cross-validate"
+    assert "tune" in tasks["cross-validate"]["dependentTasks"], "it cross-validates the tuned recipe"
+    assert "train" not in tasks["cross-validate"]["dependentTasks"], "beside training, not after it"
     # ingest opens the MLflow run; a cached ingest would hand out an earlier run's id.
     assert tasks["ingest"]["cachingOptions"] == {}
     assert tasks["preprocess"]["cachingOptions"] == {"enableCache": True}

@@ -16,7 +16,13 @@ from textclf.data.preprocess import LabelMap, prepare_split
 from textclf.data.sources import DataSource
 from textclf.train.modeling import load_tokenizer
 from textclf.train.trainer import TrainingParams, train_classifier
-from textclf.train.tuning import run_study, stratified_sample, suggest_params, write_study_plots
+from textclf.train.tuning import (
+    configured_point,
+    run_study,
+    stratified_sample,
+    suggest_params,
+    write_study_plots,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -100,6 +106,13 @@ def test_search_space_respects_the_fine_tuning_mode() -> None:
     assert full.lora_r == 7 and "lora_r" not in full_trial.params
 
 
+def test_the_configured_recipe_is_the_point_a_study_starts_from_where_it_lies_in_the_space() -> None:
+    point = configured_point(TrainingParams(finetune="full", epochs=3))
+    assert point == {"learning_rate": 5e-5, "batch_size": 32, "epochs": 3, "weight_decay": 0.01, "warmup_ratio": 0.06}
+    outside = configured_point(TrainingParams(finetune="full", learning_rate=1.0, batch_size=8))
+    assert "learning_rate" not in outside and "batch_size" not in outside, "left to the sampler"
+
+
 def test_stratified_sample_keeps_balance() -> None:
     frame = pd.DataFrame({"text": [str(i) for i in range(100)], "label": ["a"] * 80 + ["b"] * 20})
     sample = stratified_sample(frame, 10, seed=0)
@@ -118,6 +131,10 @@ def test_study_runs_nested_trials_and_resumes(
     with mlflow.start_run(experiment_id=experiment_id) as parent:
         first, _ = run_study(*arguments, 2, storage, "study", tmp_path, MAX_LENGTH, show_progress=False)
     assert first.completed_trials + first.pruned_trials == 2
+    configured = base.for_model(str(tiny_model_dir))
+    first_trial = optuna.load_study(study_name="study", storage=storage).trials[0].params
+    assert first_trial["learning_rate"] == configured.effective_learning_rate, "the first trial is the recipe"
+    assert (first_trial["epochs"], first_trial["lora_r"], first_trial["weight_decay"]) == (2, 16, base.weight_decay)
     with mlflow.start_run(run_id=parent.info.run_id):
         resumed, study = run_study(*arguments, 3, storage, "study", tmp_path, MAX_LENGTH, show_progress=False)
     assert len(study.trials) == 3

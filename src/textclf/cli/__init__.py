@@ -11,6 +11,7 @@ from textclf.cli import monitor, serve, train
 app = typer.Typer(help="Transformer text classification: train, evaluate, register and promote.", no_args_is_help=True)
 app.command()(train.run)
 app.command("compile")(train.compile_)
+app.command()(train.cv)
 app.command()(train.evaluate)
 app.command()(train.promote)
 app.command()(serve.serve)

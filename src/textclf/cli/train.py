@@ -12,6 +12,7 @@ from rich.table import Table
 
 from textclf.cli.common import configure_logging, console, parse_sets
 from textclf.names import REGISTERED_MODEL_NAME
+from textclf.train.cross_validation import DEFAULT_FOLDS
 from textclf.train.modeling import FULL_FINETUNE_MAX_PARAMETERS
 
 FINETUNE_HELP = f"'auto' (full up to {FULL_FINETUNE_MAX_PARAMETERS:,} parameters, else LoRA), 'lora' or 'full'"
@@ -87,6 +88,124 @@ def run(
     _print_run_summary(resolved.tracking_uri, resolved.experiment_name, resolved.registered_model_name)
 
 
+def cv(
+    data: Annotated[
+        str | None, typer.Option(help="'demo[:domain]', 'hf:<id>', or a CSV/JSONL/Parquet path or URL")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="number of stratified folds (at least 2)")] = DEFAULT_FOLDS,
+    text_column: Annotated[str | None, typer.Option(help="column holding the text")] = None,
+    label_column: Annotated[str | None, typer.Option(help="column holding the label")] = None,
+    base_model: Annotated[str | None, typer.Option(help="Hub id or local path of the encoder")] = None,
+    finetune: Annotated[str | None, typer.Option(help=FINETUNE_HELP)] = None,
+    epochs: Annotated[int | None, typer.Option(help="maximum training epochs")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of configuration fields")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="any configuration field, as KEY=VALUE")] = [],  # noqa: B006
+    workdir: Annotated[Path, typer.Option(help="where MLflow keeps the runs (./mlflow.db by default)")] = Path("."),
+    output: Annotated[Path | None, typer.Option(help="also write the scores as JSON here")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False,
+) -> None:
+    """k-fold cross-validation of the training recipe on a whole dataset: one model per stratified fold, mean
+    and standard deviation of accuracy and macro F1, per fold and per class, in MLflow as a parent run with a
+    nested run per fold."""
+    import tempfile
+
+    from pydantic import ValidationError
+
+    from textclf.config import load_config
+    from textclf.data.cleaning import CleaningConfig
+    from textclf.data.sources import LABEL, DataSource, DataValidationError
+    from textclf.registry.tracking import ensure_experiment
+    from textclf.steps.cross_validate import prepare_source, run_cross_validation
+    from textclf.train.cross_validation import check_fold_count, check_folds
+    from textclf.train.trainer import TrainingParams
+
+    configure_logging(verbose)
+    overrides = {
+        "data": data,
+        "text_column": text_column,
+        "label_column": label_column,
+        "base_model": base_model,
+        "finetune": finetune,
+        "epochs": epochs,
+        **parse_sets(set_),
+    }
+    try:
+        settings = load_config(config, overrides).resolved(workdir.resolve())
+        check_fold_count(folds)
+        prepared, preprocessing = prepare_source(
+            DataSource(
+                settings.data, settings.text_column, settings.label_column, settings.hf_split, settings.hf_config
+            ),
+            CleaningConfig.model_validate({name: getattr(settings, name) for name in CleaningConfig.model_fields}),
+            settings.base_model,
+            settings.max_length,
+            settings.truncation,
+        )
+        check_folds(prepared[LABEL].tolist(), folds)
+    except (ValidationError, DataValidationError, FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    ensure_experiment(settings.experiment_name, settings.tracking_uri)
+    import mlflow
+
+    mlflow.set_experiment(settings.experiment_name)
+    console.print(
+        f"cross-validating {settings.base_model} on {len(prepared):,} rows of {settings.data} in {folds} folds "
+        f"(MLflow: {settings.tracking_uri})"
+    )
+
+    def announce(fold, scores: dict) -> None:
+        console.print(
+            f"fold {fold.number}/{folds}: accuracy {scores['accuracy']:.4f}, macro F1 {scores['macro_f1']:.4f} "
+            f"({scores['train_rows']:,} training rows, {scores['train_seconds']:.0f} s)"
+        )
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        result = run_cross_validation(
+            prepared,
+            preprocessing,
+            TrainingParams.pick(settings.model_dump()),
+            folds,
+            settings.validation_fraction,
+            Path(work_dir),
+            announce,
+            show_progress=verbose,
+        )
+    if output is not None:
+        output.write_text(json.dumps(result, indent=2))
+    _print_cross_validation(result)
+
+
+def _print_cross_validation(result: dict) -> None:
+    summary = result["summary"]
+    table = Table(title=f"{summary['folds']}-fold cross-validation (MLflow run {result['mlflow_run_id']})")
+    for column in ("fold", "held-out rows", "epochs", "accuracy", "macro F1"):
+        table.add_column(column, justify="right")
+    for fold in result["folds"]:
+        table.add_row(
+            str(fold["fold"]),
+            f"{fold['test_rows']:,}",
+            str(fold["epochs_run"]),
+            f"{fold['accuracy']:.4f}",
+            f"{fold['macro_f1']:.4f}",
+        )
+    accuracy, macro_f1 = summary["accuracy"], summary["macro_f1"]
+    table.add_row(
+        "mean ± std",
+        "",
+        "",
+        f"{accuracy['mean']:.4f} ± {accuracy['std']:.4f}",
+        f"{macro_f1['mean']:.4f} ± {macro_f1['std']:.4f}",
+    )
+    console.print(table)
+    classes = Table(title="per class F1")
+    classes.add_column("class")
+    classes.add_column("mean ± std", justify="right")
+    for label, f1 in summary["per_class_f1"].items():
+        classes.add_row(label, f"{f1['mean']:.4f} ± {f1['std']:.4f}")
+    console.print(classes)
+
+
 def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -117,10 +236,15 @@ def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str)
         "test_macro_f1",
         "baseline_tfidf_logreg_accuracy",
         "baseline_base_model_untrained_accuracy",
+        "behaviour_max_failure_rate",
         "train_samples_per_second",
     ):
         if name in metrics:
             table.add_row(name, f"{metrics[name]:.4f}")
+    if "cv_accuracy_mean" in metrics:
+        table.add_row(
+            "cross-validation accuracy", f"{metrics['cv_accuracy_mean']:.4f} ± {metrics['cv_accuracy_std']:.4f}"
+        )
     tags = latest.data.tags
     if RARE_CLASSES_TAG in tags:
         table.add_row("[yellow]rare classes[/yellow]", tags[RARE_CLASSES_TAG])

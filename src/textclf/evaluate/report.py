@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.data.balance import ClassBalance
+from textclf.evaluate.behaviour import behaviour_section
 
 
 def confident_mistakes(
@@ -88,6 +89,12 @@ class ModelCardInputs:
     """Training rows per class, for the card's class-balance section."""
     calibration: dict[str, float] = field(default_factory=dict)
     """The temperature and the test split's ECE and mean confidence before and after it."""
+    behaviour: dict[str, Any] | None = None
+    """The behavioural tests' report (`BehaviourReport.to_dict`), where a suite ran."""
+    behaviour_note: str = ""
+    """Which behavioural suite ran, or why none did."""
+    cross_validation_lines: list[str] = field(default_factory=list)
+    """The cross-validation section, where the run cross-validated its recipe."""
 
 
 def calibration_section(calibration: dict[str, float], untrained: dict[str, Any] | None) -> list[str]:
@@ -217,6 +224,10 @@ def model_card(inputs: ModelCardInputs) -> str:
         lines.append(
             f"| {name} | {baseline['accuracy']:.4f} | {baseline['macro_f1']:.4f} | {baseline['mean_confidence']:.4f} |"
         )
+    lines += behaviour_section(inputs.behaviour) or (
+        ["", "## Behavioural tests", "", f"None ran: {inputs.behaviour_note}."] if inputs.behaviour_note else []
+    )
+    lines += inputs.cross_validation_lines
     lines += [
         "",
         "## Intended use",

@@ -16,6 +16,8 @@ ACCURACY_TAG = "test_accuracy"
 
 
 PER_CLASS_F1_TAG = "test_per_class_f1"
+BEHAVIOUR_FAILURE_RATE_TAG = "test_behaviour_max_failure_rate"
+"""The largest failure rate of any one behavioural test; absent where none ran."""
 TRAINED_ON_FEEDBACK_TAG = "trained_on_feedback"
 """On a version trained with rows the drift monitor supplied (feedback labels, new labelled files)."""
 
@@ -27,6 +29,13 @@ class PromotionPolicy(BaseModel):
 
     min_accuracy_gain: float = Field(0.0, ge=0, description="accuracy a challenger must gain to be promoted")
     max_class_f1_drop: float = Field(0.05, ge=0, description="largest per-class F1 drop a promotion allows")
+    max_behaviour_failure_rate: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="largest share of failed cases any one behavioural test may have (1 = no condition); below 1, "
+        "a challenger without behavioural test results is not promoted",
+    )
     require_approval: bool = Field(
         False,
         description="a challenger trained on data the monitor supplied (feedback labels) waits as challenger for "
@@ -42,6 +51,8 @@ class ModelScore:
     drift_window_accuracy: float | None = None
     trained_on_feedback: bool = False
     """Accuracy on the labelled drift window that started a retraining run, when there is one."""
+    behaviour_max_failure_rate: float | None = None
+    """The largest failure rate of any one behavioural test, None where none ran."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,9 @@ def decide_promotion(challenger: ModelScore, champion: ModelScore | None, policy
 
 
 def _judge(challenger: ModelScore, champion: ModelScore | None, policy: PromotionPolicy) -> PromotionDecision:
+    behaviour = _behaviour_refusal(challenger, policy)
+    if behaviour:
+        return PromotionDecision(False, behaviour, challenger, champion, policy)
     if champion is None:
         return PromotionDecision(True, "no champion yet: the first model becomes champion", challenger, None, policy)
     if champion.version == challenger.version:
@@ -115,6 +129,25 @@ def _judge(challenger: ModelScore, champion: ModelScore | None, policy: Promotio
     return PromotionDecision(True, reason, challenger, champion, policy, drops)
 
 
+def _behaviour_refusal(challenger: ModelScore, policy: PromotionPolicy) -> str:
+    """Why the behavioural tests bar the challenger, or "" where they do not (a condition on the challenger
+    alone: it applies with or without a champion)."""
+    if policy.max_behaviour_failure_rate >= 1.0:
+        return ""
+    rate = challenger.behaviour_max_failure_rate
+    if rate is None:
+        return (
+            f"max_behaviour_failure_rate is {policy.max_behaviour_failure_rate:.4f} but version "
+            f"{challenger.version} has no behavioural test results (behaviour_tests: none, or no suite fits its labels)"
+        )
+    if rate > policy.max_behaviour_failure_rate:
+        return (
+            f"a behavioural test fails {rate:.4f} of its cases, more than max_behaviour_failure_rate "
+            f"{policy.max_behaviour_failure_rate:.4f}"
+        )
+    return ""
+
+
 def score_of(version: ModelVersion, drift_window_accuracy: float | None = None) -> ModelScore:
     return ModelScore(
         version=str(version.version),
@@ -122,4 +155,7 @@ def score_of(version: ModelVersion, drift_window_accuracy: float | None = None) 
         per_class_f1={k: float(v) for k, v in json.loads(version.tags[PER_CLASS_F1_TAG]).items()},
         drift_window_accuracy=drift_window_accuracy,
         trained_on_feedback=version.tags.get(TRAINED_ON_FEEDBACK_TAG) == "true",
+        behaviour_max_failure_rate=float(version.tags[BEHAVIOUR_FAILURE_RATE_TAG])
+        if BEHAVIOUR_FAILURE_RATE_TAG in version.tags
+        else None,
     )

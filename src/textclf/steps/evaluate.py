@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ from textclf.data.balance import ClassBalance
 from textclf.data.cleaning import CleaningConfig
 from textclf.data.preprocess import LabelMap
 from textclf.data.sources import LABEL, TEXT
+from textclf.evaluate.behaviour import AUTOMATIC_SUITE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,11 +39,15 @@ def run_evaluate(
     split_sizes: dict[str, int],
     seed: int,
     paths: EvaluationPaths,
+    behaviour_tests: str = AUTOMATIC_SUITE,
+    cross_validation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score the model on the held-back test split next to two baselines; write the report artifacts."""
+    """Score the model on the held-back test split next to two baselines, run the behavioural tests
+    `behaviour_tests` names; write the report artifacts (the model card shows `cross_validation` too)."""
     import mlflow
 
     from textclf.evaluate.baselines import tfidf_baseline, untrained_baseline
+    from textclf.evaluate.behaviour import load_suite, run_suite
     from textclf.evaluate.calibration import apply_temperature, plot_reliability, reliability_bins
     from textclf.evaluate.metrics import classification_metrics, expected_calibration_error
     from textclf.evaluate.report import (
@@ -51,6 +59,7 @@ def run_evaluate(
     )
     from textclf.registry.tracking import log_flat_metrics
     from textclf.serve.classifier import TextClassifier
+    from textclf.train.cross_validation import cross_validation_section
 
     classifier = TextClassifier.load(model_dir)
     metadata = classifier.metadata
@@ -76,6 +85,19 @@ def run_evaluate(
             metadata.base_model, test, label_map, cleaning, metadata.max_length, seed, metadata.truncation
         ),
     }
+    suite, behaviour_note = load_suite(behaviour_tests, label_map.labels)
+    behaviour = None
+    if suite is None:
+        log.info("behavioural tests: %s", behaviour_note)
+    else:
+        behaviour = run_suite(
+            suite,
+            behaviour_note,
+            lambda texts: classifier.predict(texts).probabilities,
+            label_map.labels,
+            test[TEXT].tolist(),
+            seed,
+        ).to_dict()
     mistakes = confident_mistakes(test[TEXT].tolist(), test[LABEL].tolist(), predictions.labels, predictions.scores)
     plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], paths.confusion_png)
     with tempfile.TemporaryDirectory() as scratch:
@@ -111,10 +133,19 @@ def run_evaluate(
             provenance=_provenance_of_active_run(),
             train_class_counts=ClassBalance.of(raw_train[LABEL], label_map.labels).counts,
             calibration=calibration,
+            behaviour=behaviour,
+            behaviour_note=behaviour_note,
+            cross_validation_lines=cross_validation_section(cross_validation),
         )
     )
     paths.model_card.write_text(card)
-    evaluation = {"test": metrics, "baselines": baselines, "calibration": calibration}
+    evaluation = {
+        "test": metrics,
+        "baselines": baselines,
+        "calibration": calibration,
+        "behaviour": behaviour,
+        "behaviour_note": behaviour_note,
+    }
     paths.evaluation_json.write_text(json.dumps(evaluation, indent=2))
     log_flat_metrics({k: v for k, v in metrics.items() if k != "confusion_matrix"}, "test")
     for name, baseline in baselines.items():
@@ -129,7 +160,22 @@ def run_evaluate(
     mlflow.log_artifact(str(paths.confusion_png), "evaluation")
     mlflow.log_metrics({f"test_calibration_{name}": value for name, value in calibration.items()})
     mlflow.log_text(mistakes.to_csv(index=False), "evaluation/confident_mistakes.csv")
+    if behaviour is not None:
+        mlflow.log_metrics(behaviour_metrics(behaviour))
+        mlflow.log_dict(behaviour, "evaluation/behaviour.json")
     return evaluation
+
+
+def behaviour_metrics(behaviour: dict[str, Any]) -> dict[str, float]:
+    """The behavioural tests' failure rates as metric names MLflow and the KFP UI accept."""
+    metrics = {
+        "behaviour_failure_rate": behaviour["failure_rate"],
+        "behaviour_max_failure_rate": behaviour["max_failure_rate"],
+    }
+    for test in behaviour["tests"]:
+        slug = "_".join("".join(c if c.isalnum() else " " for c in test["name"].lower()).split())
+        metrics[f"behaviour_{slug}_failure_rate"] = test["failure_rate"]
+    return metrics
 
 
 def _provenance_of_active_run() -> list[str]:

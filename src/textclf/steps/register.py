@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from textclf.data.sources import DataSource
-from textclf.registry.gate import TRAINED_ON_FEEDBACK_TAG, PromotionDecision
+from textclf.registry.gate import BEHAVIOUR_FAILURE_RATE_TAG, TRAINED_ON_FEEDBACK_TAG, PromotionDecision
 from textclf.steps.ingest import TRIGGER_TAG
 
 
@@ -19,11 +19,14 @@ def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name
     from textclf.registry.tracking import git_commit
     from textclf.registry.versions import register_version, version_tags
 
-    test_metrics = json.loads(evaluation_path.read_text())["test"]
+    evaluation = json.loads(evaluation_path.read_text())
+    test_metrics = evaluation["test"]
     metadata = load_metadata(model_dir)
     mlflow.log_artifacts(str(model_dir), "model")
     source = f"{mlflow.get_run(run_id).info.artifact_uri}/model"
     tags = version_tags(test_metrics, data_fingerprint, git_commit(), metadata.training_params)
+    if evaluation.get("behaviour"):
+        tags[BEHAVIOUR_FAILURE_RATE_TAG] = f"{evaluation['behaviour']['max_failure_rate']:.6f}"
     # Where the training data came from travels with the version: the gate and a reviewer read it there.
     run_tags = mlflow.get_run(run_id).data.tags
     tags.update({name: run_tags[name] for name in (TRIGGER_TAG, TRAINED_ON_FEEDBACK_TAG) if name in run_tags})
@@ -39,9 +42,11 @@ def run_gate(
     max_class_f1_drop: float,
     drift_window_data: str = "",
     require_approval: bool = False,
+    max_behaviour_failure_rate: float | None = None,
 ) -> PromotionDecision:
     """Compare the challenger with the champion on their registered test metrics (the frozen test split) and,
-    for a run started by drift, on the labelled drift window too; log inputs and decision."""
+    for a run started by drift, on the labelled drift window too; log inputs and decision. A `None` policy
+    setting keeps `PromotionPolicy`'s default."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -68,11 +73,17 @@ def run_gate(
                 "drift_window_champion_accuracy": window_accuracy[str(champion.version)],
             }
         )
+    policy = (
+        {"max_behaviour_failure_rate": max_behaviour_failure_rate} if max_behaviour_failure_rate is not None else {}
+    )
     decision = decide_promotion(
         score_of(client.get_model_version(model_name, version), window_accuracy.get(version)),
         score_of(champion, window_accuracy.get(str(champion.version))) if champion is not None else None,
         PromotionPolicy(
-            min_accuracy_gain=min_accuracy_gain, max_class_f1_drop=max_class_f1_drop, require_approval=require_approval
+            min_accuracy_gain=min_accuracy_gain,
+            max_class_f1_drop=max_class_f1_drop,
+            require_approval=require_approval,
+            **policy,
         ),
     )
     mlflow.log_dict(decision.to_dict(), "registry/promotion_gate.json")

@@ -20,21 +20,57 @@ STUDY_NAME_FORMAT = "textclf-{fingerprint}-{finetune}-{base_model}"
 LEARNING_RATE_RANGE = {"lora": (1e-4, 2e-3), "full": (1e-5, 1.5e-4)}
 
 
-def suggest_params(trial: optuna.Trial, base: TrainingParams) -> TrainingParams:
-    """One point of the search space; parameters that do not apply to the fine-tuning mode stay as given."""
+def search_space(base: TrainingParams) -> dict[str, optuna.distributions.BaseDistribution]:
+    """What a study searches for a resolved fine-tuning mode; parameters that do not apply to it stay as given."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     low, high = LEARNING_RATE_RANGE[base.finetune]
-    values = {
-        "learning_rate": trial.suggest_float("learning_rate", low, high, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
-        "epochs": trial.suggest_int("epochs", 1, max(1, base.epochs)),
-        "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1),
-        "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.2),
+    space = {
+        "learning_rate": FloatDistribution(low, high, log=True),
+        "batch_size": CategoricalDistribution([16, 32, 64]),
+        "epochs": IntDistribution(1, max(1, base.epochs)),
+        "weight_decay": FloatDistribution(0.0, 0.1),
+        "warmup_ratio": FloatDistribution(0.0, 0.2),
     }
     if base.finetune == "lora":
-        values["lora_r"] = trial.suggest_categorical("lora_r", [4, 8, 16, 32])
-        values["lora_alpha"] = trial.suggest_categorical("lora_alpha", [8, 16, 32, 64])
-        values["lora_dropout"] = trial.suggest_float("lora_dropout", 0.0, 0.2)
+        space |= {
+            "lora_r": CategoricalDistribution([4, 8, 16, 32]),
+            "lora_alpha": CategoricalDistribution([8, 16, 32, 64]),
+            "lora_dropout": FloatDistribution(0.0, 0.2),
+        }
+    return space
+
+
+def suggest_params(trial: optuna.Trial, base: TrainingParams) -> TrainingParams:
+    """One point of the search space."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    values = {}
+    for name, distribution in search_space(base).items():
+        if isinstance(distribution, CategoricalDistribution):
+            values[name] = trial.suggest_categorical(name, distribution.choices)
+        elif isinstance(distribution, IntDistribution):
+            values[name] = trial.suggest_int(name, distribution.low, distribution.high)
+        else:
+            values[name] = trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
     return base.replace(**values)
+
+
+def configured_point(base: TrainingParams) -> dict[str, float | int]:
+    """The configured recipe as a point of the search space (the parameters that lie inside it): a fresh study's
+    first trial, so tuning picks something else only when it did better on validation than the defaults."""
+    from optuna.distributions import CategoricalDistribution
+
+    point = {}
+    for name, distribution in search_space(base).items():
+        value = base.effective_learning_rate if name == "learning_rate" else getattr(base, name)
+        if isinstance(distribution, CategoricalDistribution):
+            inside = value in distribution.choices
+        else:
+            inside = distribution.low <= value <= distribution.high
+        if inside:
+            point[name] = value
+    return point
 
 
 def stratified_sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -83,7 +119,8 @@ def run_study(
     truncation: Truncation = "head",
     show_progress: bool = True,
 ) -> tuple[TuneResult, optuna.Study]:
-    """Run trials until the study holds `trials` finished ones; each trial is a nested MLflow run."""
+    """Run trials until the study holds `trials` finished ones; each trial is a nested MLflow run. A fresh
+    study's first trial is the configured recipe (`configured_point`), the others are TPE's."""
     import mlflow
     import optuna
 
@@ -129,6 +166,8 @@ def run_study(
             mlflow.set_tag("optuna_state", "complete")
             return score
 
+    if not study.trials:
+        study.enqueue_trial(configured_point(base_params))
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, catch=())
     complete = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
