@@ -13,7 +13,7 @@ from tests.support.layers import REPOSITORY, build_wheel, lint_imports, scratch_
 pytestmark = pytest.mark.unit
 
 
-def test_every_component_folder_is_in_the_built_wheel(tmp_path: Path) -> None:
+def test_every_component_folder_and_data_file_is_in_the_built_wheel(tmp_path: Path) -> None:
     wheel = build_wheel(scratch_copy(tmp_path), tmp_path / "dist")
     names = set(zipfile.ZipFile(wheel).namelist())
     components = sorted(p.parent.name for p in (REPOSITORY / "components").glob("*/component.py"))
@@ -23,6 +23,9 @@ def test_every_component_folder_is_in_the_built_wheel(tmp_path: Path) -> None:
     for package in ("pipelines/training_pipeline.py", "pipelines/compiled/training_pipeline.yaml", "serving/model.py"):
         assert f"textclf/{package}" in names, package
     assert "textclf/monitoring/app.py" in names and "textclf/monitor/check.py" in names
+    # The built-in behavioural suites are data files the evaluate step reads with importlib.resources.
+    suites = sorted(p.name for p in (REPOSITORY / "src/textclf/evaluate/suites").glob("*.yaml"))
+    assert suites and all(f"textclf/evaluate/suites/{suite}" in names for suite in suites)
 
 
 def test_the_layers_hold_and_a_wrong_import_breaks_them(tmp_path: Path) -> None:
