@@ -103,9 +103,9 @@ def test_perturbations_survive_long_hostile_text_in_bounded_time() -> None:
 
     hostile = ("Mary\u202e was \u0000 great!? " + "\U0001f600" * 3 + "ﷺ" * 50 + " ") * 2_000
     started = time.perf_counter()
-    for name in PERTURBATIONS:
-        perturb(name, hostile)
-        perturb(name, "")
+    for text in (hostile, "!" * 100_000 + "x", "!" * 100_000, "aaaa" * 25_000, "Mary " * 20_000, ""):
+        for name in PERTURBATIONS:
+            perturb(name, text)
     assert time.perf_counter() - started < 5
 
 
@@ -191,6 +191,8 @@ def test_an_incomplete_test_says_what_it_needs() -> None:
         BehaviourTest(name="t", type="mft", template="a {thing}", label="x")
     with pytest.raises(ValidationError, match="texts, a template or test_split_sample"):
         BehaviourTest(name="e", type="mft", label="x")
+    with pytest.raises(ValidationError, match="only braces"):
+        BehaviourTest(name="b", type="mft", template="a {thing} {}", fill={"thing": ["x"]}, label="x")
     with pytest.raises(ValidationError, match="unique"):
         BehaviourSuite(tests=[BehaviourTest(name="a", type="mft", texts=["x"], label="y")] * 2)
 

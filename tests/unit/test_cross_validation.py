@@ -94,8 +94,9 @@ def test_cross_validation_runs_and_nests_a_run_per_fold(
     )
     preprocessing = Preprocessing.load(step_inputs["preprocessing"])
     heard = []
-    mlflow.set_experiment("cv")
-    with mlflow.start_run(run_name="pipeline") as pipeline_run:
+    # As in the pipeline: the run is resumed by id, with no experiment set in this process.
+    experiment_id = mlflow.create_experiment("cv")
+    with mlflow.start_run(run_id=mlflow.tracking.MlflowClient().create_run(experiment_id).info.run_id) as pipeline_run:
         result = run_cross_validation(
             prepared,
             preprocessing,
@@ -112,8 +113,9 @@ def test_cross_validation_runs_and_nests_a_run_per_fold(
     parent = client.get_run(result["mlflow_run_id"])
     assert parent.data.tags["mlflow.parentRunId"] == pipeline_run.info.run_id
     assert parent.data.metrics["cv_accuracy_mean"] == pytest.approx(result["summary"]["accuracy"]["mean"])
+    assert parent.info.experiment_id == experiment_id, "in the pipeline run's experiment, not the default one"
     children = client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", order_by=["params.fold"]
+        [experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", order_by=["params.fold"]
     )
     assert [run.data.params["fold"] for run in children] == ["1", "2", "3"]
     assert all("fold_accuracy" in run.data.metrics for run in children)

@@ -71,6 +71,11 @@ class BehaviourTest(BaseModel):
             unfilled = sorted(placeholders - set(self.fill))
             if unfilled:
                 missing.append(f"fill values for {unfilled}")
+            else:
+                try:
+                    self.template.format(**{name: "" for name in self.fill})
+                except (IndexError, KeyError, ValueError) as error:
+                    missing.append(f"a template whose only braces are {{name}} placeholders ({error!r})")
         if self.type == "mft" and not self.label:
             missing.append("label (the label every text must get)")
         if self.type in ("inv", "dir") and self.perturbation is None:
@@ -255,7 +260,7 @@ _NAME_PATTERN = re.compile(r"\b(" + "|".join(FIRST_NAMES) + r")\b")
 _AUXILIARY = re.compile(r"\b(is|was|are|were|am|will|would|can|could|should|do|does|did|has|have|had)\b", re.I)
 _NEGATED = re.compile(r"\b(not|no|never|nothing|nobody|neither|nor)\b|n't\b", re.I)
 _WORD = re.compile(r"[^\W\d_]{4,}")
-_TRAILING_PUNCTUATION = re.compile(r"[.!?,;:]+$")
+CLOSING_PUNCTUATION = ".!?,;:"
 
 
 def _with_typo(text: str, rng: random.Random) -> str | None:
@@ -283,9 +288,11 @@ def _with_other_names(text: str, rng: random.Random) -> str | None:
 
 def _with_other_punctuation(text: str, rng: random.Random) -> str | None:
     """Drop the closing punctuation, or add a full stop where there is none."""
+    # str.rstrip, not a regular expression: "[.!?]+$" searched over a long run of "!" not at the end is quadratic.
     stripped = text.rstrip()
-    if _TRAILING_PUNCTUATION.search(stripped):
-        return _TRAILING_PUNCTUATION.sub("", stripped)
+    unpunctuated = stripped.rstrip(CLOSING_PUNCTUATION)
+    if unpunctuated != stripped:
+        return unpunctuated
     return f"{stripped}." if stripped else None
 
 

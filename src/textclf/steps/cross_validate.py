@@ -37,9 +37,13 @@ def run_cross_validation(
 
     params = params.for_model(preprocessing.base_model)
     enclosing = mlflow.active_run()
+    # Nested runs belong to the enclosing run's experiment; a bare nested run would land in the default one.
+    experiment_id = enclosing.info.experiment_id if enclosing is not None else None
 
     def log_fold(fold, scores: dict[str, Any]) -> None:
-        with mlflow.start_run(run_name=f"fold {fold.number} of {folds}", nested=True):
+        with mlflow.start_run(
+            run_name=f"fold {fold.number} of {folds}", nested=True, experiment_id=parent.info.experiment_id
+        ):
             mlflow.set_tag("textclf.cv_fold", str(fold.number))
             mlflow.log_params({name: scores[name] for name in ("fold", "train_rows", "validation_rows", "test_rows")})
             log_flat_metrics({name: scores[name] for name in ("accuracy", "macro_f1", "per_class")}, "fold")
@@ -47,7 +51,9 @@ def run_cross_validation(
         if on_fold is not None:
             on_fold(fold, scores)
 
-    with mlflow.start_run(run_name=f"cross-validation ({folds} folds)", nested=enclosing is not None) as parent:
+    with mlflow.start_run(
+        run_name=f"cross-validation ({folds} folds)", nested=enclosing is not None, experiment_id=experiment_id
+    ) as parent:
         mlflow.set_tag("textclf.cv", "parent")
         mlflow.log_params(
             params.to_dict()
