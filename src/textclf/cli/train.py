@@ -136,7 +136,7 @@ def cv(
             DataSource(
                 settings.data, settings.text_column, settings.label_column, settings.hf_split, settings.hf_config
             ),
-            CleaningConfig.model_validate({name: getattr(settings, name) for name in CleaningConfig.model_fields}),
+            CleaningConfig.pick(settings.model_dump()),
             settings.base_model,
             settings.max_length,
             settings.truncation,
