@@ -103,6 +103,7 @@ def train_and_score(
 
     max_length, truncation, params = _encoding_and_params(overrides)
     prepared, label_map = _prepare({"train": train, "validation": validation, "test": test}, max_length, truncation)
+    params = params.for_model(PACKAGED_MINILM).for_data(len(prepared["train"]))
     with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
         trained = train_classifier(
             PACKAGED_MINILM,
@@ -132,7 +133,7 @@ def train_and_score(
     )
     metrics = classification_metrics(np.asarray(prepared["test"][LABEL_ID]), probabilities, label_map.labels)
     return {
-        "params": params.for_model(PACKAGED_MINILM).to_dict() | {"max_length": max_length, "truncation": truncation},
+        "params": params.to_dict() | {"max_length": max_length, "truncation": truncation},
         "metrics": metrics,
         "train_rows": len(prepared["train"]),
         "test_rows": len(prepared["test"]),
@@ -164,8 +165,9 @@ def tune_and_score(
     from textclf.train.tuning import run_study, stratified_sample
 
     max_length, truncation, params = _encoding_and_params(overrides)
-    params = params.for_model(PACKAGED_MINILM)
     prepared, label_map = _prepare({"train": train, "validation": validation}, max_length, truncation)
+    # As the tune step: trials run the epochs the final training on every row gets.
+    params = params.for_model(PACKAGED_MINILM).for_data(len(prepared["train"]))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
         configure(f"sqlite:///{Path(work) / 'mlflow.db'}")

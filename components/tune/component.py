@@ -52,14 +52,16 @@ def tune(
             beyond.
         learning_rate: peak learning rate; 0 = 5e-4 for LoRA, 5e-5 for full.
         batch_size: training batch size.
-        epochs: maximum epochs (early stopping may end sooner).
+        epochs: maximum epochs (early stopping may end sooner); 0 = auto: a few, more on small data
+            (textclf.train.trainer.auto_epochs).
         weight_decay: AdamW weight decay.
         warmup_ratio: share of steps with linear warm-up.
         lora_r: LoRA rank.
         lora_alpha: LoRA scaling alpha.
         lora_dropout: LoRA dropout.
         freeze_word_embeddings: keep the word-embedding matrix frozen (full mode).
-        early_stopping_patience: epochs without improvement before stopping.
+        early_stopping_patience: epochs without improvement before stopping; 0 = auto: longer in longer
+            runs (textclf.train.trainer.auto_patience).
         class_weighting: class-weighted loss: auto = balanced weights when the largest class has 2x the rows of
             the smallest, balanced = always, none = never.
         seed: seed for splitting, initialisation, data order and tuning.

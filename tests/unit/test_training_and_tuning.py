@@ -144,3 +144,36 @@ def test_study_runs_nested_trials_and_resumes(
     write_study_plots(study, tmp_path / "history.html", tmp_path / "importance.html")
     assert "plotly" in (tmp_path / "history.html").read_text()
     assert (tmp_path / "importance.html").stat().st_size > 0
+
+
+def test_tuning_decides_auto_epochs_for_the_whole_training_split(
+    prepared: tuple[dict[str, pd.DataFrame], LabelMap], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Trials see a sample, but train the epochs the final run on every row gets, so their choice transfers."""
+    from textclf.data.preprocess import Preprocessing
+    from textclf.steps.tune import run_tune
+    from textclf.train.trainer import auto_epochs
+
+    frames, label_map = prepared
+    train = pd.concat([frames["train"]] * 50, ignore_index=True)  # enough rows for fewer epochs than a sample
+    paths = {name: tmp_path / f"{name}.parquet" for name in ("train", "validation")}
+    train.to_parquet(paths["train"])
+    frames["validation"].to_parquet(paths["validation"])
+    Preprocessing(label_map.labels, CleaningConfig().to_dict(), str(tiny_model_dir), MAX_LENGTH).save(
+        tmp_path / "preprocessing.json"
+    )
+    chosen = run_tune(
+        paths["train"],
+        paths["validation"],
+        tmp_path / "preprocessing.json",
+        TrainingParams(),
+        0,
+        len(frames["train"]),
+        f"sqlite:///{tmp_path / 'optuna.db'}",
+        "fingerprint",
+        tmp_path,
+        tmp_path / "history.html",
+        tmp_path / "importance.html",
+    )
+    assert chosen.epochs == auto_epochs(len(train), chosen.batch_size) < auto_epochs(len(frames["train"]), 32)
+    assert chosen.finetune == "full" and chosen.early_stopping_patience >= 1

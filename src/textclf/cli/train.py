@@ -27,7 +27,7 @@ def run(
     base_model: Annotated[str | None, typer.Option(help="Hub id or local path of the encoder")] = None,
     finetune: Annotated[str | None, typer.Option(help=FINETUNE_HELP)] = None,
     trials: Annotated[int | None, typer.Option(help="Optuna trials; 0 skips tuning")] = None,
-    epochs: Annotated[int | None, typer.Option(help="maximum training epochs")] = None,
+    epochs: Annotated[int | None, typer.Option(help="maximum training epochs (0 = auto: more on small data)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of configuration fields")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="any configuration field, as KEY=VALUE")] = [],  # noqa: B006
     host: Annotated[str | None, typer.Option(help="Kubeflow Pipelines endpoint: compile and submit there")] = None,
@@ -97,7 +97,7 @@ def cv(
     label_column: Annotated[str | None, typer.Option(help="column holding the label")] = None,
     base_model: Annotated[str | None, typer.Option(help="Hub id or local path of the encoder")] = None,
     finetune: Annotated[str | None, typer.Option(help=FINETUNE_HELP)] = None,
-    epochs: Annotated[int | None, typer.Option(help="maximum training epochs")] = None,
+    epochs: Annotated[int | None, typer.Option(help="maximum training epochs (0 = auto: more on small data)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of configuration fields")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="any configuration field, as KEY=VALUE")] = [],  # noqa: B006
     workdir: Annotated[Path, typer.Option(help="where MLflow keeps the runs (./mlflow.db by default)")] = Path("."),

@@ -33,9 +33,9 @@ def run_cross_validation(
     import mlflow
 
     from textclf.registry.tracking import log_flat_metrics
-    from textclf.train.cross_validation import cross_validation_section
+    from textclf.train.cross_validation import cross_validation_section, fold_recipe
 
-    params = params.for_model(preprocessing.base_model)
+    params = fold_recipe(params, preprocessing.base_model, len(prepared), folds, validation_fraction)
     enclosing = mlflow.active_run()
     # Nested runs belong to the enclosing run's experiment; a bare nested run would land in the default one.
     experiment_id = enclosing.info.experiment_id if enclosing is not None else None

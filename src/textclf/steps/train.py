@@ -30,7 +30,8 @@ def run_train(
     from textclf.train.trainer import train_classifier
 
     preprocessing = Preprocessing.load(preprocessing_path)
-    params = params.for_model(preprocessing.base_model)
+    train = pd.read_parquet(train_path)
+    params = params.for_model(preprocessing.base_model).for_data(len(train))
     validation = pd.read_parquet(validation_path)
     mlflow.log_params(
         params.to_dict()
@@ -42,7 +43,7 @@ def run_train(
     )
     result = train_classifier(
         preprocessing.base_model,
-        pd.read_parquet(train_path),
+        train,
         validation,
         preprocessing.label_map,
         params,

@@ -24,19 +24,22 @@ def run_tune(
     importance_path: Path,
 ) -> TrainingParams:
     """Search hyper-parameters on a sample of the training split; `trials=0` returns the given ones. Either way
-    `finetune` comes back decided for the base model (`auto` resolved)."""
+    `finetune`, `epochs` and `early_stopping_patience` come back decided for the base model and the whole training
+    split (`auto` resolved)."""
     import mlflow
 
     from textclf.train.tuning import STUDY_NAME_FORMAT, run_study, stratified_sample, write_study_plots
 
     preprocessing = Preprocessing.load(preprocessing_path)
-    base_params = base_params.for_model(preprocessing.base_model)
+    full_train = pd.read_parquet(train_path)
+    # Trials train on a sample, but with the epochs the final run on every row gets, so their choice transfers.
+    base_params = base_params.for_model(preprocessing.base_model).for_data(len(full_train))
     if trials == 0:
         message = "<html><body><p>Tuning skipped (trials=0): the configured parameters were used.</p></body></html>"
         history_path.write_text(message)
         importance_path.write_text(message)
         return base_params
-    train = stratified_sample(pd.read_parquet(train_path), tune_max_train_rows, base_params.seed)
+    train = stratified_sample(full_train, tune_max_train_rows, base_params.seed)
     study_name = STUDY_NAME_FORMAT.format(
         fingerprint=data_fingerprint,
         finetune=base_params.finetune,

@@ -101,6 +101,15 @@ def summarize_folds(fold_scores: Sequence[dict[str, Any]], labels: Sequence[str]
 FoldCallback = Callable[[Fold, dict[str, Any]], None]
 
 
+def fold_recipe(
+    params: TrainingParams, base_model: str, rows: int, folds: int, validation_fraction: float
+) -> TrainingParams:
+    """The one recipe every fold trains with: `auto` settings decided for the base model and for about the rows a
+    fold trains on (the data less one fold, less the validation share), so the folds differ only in their data."""
+    fold_rows = round(rows * (folds - 1) / folds * (1 - validation_fraction))
+    return params.for_model(base_model).for_data(fold_rows)
+
+
 def cross_validate(
     prepared: pd.DataFrame,
     label_map: LabelMap,
@@ -120,7 +129,7 @@ def cross_validate(
     from textclf.serve.classifier import predict_probabilities
     from textclf.train.trainer import train_classifier
 
-    params = params.for_model(base_model)
+    params = fold_recipe(params, base_model, len(prepared), folds, validation_fraction)
     fold_scores = []
     for fold in stratified_folds(prepared[LABEL].tolist(), folds, params.seed):
         held_out = prepared.iloc[fold.test_index].reset_index(drop=True)

@@ -132,7 +132,7 @@ def run_study(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
         load_if_exists=True,
     )
-    base_params = base_params.for_model(base_model)
+    base_params = base_params.for_model(base_model).for_data(len(train))
     objective_metric = selection_metric(loss_class_weights(train, label_map, base_params.class_weighting))
     finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     remaining = trials - sum(trial.state in finished for trial in study.trials)
