@@ -52,6 +52,19 @@ def resume_run(tracking_uri: str, run_id: str) -> Iterator[Any]:
         yield run
 
 
+@contextmanager
+def nested_run(run_name: str) -> Iterator[Any]:
+    """A run nested under the active one and in its experiment, or a top-level run where none is active. The
+    experiment is passed on because a run resumed by id (as each pipeline step resumes its run) sets none in this
+    process, and a bare nested run would land in the default experiment."""
+    import mlflow
+
+    active = mlflow.active_run()
+    experiment_id = active.info.experiment_id if active is not None else None
+    with mlflow.start_run(run_name=run_name, nested=active is not None, experiment_id=experiment_id) as run:
+        yield run
+
+
 def log_flat_metrics(metrics: dict[str, Any], prefix: str, step: int | None = None) -> None:
     """Log the numeric leaves of a nested metrics dict as `prefix_key_subkey`."""
     import mlflow

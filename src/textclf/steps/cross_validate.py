@@ -32,18 +32,14 @@ def run_cross_validation(
     where there is one) with one nested run per fold; the summary also goes to the enclosing run."""
     import mlflow
 
-    from textclf.registry.tracking import log_flat_metrics
+    from textclf.registry.tracking import log_flat_metrics, nested_run
     from textclf.train.cross_validation import cross_validation_section, fold_recipe
 
     params = fold_recipe(params, preprocessing.base_model, len(prepared), folds, validation_fraction)
     enclosing = mlflow.active_run()
-    # Nested runs belong to the enclosing run's experiment; a bare nested run would land in the default one.
-    experiment_id = enclosing.info.experiment_id if enclosing is not None else None
 
     def log_fold(fold, scores: dict[str, Any]) -> None:
-        with mlflow.start_run(
-            run_name=f"fold {fold.number} of {folds}", nested=True, experiment_id=parent.info.experiment_id
-        ):
+        with nested_run(f"fold {fold.number} of {folds}"):
             mlflow.set_tag("textclf.cv_fold", str(fold.number))
             mlflow.log_params({name: scores[name] for name in ("fold", "train_rows", "validation_rows", "test_rows")})
             log_flat_metrics({name: scores[name] for name in ("accuracy", "macro_f1", "per_class")}, "fold")
@@ -51,9 +47,7 @@ def run_cross_validation(
         if on_fold is not None:
             on_fold(fold, scores)
 
-    with mlflow.start_run(
-        run_name=f"cross-validation ({folds} folds)", nested=enclosing is not None, experiment_id=experiment_id
-    ) as parent:
+    with nested_run(f"cross-validation ({folds} folds)") as parent:
         mlflow.set_tag("textclf.cv", "parent")
         mlflow.log_params(
             params.to_dict()

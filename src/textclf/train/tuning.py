@@ -124,6 +124,8 @@ def run_study(
     import mlflow
     import optuna
 
+    from textclf.registry.tracking import nested_run
+
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
@@ -137,13 +139,9 @@ def run_study(
     finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     remaining = trials - sum(trial.state in finished for trial in study.trials)
 
-    parent = mlflow.active_run()
-    # Trials belong to the parent's experiment; a bare nested run would land in the default one.
-    experiment_id = parent.info.experiment_id if parent else None
-
     def objective(trial: optuna.Trial) -> float:
         params = suggest_params(trial, base_params)
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, experiment_id=experiment_id):
+        with nested_run(f"trial-{trial.number}"):
             mlflow.log_params({**params.to_dict(), "trial": trial.number, "study": study_name})
             try:
                 result = train_classifier(
