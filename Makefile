@@ -10,7 +10,7 @@ QUALITY_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run serve monitor demo-drift test lint format compile manifests bench bench-train bench-serve \
-	bench-drift bench-soak bench-imbalance bench-quality clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
+	bench-drift bench-soak bench-imbalance bench-quality bench-explain clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
@@ -94,8 +94,11 @@ bench: bench-train bench-serve bench-drift ## every benchmark
 bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News sample in ../shared/data
 	$(BIN)/python benchmarks/bench_train.py
 
-bench-serve: install ## textclf serve vs a FastAPI + HF pipeline server, same MiniLM model, SST-2 texts
+bench-serve: install ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx)
 	$(BIN)/python benchmarks/bench_serve.py
+
+bench-explain: install ## occlusion on each backend vs Captum's integrated gradients: deletion faithfulness and cost
+	$(BIN)/python benchmarks/bench_explain.py
 
 bench-quality: install ## defaults, tuned, TF-IDF + LR, untrained base model on AG News, IMDB, SST-2 (QUALITY_ARGS)
 	$(BIN)/python benchmarks/bench_quality.py $(QUALITY_ARGS)

@@ -16,6 +16,7 @@ import pytest
 from tests.support.data import REVIEWS_CSV
 from tests.support.servers import SERVING_TEST_LIMITS, EventSink, RunningServer, textclf_server
 from textclf.runtime.local_processes import free_port, running_server
+from textclf.serve.backends import BACKENDS
 
 CLUSTER_TESTS_VARIABLE = "TEXTCLF_CLUSTER_TESTS"
 
@@ -301,16 +302,19 @@ def event_sink() -> Iterator[EventSink]:
         server.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=BACKENDS)
 def serving_server(
-    tmp_path_factory: pytest.TempPathFactory, step_inputs: dict, event_sink: EventSink
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, step_inputs: dict, event_sink: EventSink
 ) -> Iterator[RunningServer]:
-    """The trained fixture model behind a real `textclf serve`, logging requests to `event_sink`."""
+    """The trained fixture model behind a real `textclf serve` on each inference backend in turn, logging
+    requests to `event_sink`."""
     options = [f"--set={item}" for item in SERVING_TEST_LIMITS]
     with textclf_server(
-        tmp_path_factory.mktemp("serving"),
+        tmp_path_factory.mktemp(f"serving-{request.param}"),
         "--model",
         str(step_inputs["model"]),
+        "--backend",
+        request.param,
         "--request-logger-url",
         event_sink.url,
         *options,

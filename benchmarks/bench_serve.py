@@ -1,14 +1,19 @@
-"""Serving benchmark: `textclf serve` against the seeds' baseline (FastAPI + a Hugging Face pipeline per
+"""Serving benchmark: `textclf serve` on each inference backend (the default `auto`, then torch, onnx and
+onnx-int8 forced, and auto with one thread) against the seeds' baseline (FastAPI + a Hugging Face pipeline per
 request, fp32, no batching), same trained MiniLM model directory, same texts, one server at a time.
 
     make bench-serve            # or: python benchmarks/bench_serve.py [--model DIR] [--seconds 20]
 
 Model: unless --model is given, the training pipeline fine-tunes the packaged MiniLM on a 4,000-sentence
 sample of SST-2 (../shared/data/sst2/train.csv, never committed) once, and the champion is cached under
-benchmarks/results/serve-model. Load texts: the SST-2 dev sentences. Reports p50/p99 latency at
-concurrency 1 for a 20-word text, throughput at concurrency 32 with 1 and with 64 texts per request,
-errors, and the server's resident memory after each of three repeated rounds. Prints a table and writes
-benchmarks/results/bench_serve.json.
+benchmarks/results/serve-model. Load texts: the SST-2 dev sentences.
+
+Two load generators: `wrk` (Debian's package; C, so it takes little of the CPU the server needs) posts one
+20-word text per request at concurrency 1 and 32; the Python httpx client posts SST-2 sentences, one or 64
+per request, at concurrency 32 in three repeated rounds (resident memory must stay flat). The bare model
+(`TextClassifier.predict`, no server, same backend and threads) is timed on batches of the size the server
+formed under wrk's load: the server's throughput as a share of it is what the HTTP layer costs. Prints a table
+and writes benchmarks/results/bench_serve.json.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,27 +143,105 @@ def throughput(url: str, path: str, bodies: list[dict], texts_per_request: int, 
     return asyncio.run(_throughput(url, path, bodies, texts_per_request, 32, seconds))
 
 
-def mean_batch_size(url: str) -> float:
-    """From the server's own histogram: how full the micro-batches were over the whole run."""
+def batch_size_totals(url: str) -> tuple[float, float]:
+    """From the server's own histogram: texts and forward passes so far."""
     values = {}
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith(("textclf_batch_size_sum ", "textclf_batch_size_count ")):
             name, value = line.split()
             values[name] = float(value)
-    return round(values["textclf_batch_size_sum"] / values["textclf_batch_size_count"], 1)
+    return values.get("textclf_batch_size_sum", 0.0), values.get("textclf_batch_size_count", 0.0)
+
+
+def served_backend(url: str) -> str:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("textclf_model_info{"):
+            return line.split('backend="', 1)[1].split('"', 1)[0]
+    return "torch"
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[BODY]]
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "seconds": %.3f, "non_2xx": %d, "socket_errors": %d, "p50_ms": %.3f, "p99_ms": %.3f}\\n',
+    summary.requests, summary.duration / 1e6, errors.status,
+    errors.connect + errors.read + errors.write + errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def wrk(url: str, path: str, body: dict, connections: int, seconds: float) -> dict:
+    """`wrk` posting the same body: requests/s, p50 and p99 latency (ms), errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.replace("BODY", json.dumps(body)))
+    threads = min(2, connections)
+    output = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script.name, url + path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    Path(script.name).unlink()
+    result = json.loads(output.strip().splitlines()[-1])
+    result["requests_per_second"] = round(result["requests"] / result["seconds"], 1)
+    result["errors"] = result.pop("non_2xx") + result.pop("socket_errors")
+    return result
+
+
+def bare_model(model: Path, backend: str, threads: int, batch_size: int, seconds: float) -> dict:
+    """The model alone on this machine: texts/s of `TextClassifier.predict` on batches of `batch_size` copies of
+    the 20-word text, and the latency of one text alone."""
+    from textclf.serve.classifier import TextClassifier
+
+    classifier = TextClassifier.load(model, threads, backend)
+    batch = [TWENTY_WORDS] * batch_size
+    for _ in range(5):
+        classifier.predict(batch)
+        classifier.predict([TWENTY_WORDS])
+    lone = []
+    for _ in range(200):
+        started = time.perf_counter()
+        classifier.predict([TWENTY_WORDS])
+        lone.append((time.perf_counter() - started) * 1000)
+    texts, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        classifier.predict(batch)
+        texts += batch_size
+    return {
+        "backend": backend,
+        "batch_size": batch_size,
+        "texts_per_second": round(texts / (time.perf_counter() - started), 1),
+        "p50_ms_1_text": round(statistics.median(lone), 2),
+    }
 
 
 def measure(name: str, command: list[str], url: str, texts: list[str], seconds: float, rounds: int) -> dict:
     log = RESULTS / f"bench_serve_{name.replace(', ', '_').replace(' ', '-')}.log"
     # running_server appends; this log holds one benchmark run, as it did before.
     log.unlink(missing_ok=True)
+    textclf = name != "baseline"
     with running_server(command, f"{url}/health", log, timeout=300) as process:
         single = [{"text": text} for text in texts]
         batches = [{"texts": texts[i : i + 64]} for i in range(0, len(texts) - 63, 64)]
         result = {"latency_c1_20_words": latency_at_concurrency_one(url, "/predict", {"text": TWENTY_WORDS}, 300)}
-        if name.startswith("textclf"):
+        if textclf:
+            result["backend"] = served_backend(url)
             v2_body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TWENTY_WORDS]}]}
             result["latency_c1_20_words_v2"] = latency_at_concurrency_one(url, "/v2/models/textclf/infer", v2_body, 300)
+        if shutil.which("wrk"):
+            result["wrk_c1"] = wrk(url, "/predict", {"text": TWENTY_WORDS}, 1, seconds / 2)
+            before = batch_size_totals(url) if textclf else (0.0, 0.0)
+            result["wrk_c32"] = wrk(url, "/predict", {"text": TWENTY_WORDS}, 32, seconds)
+            if textclf:
+                after = batch_size_totals(url)
+                result["wrk_c32"]["mean_texts_per_forward_pass"] = round(
+                    (after[0] - before[0]) / max(after[1] - before[1], 1), 1
+                )
         result["rss_mib_after_start"] = round(resident_mib(process.pid), 1)
         result["rounds"] = []
         for round_index in range(rounds):
@@ -166,8 +251,9 @@ def measure(name: str, command: list[str], url: str, texts: list[str], seconds: 
                 {"c32_1_text": one, "c32_64_texts": many, "rss_mib": round(resident_mib(process.pid), 1)}
             )
             print(f"  {name} round {round_index + 1}: {one['texts_per_second']} / {many['texts_per_second']} texts/s")
-        if name.startswith("textclf"):
-            result["mean_texts_per_forward_pass"] = mean_batch_size(url)
+        if textclf:
+            total_texts, passes = batch_size_totals(url)
+            result["mean_texts_per_forward_pass"] = round(total_texts / max(passes, 1), 1)
         return result
 
 
@@ -179,6 +265,8 @@ def main() -> None:
     args = parser.parse_args()
     require_data()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if not shutil.which("wrk"):
+        print("wrk not found (Debian: apt-get install wrk): measuring with the Python client only")
     import pandas as pd
 
     model = args.model or trained_model()
@@ -187,26 +275,39 @@ def main() -> None:
     textclf_serve = [sys.executable, "-m", "textclf.cli", "serve", "--model", str(model), "--grpc-port", "0"]
     variants = {
         "textclf": textclf_serve,
+        "torch": [*textclf_serve, "--backend", "torch"],
+        "onnx": [*textclf_serve, "--backend", "onnx"],
+        "onnx-int8": [*textclf_serve, "--backend", "onnx-int8"],
         # One intra-op thread leaves the other core to HTTP handling (and, here, to the load generator).
-        "textclf, 1 torch thread": [*textclf_serve, "--set", "torch_threads=1"],
+        "textclf, 1 thread": [*textclf_serve, "--set", "torch_threads=1"],
         "baseline": [sys.executable, str(REPO / "benchmarks" / "baseline_server.py"), str(model)],
     }
     for name, command in variants.items():
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        command = [*command, "--port", str(port)] if name.startswith("textclf") else [*command, str(port)]
+        command = [*command, "--port", str(port)] if name != "baseline" else [*command, str(port)]
         print(f"measuring {name}")
         servers[name] = measure(name, command, url, texts, args.seconds, args.rounds)
+        if name != "baseline" and "wrk_c32" in servers[name]:
+            formed = max(1, round(servers[name]["wrk_c32"]["mean_texts_per_forward_pass"]))
+            threads = 1 if "1 thread" in name else 0
+            bare = bare_model(model, servers[name]["backend"], threads, formed, args.seconds / 2)
+            bare["server_share"] = round(servers[name]["wrk_c32"]["requests_per_second"] / bare["texts_per_second"], 2)
+            servers[name]["bare_model"] = bare
 
     report = {"model": str(model), "texts": "SST-2 dev sentences", "twenty_word_text": TWENTY_WORDS, **servers}
     best = {name: max(r["c32_1_text"]["texts_per_second"] for r in s["rounds"]) for name, s in servers.items()}
     report["speedup_c32_1_text"] = round(best["textclf"] / best["baseline"], 2)
-    report["speedup_c32_1_text_1_torch_thread"] = round(best["textclf, 1 torch thread"] / best["baseline"], 2)
+    report["speedup_c32_1_text_1_thread"] = round(best["textclf, 1 thread"] / best["baseline"], 2)
     report["speedup_c32_64_texts"] = round(
         max(r["c32_64_texts"]["texts_per_second"] for r in servers["textclf"]["rounds"])
         / max(r["c32_64_texts"]["texts_per_second"] for r in servers["baseline"]["rounds"]),
         2,
     )
+    if all("wrk_c32" in server for server in servers.values()):
+        wrk_rate = {name: server["wrk_c32"]["requests_per_second"] for name, server in servers.items()}
+        report["wrk_speedup_c32_vs_baseline"] = round(wrk_rate["textclf"] / wrk_rate["baseline"], 2)
+        report["wrk_speedup_c32_vs_torch"] = round(wrk_rate["textclf"] / wrk_rate["torch"], 2)
     (RESULTS / "bench_serve.json").write_text(json.dumps(report, indent=2))
     print_table(servers, report)
 
@@ -215,32 +316,61 @@ def print_table(servers: dict, report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="textclf serve vs FastAPI + HF pipeline (same MiniLM model, same texts)")
+    table = Table(title="textclf serve (textclf = the default backend, auto) vs FastAPI + HF pipeline, same model")
     table.add_column("measure")
     for name in servers:
         table.add_column(name, justify="right")
+
+    def wrk_value(key: str, field: str):
+        return lambda s: s[key][field] if key in s else "-"
+
     rows = [
-        ("p50 ms, c=1, 20 words (/predict)", lambda s: s["latency_c1_20_words"]["p50_ms"]),
-        ("p99 ms, c=1, 20 words (/predict)", lambda s: s["latency_c1_20_words"]["p99_ms"]),
-        ("texts/s, c=32, 1 text/request", lambda s: max(r["c32_1_text"]["texts_per_second"] for r in s["rounds"])),
-        ("texts/s, c=32, 64 texts/request", lambda s: max(r["c32_64_texts"]["texts_per_second"] for r in s["rounds"])),
-        ("errors", lambda s: sum(r["c32_1_text"]["errors"] + r["c32_64_texts"]["errors"] for r in s["rounds"])),
+        ("backend served", lambda s: s.get("backend", "torch (fp32)")),
+        ("wrk: p50 ms, c=1, 20 words", wrk_value("wrk_c1", "p50_ms")),
+        ("wrk: p99 ms, c=1", wrk_value("wrk_c1", "p99_ms")),
+        ("wrk: texts/s, c=32, 1 text/request", wrk_value("wrk_c32", "requests_per_second")),
+        (
+            "wrk: p50 / p99 ms, c=32",
+            lambda s: f"{s['wrk_c32']['p50_ms']} / {s['wrk_c32']['p99_ms']}" if "wrk_c32" in s else "-",
+        ),
+        ("wrk: texts per forward pass, c=32", lambda s: s.get("wrk_c32", {}).get("mean_texts_per_forward_pass", 1)),
+        (
+            "bare model: texts/s at that batch",
+            lambda s: s["bare_model"]["texts_per_second"] if "bare_model" in s else "-",
+        ),
+        ("server's share of the bare model", lambda s: s["bare_model"]["server_share"] if "bare_model" in s else "-"),
+        ("bare model: p50 ms, 1 text", lambda s: s["bare_model"]["p50_ms_1_text"] if "bare_model" in s else "-"),
+        ("wrk errors", lambda s: s["wrk_c1"]["errors"] + s["wrk_c32"]["errors"] if "wrk_c32" in s else "-"),
+        ("httpx: p50 ms, c=1, 20 words", lambda s: s["latency_c1_20_words"]["p50_ms"]),
+        ("httpx: p99 ms, c=1", lambda s: s["latency_c1_20_words"]["p99_ms"]),
+        (
+            "httpx: texts/s, c=32, 1 text/request",
+            lambda s: max(r["c32_1_text"]["texts_per_second"] for r in s["rounds"]),
+        ),
+        (
+            "httpx: texts/s, c=32, 64 texts/request",
+            lambda s: max(r["c32_64_texts"]["texts_per_second"] for r in s["rounds"]),
+        ),
+        ("httpx errors", lambda s: sum(r["c32_1_text"]["errors"] + r["c32_64_texts"]["errors"] for r in s["rounds"])),
         ("RSS MiB after start", lambda s: s["rss_mib_after_start"]),
         ("RSS MiB after each round", lambda s: " / ".join(str(r["rss_mib"]) for r in s["rounds"])),
     ]
     for label, value in rows:
         table.add_row(label, *(str(value(s)) for s in servers.values()))
     v2_latency = [servers[name].get("latency_c1_20_words_v2") for name in servers]
-    table.add_row("p50 / p99 ms, c=1, v2 REST", *(f"{v['p50_ms']} / {v['p99_ms']}" if v else "-" for v in v2_latency))
     table.add_row(
-        "mean texts per forward pass", *(str(s.get("mean_texts_per_forward_pass", 1)) for s in servers.values())
+        "httpx: p50 / p99 ms, c=1, v2 REST", *(f"{v['p50_ms']} / {v['p99_ms']}" if v else "-" for v in v2_latency)
     )
     Console().print(table)
     print(
-        f"throughput x{report['speedup_c32_1_text']} (1 text/request; "
-        f"x{report['speedup_c32_1_text_1_torch_thread']} with 1 torch thread), "
-        f"x{report['speedup_c32_64_texts']} (64 texts/request)"
+        f"httpx throughput x{report['speedup_c32_1_text']} the baseline (1 text/request; "
+        f"x{report['speedup_c32_1_text_1_thread']} with 1 thread), x{report['speedup_c32_64_texts']} (64 texts/request)"
     )
+    if "wrk_speedup_c32_vs_baseline" in report:
+        print(
+            f"wrk, c=32: the default x{report['wrk_speedup_c32_vs_baseline']} the baseline, "
+            f"x{report['wrk_speedup_c32_vs_torch']} the torch backend"
+        )
     print(f"wrote {RESULTS / 'bench_serve.json'}")
 
 

@@ -33,6 +33,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern))
     for name, pattern in (
         ("v1_predict", r"^/v1/models/[^/]+:predict$"),
+        ("v1_explain", r"^/v1/models/[^/]+:explain$"),
         ("v1_model", r"^/v1/models(/[^/:]+)?$"),
         ("v2_infer", r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$"),
         ("v2_model_ready", r"^/v2/models/[^/]+(/versions/[^/]+)?/ready$"),
@@ -49,6 +50,10 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 INFERENCE_ROUTES = frozenset({"v1_predict", "v2_infer", "predict", "predict_batch"})
 ADMIN_ROUTES = frozenset({"v2_repository"})
+# v2's versioned model routes. KServe 0.21.0 answers each with 501 "Model versioning not supported yet"
+# (kserve/protocol/rest/v2_endpoints.py) while the model metadata lists a version: here the version being served
+# is answered as the unversioned route, and any other gets a 404.
+_VERSIONED = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(/ready|/infer)?$")
 # A client's x-request-id is kept when it is printable ASCII and short enough to be stored; any other is
 # replaced by a fresh id (the response says which), so no header value can break the request logger's sends.
 _USABLE_REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_CHARS}}}")
@@ -112,6 +117,11 @@ def usable_request_id(presented: str | None) -> str:
     if presented is not None and _USABLE_REQUEST_ID.fullmatch(presented):
         return presented
     return str(uuid.uuid4())
+
+
+def unversioned(scope: dict, path: str) -> dict:
+    """The request as if sent to `path`: the route KServe answers for the version being served."""
+    return {**scope, "path": path, "raw_path": path.encode()}
 
 
 def route_of(path: str) -> str:
@@ -203,6 +213,17 @@ class ServingMiddleware:
         if exchange.route in ADMIN_ROUTES and (refusal := self._admin_refusal(exchange.headers)):
             await self._reject(exchange.send, *refusal)
             return
+        if versioned := _VERSIONED.match(scope["path"]):
+            name, version, rest = versioned.groups()
+            if name == self.model.name and self.model.version and version != self.model.version:
+                await self._reject(
+                    exchange.send,
+                    404,
+                    f"model {name} has no version {version!r} on this server: it serves version "
+                    f"{self.model.version!r} (GET /v2/models/{name} lists it); or leave /versions/... out",
+                )
+                return
+            scope = unversioned(scope, f"/v2/models/{name}{rest or ''}")
         if exchange.route == "v2_infer":
             scope = self._v2_body_is_json_unless_binary(scope, exchange.headers)
         body, too_large = await self._read_body(exchange.headers, receive)

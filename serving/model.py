@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 import tempfile
@@ -18,20 +19,27 @@ import numpy as np
 import orjson
 from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput, ModelNotReady
-from kserve.protocol.infer_type import InferInput, InferOutput
+from kserve.protocol.infer_type import InferInput, InferOutput, to_http_parameters
 
 from textclf.config import ServingConfig
 from textclf.registry.model_uri import resolve_model
 from textclf.registry.tracking import default_tracking_uri
 from textclf.runtime.cpu import release_free_memory
+from textclf.serve.backends import AUTO_BACKEND, TIMING_BATCH_SIZES
 from textclf.serve.batching import BatcherClosed, MicroBatcher
-from textclf.serve.classifier import TextClassifier
+from textclf.serve.classifier import TextClassifier, load_fastest
+from textclf.serve.explain import Explanation, ExplanationPlan, word_spans
 from textclf.serve.inputs import InputLimits, InvalidTexts, validate_texts
 from textclf.serving.prometheus import ServingMetrics
 
 logger = logging.getLogger(__name__)
 
 TEXT_INPUT = "text"
+EXPLANATION_OUTPUT = "explanation"
+"""v2 output when the request asks `"parameters": {"explain": true}`: one JSON document per text."""
+# Variants of an explanation classified in one go on the inference thread: a batch that arrives meanwhile waits
+# for one chunk (~16 short texts, a few tens of ms on 2 cores), not for the whole explanation.
+EXPLAIN_CHUNK_TEXTS = 16
 # Measured: trimming every 10 batches held a server's memory flat under varied batch shapes (it crept up
 # ~50 MiB per 150 batches without), at no measurable cost in throughput.
 BATCHES_PER_MEMORY_TRIM = 10
@@ -65,6 +73,8 @@ class TextsRequest:
     texts: list[str]
     protocol: Literal["v1", "v2"]
     infer_request: InferRequest | None = None
+    explain: bool = False
+    """v2 `"parameters": {"explain": true}`: the response also carries each text's explanation."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,16 @@ class Classified:
     predictions: list[TextPrediction]
     model_version: str
     """The version that computed these predictions (a reload may swap versions between requests)."""
+    request: TextsRequest
+    explanations: list[Explanation] | None = None
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What `explain` hands `postprocess` (KServe's explain verb)."""
+
+    explanations: list[Explanation]
+    model_version: str
     request: TextsRequest
 
 
@@ -82,7 +102,7 @@ class LoadedModel:
     classifier: TextClassifier
     version: str
     batcher: MicroBatcher[TextPrediction]
-    scratch: tempfile.TemporaryDirectory | None
+    scratch: tempfile.TemporaryDirectory
 
 
 class TextClassifierModel(Model):
@@ -98,6 +118,9 @@ class TextClassifierModel(Model):
         # spinning between parallel regions, which doubled the latency of a forward pass here.
         self._inference_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textclf-inference")
         self._batches_since_trim = 0
+        # One explanation at a time: each is many forward passes, and two at once would only take turns on the
+        # inference thread while holding back ordinary batches longer.
+        self._explaining = asyncio.Semaphore(1)
         self.unloaded = False
         """Set by the repository's `unload`: requests get a 503 until its `load`, which clears it."""
 
@@ -120,14 +143,16 @@ class TextClassifierModel(Model):
         with self._load_lock:
             reference = self.config.model
             tracking_uri = self.config.tracking_uri or default_tracking_uri()
+            # Downloads and any ONNX export a directory lacks go here, never into the directory being served.
+            scratch = tempfile.TemporaryDirectory(prefix="textclf-model-")
             downloads = reference.startswith(("models:/", "runs:/"))
-            scratch = tempfile.TemporaryDirectory(prefix="textclf-model-") if downloads else None
             try:
-                resolved = resolve_model(reference, tracking_uri, Path(scratch.name) if scratch else None)
-                classifier = self._inference_thread.submit(self._load_and_warm_up, resolved.directory).result()
+                resolved = resolve_model(reference, tracking_uri, Path(scratch.name) if downloads else None)
+                classifier = self._inference_thread.submit(
+                    self._load_and_warm_up, resolved.directory, Path(scratch.name) / "onnx-export"
+                ).result()
             except Exception:
-                if scratch is not None:
-                    scratch.cleanup()
+                scratch.cleanup()
                 raise
             batcher = MicroBatcher(
                 lambda texts, classifier=classifier: self._predict_batch(classifier, texts),
@@ -140,9 +165,9 @@ class TextClassifierModel(Model):
             # registered version), it is named so the monitor finds that version's reference.
             version = self.config.model_version or resolved.version
             previous, self.loaded = self.loaded, LoadedModel(classifier, version, batcher, scratch)
-            self.metrics.set_model(self.name, version, classifier.metadata.base_model)
+            self.metrics.set_model(self.name, version, classifier.metadata.base_model, classifier.backend.name)
             self.ready = True
-            logger.info("serving %s version %s from %s", self.name, version, reference)
+            logger.info("serving %s version %s from %s on %s", self.name, version, reference, classifier.backend.name)
         self._retire(previous)
         return self.ready
 
@@ -161,8 +186,7 @@ class TextClassifierModel(Model):
         """A version no longer served: its queued requests are answered, then its files go."""
         if previous is not None:
             previous.batcher.close()
-            if previous.scratch is not None:
-                previous.scratch.cleanup()
+            previous.scratch.cleanup()
 
     def stop(self) -> None:
         """The server is shutting down (KServe calls this on SIGTERM)."""
@@ -170,8 +194,22 @@ class TextClassifierModel(Model):
             self.loaded.batcher.close()
         self._inference_thread.shutdown(wait=False)
 
-    def _load_and_warm_up(self, directory: Path) -> TextClassifier:
-        classifier = TextClassifier.load(directory, self.config.torch_threads)
+    def _load_and_warm_up(self, directory: Path, export_to: Path) -> TextClassifier:
+        if self.config.backend == AUTO_BACKEND:
+            selection = load_fastest(directory, self.config.torch_threads, export_to)
+            classifier = selection.classifier
+            logger.info(
+                "backend auto chose %s among %s (ms per text at batch sizes %s: %s)",
+                classifier.backend.name,
+                selection.eligible,
+                TIMING_BATCH_SIZES,
+                {
+                    timing.backend: [round(s * 1000, 2) for s in timing.seconds_per_text.values()]
+                    for timing in selection.timings
+                },
+            )
+        else:
+            classifier = TextClassifier.load(directory, self.config.torch_threads, self.config.backend, export_to)
         for size in (1, min(8, self.config.max_batch_size)):
             classifier.predict(list(WARMUP_TEXTS) * size)
         return classifier
@@ -212,7 +250,12 @@ class TextClassifierModel(Model):
             texts = validate_texts(items, self.limits)
         except InvalidTexts as error:
             raise InvalidInput(str(error)) from None
-        return TextsRequest(texts, protocol, payload if isinstance(payload, InferRequest) else None)
+        if not isinstance(payload, InferRequest):
+            return TextsRequest(texts, protocol)
+        explain = self._explanation_asked(payload)
+        if explain:
+            self._check_explain_limits(texts)
+        return TextsRequest(texts, protocol, payload, explain=explain)
 
     async def predict(self, payload: TextsRequest, headers: dict[str, str] | None = None) -> Classified:
         """The texts through the micro-batcher of the version loaded now; 503 when none is."""
@@ -228,13 +271,80 @@ class TextClassifierModel(Model):
                     raise ModelUnavailable(self.name, "the model is shutting down: retry on another replica") from None
                 # The version was swapped between reading it and queueing: send the texts to the new one.
         self.metrics.truncated.inc(sum(result.truncated for result in results))
-        return Classified(results, loaded.version, payload)
+        explanations = (await self.explain(payload)).explanations if payload.explain else None
+        return Classified(results, loaded.version, payload, explanations)
+
+    async def explain(self, payload: TextsRequest, headers: dict[str, str] | None = None) -> Explained:
+        """KServe's explain verb (`POST /v1/models/NAME:explain`) and v2's `explain` parameter: each text's
+        predicted label with one attribution per word, by occlusion. Its variants run on the inference thread in
+        chunks of `EXPLAIN_CHUNK_TEXTS`, so an ordinary batch waits for at most one chunk, never a whole
+        explanation."""
+        self._check_explain_limits(payload.texts)
+        async with self._explaining:
+            loaded = self.loaded
+            if loaded is None:
+                raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
+            plans = [ExplanationPlan.for_text(text) for text in payload.texts]
+            variants = [variant for plan in plans for variant in plan.texts]
+            loop = asyncio.get_running_loop()
+            chunks = []
+            for start in range(0, len(variants), EXPLAIN_CHUNK_TEXTS):
+                chunk = variants[start : start + EXPLAIN_CHUNK_TEXTS]
+                chunks.append(
+                    await loop.run_in_executor(
+                        self._inference_thread, lambda chunk=chunk: loaded.classifier.predict(chunk).probabilities
+                    )
+                )
+        probabilities = np.concatenate(chunks)
+        explanations, offset = [], 0
+        for plan in plans:
+            count = len(plan.texts)
+            explanations.append(plan.finish(probabilities[offset : offset + count], loaded.classifier.labels))
+            offset += count
+        return Explained(explanations, loaded.version, payload)
+
+    def _check_explain_limits(self, texts: list[str]) -> None:
+        config = self.config
+        if len(texts) > config.max_explain_texts:
+            raise InvalidInput(
+                f"explain at most {config.max_explain_texts} texts per request (got {len(texts)}): send fewer"
+            )
+        for index, text in enumerate(texts):
+            if len(text) > config.max_explain_chars:
+                raise InvalidInput(
+                    f"text {index} has {len(text)} characters; explanations take at most {config.max_explain_chars}: "
+                    "send a shorter text, or ask for a prediction without an explanation"
+                )
+            words = len(word_spans(text))
+            if words > config.max_explain_words:
+                raise InvalidInput(
+                    f"text {index} has {words} words; explanations take at most {config.max_explain_words}: "
+                    "send a shorter text, or ask for a prediction without an explanation"
+                )
+
+    @staticmethod
+    def _explanation_asked(request: InferRequest) -> bool:
+        """v2 `"parameters": {"explain": true}` (a JSON boolean, or a gRPC bool parameter)."""
+        parameters = to_http_parameters(request.parameters) if request.parameters else {}
+        asked = parameters.get("explain", False)
+        if not isinstance(asked, bool):
+            raise InvalidInput(f"parameter 'explain' must be true or false, not {asked!r}")
+        return asked
 
     async def postprocess(
-        self, result: Classified, headers: dict[str, str] | None = None, response_headers: dict | None = None
+        self,
+        result: Classified | Explained,
+        headers: dict[str, str] | None = None,
+        response_headers: dict | None = None,
     ) -> dict | InferResponse:
         """The response in the request's protocol: a v2 `InferResponse`, or v1 `predictions` (the simple API's
-        shape too)."""
+        shape too); for the explain verb, v1 `explanations`."""
+        if isinstance(result, Explained):
+            return {
+                "explanations": [explanation.as_dict() for explanation in result.explanations],
+                "model_name": self.name,
+                "model_version": result.model_version,
+            }
         if result.request.protocol == "v2":
             return self._v2_response(result, result.request.infer_request)
         return {
@@ -290,6 +400,15 @@ class TextClassifierModel(Model):
                 np.stack([result.probabilities for result in results]).astype(np.float32).ravel().tolist(),
             ),
         ]
+        if classified.explanations is not None:
+            outputs.append(
+                InferOutput(
+                    EXPLANATION_OUTPUT,
+                    [count],
+                    "BYTES",
+                    [orjson.dumps(explanation.as_dict()).decode() for explanation in classified.explanations],
+                )
+            )
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()),
             model_name=self.name,

@@ -71,7 +71,7 @@ class ServingMetrics:
             model_info=Gauge(
                 "textclf_model_info",
                 "the model being served (value 1)",
-                ["model_name", "model_version", "base_model"],
+                ["model_name", "model_version", "base_model", "backend"],
                 registry=registry,
             ),
         )
@@ -88,6 +88,6 @@ class ServingMetrics:
         self.batch_queue.observe(stats.queue_seconds)
         self.batch_compute.observe(stats.compute_seconds)
 
-    def set_model(self, name: str, version: str, base_model: str) -> None:
+    def set_model(self, name: str, version: str, base_model: str, backend: str) -> None:
         self.model_info.clear()
-        self.model_info.labels(name, version, base_model).set(1)
+        self.model_info.labels(name, version, base_model, backend).set(1)

@@ -99,3 +99,7 @@ IMAGE_TARGETS = {
 if __name__ == "__main__":
     for image, target in IMAGE_TARGETS.items():
         print(image, target)
+ONNX_MODEL_FILE = "model.onnx"
+"""The model as an ONNX Runtime graph, fp32, with ONNX Runtime's transformer fusions (runs on ONNX Runtime only)."""
+ONNX_INT8_MODEL_FILE = "model.int8.onnx"
+"""The same graph with its weights dynamically quantized to int8."""

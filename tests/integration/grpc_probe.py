@@ -34,6 +34,7 @@ def main(target: str) -> dict:
     client = triton_grpc.InferenceServerClient(url=target)
     metadata = client.get_model_metadata(MODEL, as_json=True)
     result = client.infer(MODEL, [texts_tensor([b"A lovely film.", b"Awful.", b"Fine."])], request_id="grpc-1")
+    explained = client.infer(MODEL, [texts_tensor([b"A lovely film."])], parameters={"explain": True})
     numbers = triton_grpc.InferInput("text", [2], "FP32")
     numbers.set_data_from_numpy(np.array([1.0, 2.0], dtype=np.float32))
     return {
@@ -46,6 +47,7 @@ def main(target: str) -> dict:
         "scores": result.as_numpy("score").tolist(),
         "probabilities": result.as_numpy("probabilities").tolist(),
         "response_id": result.get_response().id,
+        "explanation": json.loads(explained.as_numpy("explanation")[0]),
         "errors": {
             "empty text": error_of(client, texts_tensor([b"ok", b"   "])),
             "invalid UTF-8": error_of(client, texts_tensor([b"caf\xe9"])),

@@ -7,6 +7,8 @@ import json
 import struct
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -228,7 +230,7 @@ def test_responses_carry_a_request_id_and_the_access_log_is_json(serving_server)
 
 
 def test_inference_traffic_reaches_the_request_logger_as_cloudevents(serving_server, event_sink) -> None:
-    request_id = "logged-request-1"
+    request_id = f"logged-request-{uuid.uuid4()}"  # the sink outlives each backend's server
     response = httpx.post(
         f"{serving_server.url}/v2/models/{MODEL}/infer",
         json={"inputs": [text_tensor(["log me please"])]},
@@ -275,6 +277,7 @@ def test_v2_grpc_through_tritonclient(serving_server, labels: list[str]) -> None
     assert seen["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": ["-1"]}]
     assert seen["outputs"] == ["label", "score", "probabilities"]
     assert seen["response_id"] == "grpc-1"
+    assert [word["word"] for word in seen["explanation"]["words"]] == ["A", "lovely", "film."]
     reference = httpx.post(f"{serving_server.url}/predict_batch", json={"texts": ["A lovely film.", "Awful.", "Fine."]})
     assert seen["labels"] == [item["label"] for item in reference.json()["predictions"]]
     np.testing.assert_allclose(np.array(seen["probabilities"]).sum(axis=1), 1.0, atol=1e-5)
@@ -291,3 +294,120 @@ def test_v2_grpc_through_tritonclient(serving_server, labels: list[str]) -> None
     # The body limit holds for gRPC too: gRPC itself refuses the message.
     assert seen["errors"]["message too large"]["status"] == "StatusCode.RESOURCE_EXHAUSTED"
     assert set(seen["after_errors"]) <= set(labels)
+
+
+def assert_explains(explanation: dict, text: str, labels: list[str]) -> None:
+    """One attribution per whitespace-separated word, at the word's offsets in the text as sent."""
+    assert explanation["label"] in labels and 0 < explanation["score"] <= 1
+    assert [word["word"] for word in explanation["words"]] == text.split()
+    for word in explanation["words"]:
+        assert text[word["start"] : word["end"]] == word["word"]
+        assert -1 <= word["attribution"] <= 1
+    assert explanation["method"] == "occlusion"
+
+
+def test_the_explain_verb_attributes_every_word_of_every_text(serving_server, labels: list[str]) -> None:
+    response = httpx.post(f"{serving_server.url}/v1/models/{MODEL}:explain", json={"instances": TEXTS}, timeout=60)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_name"] == MODEL and body["model_version"]
+    reference = reference_answers(serving_server)
+    for explanation, text, answer in zip(body["explanations"], TEXTS, reference, strict=True):
+        assert_explains(explanation, text, labels)
+        assert explanation["label"] == answer["label"]
+        assert explanation["score"] == pytest.approx(answer["score"], abs=1e-3)
+
+
+def test_v2_infer_with_the_explain_parameter_adds_an_explanation_output(serving_server, labels: list[str]) -> None:
+    response = v2_infer(serving_server, [text_tensor(TEXTS)], parameters={"explain": True})
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output for output in response.json()["outputs"]}
+    assert outputs["explanation"]["datatype"] == "BYTES" and outputs["explanation"]["shape"] == [len(TEXTS)]
+    for document, text, label in zip(outputs["explanation"]["data"], TEXTS, outputs["label"]["data"], strict=True):
+        explanation = json.loads(document)
+        assert_explains(explanation, text, labels)
+        assert explanation["label"] == label
+    plain = v2_infer(serving_server, [text_tensor(TEXTS)])
+    assert "explanation" not in {output["name"] for output in plain.json()["outputs"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"instances": ["a text"] * 4 + ["one too many"]}, "explain at most 4 texts"),
+        ({"instances": ["x" * 5_001]}, "characters; explanations take at most 5000"),
+        ({"instances": ["a " * 301]}, "301 words; explanations take at most 300"),
+        ({"instances": [""]}, "empty"),
+        ({"texts": ["wrong key"]}, "instances"),
+    ],
+)
+def test_bad_explain_requests_get_400_with_what_to_fix(serving_server, body: dict, fragment: str) -> None:
+    response = httpx.post(f"{serving_server.url}/v1/models/{MODEL}:explain", json=body, timeout=60)
+    assert response.status_code == 400, response.text
+    assert fragment in response.text
+    assert httpx.get(f"{serving_server.url}/v2/health/ready").status_code == 200
+
+
+def test_a_bad_explain_parameter_gets_400(serving_server) -> None:
+    response = v2_infer(serving_server, [text_tensor(["ok"])], parameters={"explain": "yes"})
+    assert response.status_code == 400 and "'explain' must be true or false" in response.text
+    too_long = v2_infer(serving_server, [text_tensor(["word " * 400])], parameters={"explain": True})
+    assert too_long.status_code == 400 and "explanations take at most 300" in too_long.text
+
+
+def test_predictions_do_not_wait_for_a_running_explanation(serving_server) -> None:
+    """The largest explanation allowed here (4 texts of 300 words: 1,204 forward-pass texts) runs while a client
+    keeps asking for ordinary predictions: each waits for at most a chunk of it, never the whole."""
+    import threading
+
+    long_texts = [" ".join(f"word{index}" for index in range(300))] * 4
+    finished: dict[str, float] = {}
+
+    def explain_all() -> None:
+        started = time.perf_counter()
+        response = httpx.post(
+            f"{serving_server.url}/v1/models/{MODEL}:explain", json={"instances": long_texts}, timeout=300
+        )
+        assert response.status_code == 200, response.text
+        finished["seconds"] = time.perf_counter() - started
+
+    worker = threading.Thread(target=explain_all)
+    worker.start()
+    time.sleep(0.2)
+    waits = []
+    with httpx.Client(base_url=serving_server.url, timeout=60) as client:
+        while worker.is_alive() and len(waits) < 20:
+            started = time.perf_counter()
+            assert client.post("/predict", json={"text": "A lovely film."}).status_code == 200
+            waits.append(time.perf_counter() - started)
+    worker.join()
+    assert waits, "the explanation finished before any prediction was sent"
+    assert max(waits) < finished["seconds"] / 3, (waits, finished)
+
+
+def test_the_versioned_v2_routes_answer_for_the_served_version_and_404_for_any_other(
+    serving_server, triton, labels: list[str]
+) -> None:
+    version = httpx.get(f"{serving_server.url}/v2/models/{MODEL}").json()["versions"][0]
+    assert triton.is_model_ready(MODEL, model_version=version)
+    metadata = triton.get_model_metadata(MODEL, model_version=version)
+    assert metadata["versions"] == [version] and metadata["parameters"]["labels"] == labels
+    tensor = triton_http.InferInput("text", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([b"A lovely film."], dtype=object))
+    result = triton.infer(MODEL, [tensor], model_version=version)
+    assert result.as_numpy("label")[0].decode() in labels
+    assert result.get_response()["model_version"] == version
+
+    base = f"{serving_server.url}/v2/models/{MODEL}/versions/not-{version}"
+    for response in (
+        httpx.get(base),
+        httpx.get(f"{base}/ready"),
+        httpx.post(f"{base}/infer", json={"inputs": [text_tensor(["ok"])]}),
+    ):
+        assert response.status_code == 404, response.text
+        assert f"it serves version '{version}'" in response.json()["error"]
+    assert not triton.is_model_ready(MODEL, model_version="not-" + version)
+    unknown = httpx.post(
+        f"{serving_server.url}/v2/models/elsewhere/versions/{version}/infer", json={"inputs": [text_tensor(["ok"])]}
+    )
+    assert unknown.status_code == 404

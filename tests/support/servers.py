@@ -89,7 +89,12 @@ def textclf_server(workdir: Path, *options: str, env: dict[str, str] | None = No
 
 
 # Small limits, so the limit cases need small requests.
-SERVING_TEST_LIMITS = ("max_texts_per_request=8", "max_body_bytes=65536", "max_text_chars=20000")
+SERVING_TEST_LIMITS = (
+    "max_texts_per_request=8",
+    "max_body_bytes=65536",
+    "max_text_chars=20000",
+    "max_explain_texts=4",
+)
 
 
 @dataclass

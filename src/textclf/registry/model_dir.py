@@ -52,6 +52,9 @@ class ModelMetadata:
     """How long texts were cut to max_length in training ("head" or "head_tail"); serving cuts the same way."""
     temperature: float = 1.0
     """Serving divides the logits by it (temperature scaling fitted on the validation split; 1 = none)."""
+    backends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per inference backend (torch, onnx, onnx-int8): its validation accuracy and agreement with PyTorch, which
+    `textclf serve --backend auto` reads; empty in directories trained before backends were measured."""
     library_versions: dict[str, str] = field(default_factory=library_versions)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: int = 1
@@ -70,8 +73,12 @@ def save_model_directory(
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
-    (directory / MODEL_METADATA_FILE).write_text(json.dumps(asdict(metadata), indent=2, sort_keys=True))
+    save_metadata(directory, metadata)
     reference.to_parquet(directory / REFERENCE_SAMPLE_FILE, index=False)
+
+
+def save_metadata(directory: Path, metadata: ModelMetadata) -> None:
+    (Path(directory) / MODEL_METADATA_FILE).write_text(json.dumps(asdict(metadata), indent=2, sort_keys=True))
 
 
 def load_metadata(directory: Path) -> ModelMetadata:

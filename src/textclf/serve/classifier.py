@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from textclf.data.cleaning import CleaningConfig, clean_texts
 from textclf.data.preprocess import Truncation, encode_texts
-from textclf.runtime.cpu import configure_torch_threads, cpu_supports_bf16
+from textclf.runtime.cpu import configure_torch_threads
+from textclf.serve.backends import (
+    BACKENDS,
+    ONNX_FILES,
+    TORCH_BACKEND,
+    Backend,
+    BackendName,
+    BackendTiming,
+    OnnxBackend,
+    TorchBackend,
+    accuracy_record,
+    eligible_backends,
+    export_onnx,
+    time_backend,
+)
+from textclf.serve.explain import Explanation, explain_texts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from textclf.registry.model_dir import ModelMetadata
 
+logger = logging.getLogger(__name__)
 
 # Sequence lengths rounded up to this: fewer distinct shapes, so oneDNN's per-shape kernels and caches are
 # reused instead of rebuilt. 8 costs a 20-word text nothing measurable; 16 cost it 1 ms in 5.
@@ -35,9 +51,16 @@ def predict_probabilities(
     truncation: Truncation = "head",
     temperature: float = 1.0,
 ) -> np.ndarray:
-    """Class probabilities for already-cleaned texts, batched by length so padding stays small."""
+    """Class probabilities of a PyTorch model for already-cleaned texts, batched by length so padding stays
+    small."""
     return forward_texts(
-        model, tokenizer, texts, max_length, batch_size, bf16, truncation=truncation, temperature=temperature
+        TorchBackend(model, bf16),
+        tokenizer,
+        texts,
+        max_length,
+        batch_size,
+        truncation=truncation,
+        temperature=temperature,
     ).probabilities
 
 
@@ -49,51 +72,51 @@ class ForwardResult:
     """Sentence embeddings: the encoder's last hidden states, mean-pooled over each text's tokens."""
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def forward_texts(
-    model: PreTrainedModel,
+    backend: Backend,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     max_length: int,
     batch_size: int = 64,
-    bf16: bool | None = None,
     embeddings: bool = False,
     truncation: Truncation = "head",
     temperature: float = 1.0,
+    num_labels: int | None = None,
 ) -> ForwardResult:
-    """One forward pass over already-cleaned texts, batched by length so padding stays small; long texts are
-    truncated as in training (`encode_texts`), and the logits divided by the model's `temperature`.
+    """One forward pass of any backend over already-cleaned texts, batched by length so padding stays small;
+    long texts are truncated as in training (`encode_texts`), and the logits divided by the model's
+    `temperature`.
 
     The fast tokenizer records what truncation removed, so the truncation flags cost no second tokenization;
     the sentence embeddings come from the same pass as the probabilities."""
-    import torch
-
     truncated = np.zeros(len(texts), dtype=bool)
-    hidden_size = model.config.hidden_size
-    pooled = np.zeros((len(texts), hidden_size), dtype=np.float32) if embeddings else None
     if not texts:
-        return ForwardResult(np.zeros((0, model.config.num_labels), dtype=np.float32), truncated, pooled)
-    use_bf16 = cpu_supports_bf16() if bf16 is None else bf16
-    model.eval()
+        return ForwardResult(np.zeros((0, num_labels or 0), dtype=np.float32), truncated, None)
     order = np.argsort([len(text) for text in texts], kind="stable")
-    probabilities = np.empty((len(texts), model.config.num_labels), dtype=np.float32)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if use_bf16 else nullcontext()
-    with torch.inference_mode(), autocast:
-        for start in range(0, len(texts), batch_size):
-            batch_index = order[start : start + batch_size]
-            batch = [texts[i] for i in batch_index]
-            ids, truncated[batch_index] = encode_texts(tokenizer, batch, max_length, truncation)
-            encoded = tokenizer.pad(
-                {"input_ids": ids},
-                padding=True,
-                pad_to_multiple_of=PAD_TO_MULTIPLE_OF if max_length % PAD_TO_MULTIPLE_OF == 0 else None,
-                return_tensors="pt",
-            )
-            output = model(**encoded, output_hidden_states=embeddings)
-            probabilities[batch_index] = torch.softmax(output.logits.float() / temperature, dim=-1).numpy()
-            if pooled is not None:
-                mask = encoded["attention_mask"].unsqueeze(-1).float()
-                summed = (output.hidden_states[-1].float() * mask).sum(dim=1)
-                pooled[batch_index] = (summed / mask.sum(dim=1).clamp(min=1.0)).numpy()
+    probabilities: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    for start in range(0, len(texts), batch_size):
+        batch_index = order[start : start + batch_size]
+        ids, truncated[batch_index] = encode_texts(tokenizer, [texts[i] for i in batch_index], max_length, truncation)
+        encoded = tokenizer.pad(
+            {"input_ids": ids},
+            padding=True,
+            pad_to_multiple_of=PAD_TO_MULTIPLE_OF if max_length % PAD_TO_MULTIPLE_OF == 0 else None,
+            return_tensors="np",
+        )
+        logits, batch_embeddings = backend.run(encoded["input_ids"], encoded["attention_mask"], embeddings)
+        if probabilities is None:
+            probabilities = np.empty((len(texts), logits.shape[-1]), dtype=np.float32)
+        probabilities[batch_index] = softmax(logits.astype(np.float32) / temperature)
+        if batch_embeddings is not None:
+            if pooled is None:
+                pooled = np.zeros((len(texts), batch_embeddings.shape[-1]), dtype=np.float32)
+            pooled[batch_index] = batch_embeddings
     return ForwardResult(probabilities, truncated, pooled)
 
 
@@ -118,29 +141,41 @@ class Predictions:
 
 
 class TextClassifier:
-    """A serving-ready model directory, loaded once: cleaning, tokenization and the model together."""
+    """A serving-ready model directory, loaded once: cleaning, tokenization and one backend's model together."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, metadata: ModelMetadata):
-        self.model = model.eval()
+    def __init__(self, backend: Backend, tokenizer: PreTrainedTokenizerBase, metadata: ModelMetadata):
+        self.backend = backend
         self.tokenizer = tokenizer
         self.metadata = metadata
         self.cleaning = CleaningConfig.from_dict(metadata.cleaning)
         self.labels = tuple(metadata.labels)
-        self.bf16 = cpu_supports_bf16()
-        if self.bf16:
-            store_linear_weights_in_bf16(self.model)
 
     @classmethod
-    def load(cls, directory: str | Path, threads: int = 0) -> TextClassifier:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    def load(
+        cls,
+        directory: str | Path,
+        threads: int = 0,
+        backend: BackendName = TORCH_BACKEND,
+        export_to: Path | None = None,
+    ) -> TextClassifier:
+        """The directory with one backend. An ONNX backend whose file the directory lacks (it was trained before
+        textclf exported them) is exported first, into `export_to` when the directory is read-only."""
+        from transformers import AutoTokenizer
 
         from textclf.registry.model_dir import load_metadata
 
-        configure_torch_threads(threads)
         directory = Path(directory)
-        model = AutoModelForSequenceClassification.from_pretrained(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        return cls(model, tokenizer, load_metadata(directory))
+        metadata = load_metadata(directory)
+        if backend == TORCH_BACKEND:
+            return cls(load_torch_backend(directory, threads), tokenizer, metadata)
+        if backend not in ONNX_FILES:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, not {backend!r}")
+        path = directory / ONNX_FILES[backend]
+        if not path.exists():
+            logger.info("%s lacks %s: exporting it", directory, ONNX_FILES[backend])
+            path = export_onnx(directory, export_to or directory)[backend]
+        return cls(OnnxBackend(backend, path, threads), tokenizer, metadata)
 
     def predict(
         self, texts: Sequence[str], batch_size: int = 64, embeddings: bool = False, max_length: int | None = None
@@ -151,15 +186,15 @@ class TextClassifier:
         cleaned = clean_texts(list(texts), self.cleaning)
         length = min(max_length or self.metadata.max_length, self.metadata.max_length)
         result = forward_texts(
-            self.model,
+            self.backend,
             self.tokenizer,
             cleaned,
             length,
             batch_size,
-            self.bf16,
             embeddings,
             truncation=self.metadata.truncation,
             temperature=self.metadata.temperature,
+            num_labels=len(self.labels),
         )
         best = result.probabilities.argmax(axis=1)
         return Predictions(
@@ -169,3 +204,61 @@ class TextClassifier:
             truncated=result.truncated,
             embeddings=result.embeddings,
         )
+
+    def explain(self, texts: Sequence[str]) -> list[Explanation]:
+        """Each text's predicted label with one attribution per word (`textclf.serve.explain`)."""
+        return explain_texts(lambda variants: self.predict(variants).probabilities, self.labels, texts)
+
+
+def load_torch_backend(directory: Path, threads: int = 0) -> TorchBackend:
+    """The directory's weights in PyTorch, ready for inference (bf16 weights where autocast runs in bf16)."""
+    from transformers import AutoModelForSequenceClassification
+
+    configure_torch_threads(threads)
+    backend = TorchBackend(AutoModelForSequenceClassification.from_pretrained(directory))
+    if backend.bf16:
+        store_linear_weights_in_bf16(backend.model)
+    return backend
+
+
+def measure_backends(directory: Path, export_to: Path | None = None, threads: int = 0) -> dict[str, dict[str, Any]]:
+    """Each backend's accuracy on the directory's labelled reference sample (the validation split), and its
+    agreement with PyTorch's labels: what `auto` reads. An export that fails leaves that backend out, with the
+    reason."""
+    from textclf.registry.model_dir import load_reference
+
+    reference = load_reference(directory)
+    texts, expected = reference["text"].tolist(), reference["label"].astype(str).tolist()
+    torch_labels = TextClassifier.load(directory, threads).predict(texts).labels
+    records = {TORCH_BACKEND: accuracy_record(torch_labels, expected, torch_labels)}
+    try:
+        export_onnx(directory, export_to or directory)
+    except Exception as error:  # an architecture the exporter cannot trace still serves with PyTorch
+        logger.warning("ONNX export of %s failed, serving stays on PyTorch: %s", directory, error)
+        return records | {name: {"export_error": str(error)} for name in ONNX_FILES}
+    for name in ONNX_FILES:
+        labels = TextClassifier.load(directory, threads, name, export_to).predict(texts).labels
+        records[name] = accuracy_record(labels, expected, torch_labels)
+    return records
+
+
+@dataclass(frozen=True)
+class BackendSelection:
+    classifier: TextClassifier
+    eligible: list[str]
+    timings: list[BackendTiming]
+
+
+def load_fastest(directory: Path, threads: int = 0, export_to: Path | None = None) -> BackendSelection:
+    """`auto`: the fastest backend on this machine among those whose recorded validation accuracy is within
+    `AUTO_ACCURACY_TOLERANCE` of PyTorch's. A directory with no record (trained before textclf measured
+    backends) is measured now, on its reference sample."""
+    from textclf.registry.model_dir import load_metadata
+
+    directory = Path(directory)
+    recorded = load_metadata(directory).backends or measure_backends(directory, export_to, threads)
+    eligible = eligible_backends(recorded)
+    candidates = {name: TextClassifier.load(directory, threads, name, export_to) for name in eligible}
+    timings = [time_backend(classifier.predict, name) for name, classifier in candidates.items()]
+    fastest = min(timings, key=lambda timing: timing.cost)
+    return BackendSelection(candidates[fastest.backend], eligible, timings)

@@ -26,7 +26,8 @@ def run_train(
 
     from textclf.evaluate.calibration import apply_temperature, fit_temperature
     from textclf.evaluate.metrics import expected_calibration_error
-    from textclf.registry.model_dir import ModelMetadata, save_model_directory
+    from textclf.registry.model_dir import ModelMetadata, save_metadata, save_model_directory
+    from textclf.serve.classifier import measure_backends
     from textclf.train.trainer import train_classifier
 
     preprocessing = Preprocessing.load(preprocessing_path)
@@ -91,6 +92,14 @@ def run_train(
         data_fingerprint=data_fingerprint,
     )
     save_model_directory(model_dir, result.model, result.tokenizer, metadata, reference)
+    # The ONNX exports join the directory, with each backend's validation accuracy for `serve --backend auto`.
+    metadata.backends = measure_backends(model_dir)
+    save_metadata(model_dir, metadata)
+    summary |= {
+        f"validation_accuracy_{name.replace('-', '_')}": record["validation_accuracy"]
+        for name, record in metadata.backends.items()
+        if "validation_accuracy" in record
+    }
     mlflow.log_metrics({k: float(v) for k, v in summary.items()})
     if result.class_weights is not None:
         mlflow.log_dict(result.class_weights, "training/class_weights.json")

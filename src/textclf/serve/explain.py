@@ -1,0 +1,97 @@
+"""Word attributions by occlusion: how much the explained label's probability falls when one word of the input
+is deleted.
+
+Why occlusion: it runs on whichever backend serves (ONNX int8 included, where gradients do not exist), costs one
+batched forward pass of (words + 1) texts, and measures exactly what the faithfulness check asks (deleting the
+top-attributed words lowers the label's score more than deleting random ones: `benchmarks/bench_explain.py`).
+Words are the input's whitespace-separated pieces, so the attributions line up with what the person wrote,
+whatever the tokenizer made of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+EXPLAIN_METHOD = "occlusion"
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class WordAttribution:
+    word: str
+    start: int
+    """Character offsets of the word in the text as sent."""
+    end: int
+    attribution: float
+    """The explained label's probability with the whole text, less its probability without this word."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    label: str
+    score: float
+    words: list[WordAttribution]
+    method: str = EXPLAIN_METHOD
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    return [match.span() for match in _WORD.finditer(text)]
+
+
+@dataclass(frozen=True)
+class ExplanationPlan:
+    """The texts one explanation needs classified (the text itself, then the text without each word), and how
+    their probabilities become the explanation. Serving runs `texts` in chunks between ordinary batches."""
+
+    text: str
+    spans: list[tuple[int, int]]
+
+    @classmethod
+    def for_text(cls, text: str) -> ExplanationPlan:
+        return cls(text, word_spans(text))
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.text] + [without_span(self.text, start, end) for start, end in self.spans]
+
+    def finish(self, probabilities: np.ndarray, labels: Sequence[str]) -> Explanation:
+        """`probabilities`: one row per text of `texts`, in order."""
+        explained = int(probabilities[0].argmax())
+        score = float(probabilities[0, explained])
+        drops = score - probabilities[1:, explained]
+        return Explanation(
+            label=labels[explained],
+            score=score,
+            words=[
+                WordAttribution(self.text[start:end], start, end, float(drop))
+                for (start, end), drop in zip(self.spans, drops, strict=True)
+            ],
+        )
+
+
+def without_span(text: str, start: int, end: int) -> str:
+    """The text with one word deleted, the whitespace around it merged into one gap."""
+    before, after = text[:start].rstrip(), text[end:].lstrip()
+    return f"{before} {after}" if before and after else before or after
+
+
+def explain_texts(
+    probabilities_of: Callable[[list[str]], np.ndarray], labels: Sequence[str], texts: Sequence[str]
+) -> list[Explanation]:
+    """Explanations of raw texts, all their variants classified in one call of `probabilities_of`."""
+    plans = [ExplanationPlan.for_text(text) for text in texts]
+    variants = [variant for plan in plans for variant in plan.texts]
+    probabilities = probabilities_of(variants) if variants else np.zeros((0, len(labels)))
+    explanations, offset = [], 0
+    for plan in plans:
+        count = len(plan.spans) + 1
+        explanations.append(plan.finish(probabilities[offset : offset + count], labels))
+        offset += count
+    return explanations

@@ -1,0 +1,143 @@
+"""Inference backends: training exports the model to ONNX (fp32 and int8) and records each backend's validation
+accuracy; the ONNX graph computes what PyTorch does at any batch size and length; `auto` serves only a backend
+whose accuracy holds; a directory without the exports gets them at load, elsewhere than in itself."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.hostile import HOSTILE_SHAPES
+from textclf.names import MODEL_METADATA_FILE, ONNX_INT8_MODEL_FILE, ONNX_MODEL_FILE
+from textclf.serve.backends import AUTO_ACCURACY_TOLERANCE, BACKENDS, ONNX_FILES, eligible_backends
+
+pytestmark = pytest.mark.unit
+
+# Lengths from empty to far past the fixture model's 32 tokens, so batches differ in size and padding.
+TEXTS = [
+    "",
+    "ok",
+    "A lovely, moving film.",
+    "Dreadful. " * 3,
+    " ".join(f"word{index}" for index in range(200)),
+    "naïve café — 中文 😀 " * 4,
+] * 12
+
+
+def without_exports(model_dir: Path, destination: Path) -> Path:
+    """A copy of a model directory as textclf wrote it before it exported ONNX: no files, no record."""
+    shutil.copytree(model_dir, destination)
+    for file in ONNX_FILES.values():
+        (destination / file).unlink()
+    metadata = json.loads((destination / MODEL_METADATA_FILE).read_text())
+    (destination / MODEL_METADATA_FILE).write_text(json.dumps({**metadata, "backends": {}}))
+    return destination
+
+
+def test_training_exports_onnx_and_records_every_backends_validation_accuracy(step_inputs: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from textclf.registry.model_dir import load_metadata, load_reference
+
+    model_dir = step_inputs["model"]
+    assert (model_dir / ONNX_MODEL_FILE).stat().st_size > 0
+    assert (model_dir / ONNX_INT8_MODEL_FILE).stat().st_size < (model_dir / ONNX_MODEL_FILE).stat().st_size
+    recorded = load_metadata(model_dir).backends
+    assert set(recorded) == set(BACKENDS)
+    for record in recorded.values():
+        assert 0 <= record["validation_accuracy"] <= 1
+        assert record["samples"] == len(load_reference(model_dir))
+    assert recorded["torch"]["agreement_with_torch"] == 1.0
+    logged = MlflowClient(step_inputs["tracking_uri"]).get_run(step_inputs["run_id"]).data.metrics
+    assert logged["validation_accuracy_onnx_int8"] == pytest.approx(recorded["onnx-int8"]["validation_accuracy"])
+
+
+def test_the_onnx_graph_computes_what_pytorch_does_at_any_batch_size_and_length(
+    step_inputs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fp32 ONNX against PyTorch in fp32 (bf16 autocast off): the same probabilities and truncation flags, in
+    batches of 1, 5 and 64 of mixed lengths (the graph was traced on one 2 x 8 example); int8 stays close."""
+    from textclf.serve.classifier import TextClassifier
+
+    monkeypatch.setenv("TEXTCLF_DISABLE_BF16", "1")
+    by_backend = {name: TextClassifier.load(step_inputs["model"], backend=name) for name in BACKENDS}
+    for batch_size in (1, 5, 64):
+        results = {name: c.predict(TEXTS, batch_size=batch_size) for name, c in by_backend.items()}
+        torch_result = results["torch"]
+        assert torch_result.truncated.any() and not torch_result.truncated.all()
+        np.testing.assert_allclose(results["onnx"].probabilities, torch_result.probabilities, atol=1e-5)
+        assert results["onnx"].truncated.tolist() == torch_result.truncated.tolist()
+        np.testing.assert_allclose(results["onnx-int8"].probabilities, torch_result.probabilities, atol=0.05)
+        for result in results.values():
+            np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="backend='torch'"):
+        by_backend["onnx"].predict(["text"], embeddings=True)
+
+
+@pytest.mark.parametrize("backend", list(ONNX_FILES))
+def test_a_hostile_100000_character_text_is_cut_and_answered_quickly_on_onnx(step_inputs: dict, backend: str) -> None:
+    from textclf.serve.classifier import TextClassifier
+
+    classifier = TextClassifier.load(step_inputs["model"], backend=backend)
+    texts = [shape(100_000) for shape in HOSTILE_SHAPES.values()]
+    started = time.perf_counter()
+    result = classifier.predict(texts)
+    assert time.perf_counter() - started < 30
+    assert result.probabilities.shape == (len(texts), len(classifier.labels))
+    assert np.isfinite(result.probabilities).all()
+
+
+def test_auto_serves_only_backends_within_the_accuracy_tolerance() -> None:
+    torch_accuracy = 0.9
+    record = {
+        "torch": {"validation_accuracy": torch_accuracy},
+        "onnx": {"validation_accuracy": torch_accuracy - AUTO_ACCURACY_TOLERANCE},
+        "onnx-int8": {"validation_accuracy": torch_accuracy - AUTO_ACCURACY_TOLERANCE - 0.001},
+    }
+    assert eligible_backends(record) == ["torch", "onnx"]
+    assert eligible_backends({**record, "onnx-int8": {"validation_accuracy": 0.95}}) == list(BACKENDS)
+    assert eligible_backends({**record, "onnx": {"export_error": "unsupported operator"}}) == ["torch"]
+    assert eligible_backends({}) == ["torch"]
+
+
+def test_a_directory_without_exports_is_exported_and_measured_at_load_outside_itself(
+    step_inputs: dict, tmp_path: Path
+) -> None:
+    """A model directory from before the ONNX backends: `auto` exports into the scratch directory it is given,
+    measures each backend on the reference sample, times the eligible ones and serves the fastest, and the
+    directory itself is left as it was."""
+    from textclf.serve.classifier import load_fastest
+
+    old = without_exports(step_inputs["model"], tmp_path / "old")
+    before = sorted(path.name for path in old.iterdir())
+    selection = load_fastest(old, export_to=tmp_path / "scratch")
+    assert sorted(path.name for path in old.iterdir()) == before
+    assert {path.name for path in (tmp_path / "scratch").iterdir()} == set(ONNX_FILES.values())
+    assert selection.eligible[0] == "torch" and set(selection.eligible) <= set(BACKENDS)
+    assert [timing.backend for timing in selection.timings] == selection.eligible
+    fastest = min(selection.timings, key=lambda timing: timing.cost).backend
+    assert selection.classifier.backend.name == fastest
+    assert selection.classifier.predict(["A lovely film."]).labels[0] in selection.classifier.labels
+
+
+def test_an_export_that_fails_leaves_the_model_on_pytorch(
+    step_inputs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import textclf.serve.classifier as classifier_module
+
+    def unsupported(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Exporting the operator 'aten::made_up' to ONNX opset version 17 is not supported")
+
+    monkeypatch.setattr(classifier_module, "export_onnx", unsupported)
+    old = without_exports(step_inputs["model"], tmp_path / "old")
+    recorded = classifier_module.measure_backends(old, export_to=tmp_path / "scratch")
+    assert "aten::made_up" in recorded["onnx"]["export_error"]
+    assert eligible_backends(recorded) == ["torch"]
+    assert classifier_module.load_fastest(old, export_to=tmp_path / "scratch").classifier.backend.name == "torch"
+    with pytest.raises(RuntimeError, match="aten::made_up"):
+        classifier_module.TextClassifier.load(old, backend="onnx", export_to=tmp_path / "scratch")
