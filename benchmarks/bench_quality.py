@@ -118,6 +118,15 @@ def main() -> None:
                 f"| {metrics['macro_f1']:.4f} | {metrics['ece']:.4f} | {_seconds(result):.0f} "
                 f"| {_peak(result):.0f} |"
             )
+    exported = [(dataset, row["defaults"]["backends"]) for dataset, row in results.items() if "defaults" in row]
+    if exported:
+        print("\n| dataset | torch | onnx | onnx-int8 | int8 agreement with torch |")
+        print("|---|---:|---:|---:|---:|")
+        for dataset, backends in exported:
+            print(
+                f"| {dataset} | {backends['torch']['accuracy']:.4f} | {backends['onnx']['accuracy']:.4f} "
+                f"| {backends['onnx-int8']['accuracy']:.4f} | {backends['onnx-int8']['agreement_with_torch']:.4f} |"
+            )
     print(f"wrote {out}")
 
 

@@ -97,7 +97,8 @@ def train_and_score(
     from textclf.data.sources import TEXT
     from textclf.evaluate.calibration import fit_temperature
     from textclf.evaluate.metrics import classification_metrics
-    from textclf.serve.classifier import predict_probabilities
+    from textclf.serve.backends import OnnxBackend, export_onnx
+    from textclf.serve.classifier import forward_texts, predict_probabilities
     from textclf.train.modeling import PACKAGED_MINILM
     from textclf.train.trainer import train_classifier
 
@@ -131,10 +132,30 @@ def train_and_score(
         truncation=truncation,
         temperature=temperature,
     )
-    metrics = classification_metrics(np.asarray(prepared["test"][LABEL_ID]), probabilities, label_map.labels)
+    true_ids = np.asarray(prepared["test"][LABEL_ID])
+    metrics = classification_metrics(true_ids, probabilities, label_map.labels)
+    backends = {"torch": {"accuracy": metrics["accuracy"]}}
+    with tempfile.TemporaryDirectory() as exported:
+        trained.model.save_pretrained(exported)
+        for name, path in export_onnx(Path(exported)).items():
+            onnx_probabilities = forward_texts(
+                OnnxBackend(name, path),
+                trained.tokenizer,
+                prepared["test"][TEXT].tolist(),
+                max_length,
+                truncation=truncation,
+                temperature=temperature,
+            ).probabilities
+            backends[name] = {
+                "accuracy": float((onnx_probabilities.argmax(axis=1) == true_ids).mean()),
+                "agreement_with_torch": float(
+                    (onnx_probabilities.argmax(axis=1) == probabilities.argmax(axis=1)).mean()
+                ),
+            }
     return {
         "params": params.to_dict() | {"max_length": max_length, "truncation": truncation},
         "metrics": metrics,
+        "backends": backends,
         "train_rows": len(prepared["train"]),
         "test_rows": len(prepared["test"]),
         "train_seconds": trained.train_seconds,

@@ -55,6 +55,10 @@ def test_training_exports_onnx_and_records_every_backends_validation_accuracy(st
     assert recorded["torch"]["agreement_with_torch"] == 1.0
     logged = MlflowClient(step_inputs["tracking_uri"]).get_run(step_inputs["run_id"]).data.metrics
     assert logged["validation_accuracy_onnx_int8"] == pytest.approx(recorded["onnx-int8"]["validation_accuracy"])
+    card = (step_inputs["root"] / "card.md").read_text()
+    section = card.split("## Serving backends", 1)[1].split("\n## ", 1)[0]
+    for name in BACKENDS:
+        assert f"| {name} | {recorded[name]['validation_accuracy']:.4f} |" in section
 
 
 def test_the_onnx_graph_computes_what_pytorch_does_at_any_batch_size_and_length(

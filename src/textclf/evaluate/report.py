@@ -14,6 +14,7 @@ import pandas as pd
 
 from textclf.data.balance import ClassBalance
 from textclf.evaluate.behaviour import behaviour_section
+from textclf.serve.backends import AUTO_ACCURACY_TOLERANCE, eligible_backends
 
 
 def confident_mistakes(
@@ -95,6 +96,34 @@ class ModelCardInputs:
     """Which behavioural suite ran, or why none did."""
     cross_validation_lines: list[str] = field(default_factory=list)
     """The cross-validation section, where the run cross-validated its recipe."""
+    backends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each inference backend's validation accuracy (`ModelMetadata.backends`)."""
+
+
+def backends_section(backends: dict[str, dict[str, Any]]) -> list[str]:
+    """Which backends `textclf serve --backend auto` may choose for this model, and why."""
+    if not backends:
+        return []
+    eligible = eligible_backends(backends)
+    lines = [
+        "",
+        "## Serving backends",
+        "",
+        f"`auto` serves the fastest of those within {AUTO_ACCURACY_TOLERANCE * 100:.1f} points of PyTorch's "
+        "validation accuracy.",
+        "",
+        "| backend | validation accuracy | agreement with PyTorch | auto may serve it |",
+        "|---|---:|---:|---|",
+    ]
+    for name, record in backends.items():
+        if "export_error" in record:
+            lines.append(f"| {name} | export failed: {record['export_error'][:200]} | | no |")
+            continue
+        lines.append(
+            f"| {name} | {record['validation_accuracy']:.4f} | {record['agreement_with_torch']:.4f} "
+            f"| {'yes' if name in eligible else 'no'} |"
+        )
+    return lines
 
 
 def calibration_section(calibration: dict[str, float], untrained: dict[str, Any] | None) -> list[str]:
@@ -228,6 +257,7 @@ def model_card(inputs: ModelCardInputs) -> str:
         ["", "## Behavioural tests", "", f"None ran: {inputs.behaviour_note}."] if inputs.behaviour_note else []
     )
     lines += inputs.cross_validation_lines
+    lines += backends_section(inputs.backends)
     lines += [
         "",
         "## Intended use",

@@ -136,6 +136,7 @@ def run_evaluate(
             behaviour=behaviour,
             behaviour_note=behaviour_note,
             cross_validation_lines=cross_validation_section(cross_validation),
+            backends=metadata.backends,
         )
     )
     paths.model_card.write_text(card)
