@@ -181,7 +181,17 @@ def wrk(url: str, path: str, body: dict, connections: int, seconds: float) -> di
         script.write(WRK_SCRIPT.replace("BODY", json.dumps(body)))
     threads = min(2, connections)
     output = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script.name, url + path],
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "30s",
+            "-s",
+            script.name,
+            url + path,
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -28,7 +28,7 @@ from textclf.runtime.cpu import release_free_memory
 from textclf.serve.backends import AUTO_BACKEND, TIMING_BATCH_SIZES
 from textclf.serve.batching import BatcherClosed, MicroBatcher
 from textclf.serve.classifier import TextClassifier, load_fastest
-from textclf.serve.explain import Explanation, ExplanationPlan, word_spans
+from textclf.serve.explain import Explanation, ExplanationBatch, word_spans
 from textclf.serve.inputs import InputLimits, InvalidTexts, validate_texts
 from textclf.serving.prometheus import ServingMetrics
 
@@ -284,8 +284,8 @@ class TextClassifierModel(Model):
             loaded = self.loaded
             if loaded is None:
                 raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
-            plans = [ExplanationPlan.for_text(text) for text in payload.texts]
-            variants = [variant for plan in plans for variant in plan.texts]
+            batch = ExplanationBatch.for_texts(payload.texts)
+            variants = batch.texts
             loop = asyncio.get_running_loop()
             chunks = []
             for start in range(0, len(variants), EXPLAIN_CHUNK_TEXTS):
@@ -295,12 +295,7 @@ class TextClassifierModel(Model):
                         self._inference_thread, lambda chunk=chunk: loaded.classifier.predict(chunk).probabilities
                     )
                 )
-        probabilities = np.concatenate(chunks)
-        explanations, offset = [], 0
-        for plan in plans:
-            count = len(plan.texts)
-            explanations.append(plan.finish(probabilities[offset : offset + count], loaded.classifier.labels))
-            offset += count
+        explanations = batch.finish(np.concatenate(chunks), loaded.classifier.labels)
         return Explained(explanations, loaded.version, payload)
 
     def _check_explain_limits(self, texts: list[str]) -> None:

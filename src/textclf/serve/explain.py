@@ -82,16 +82,35 @@ def without_span(text: str, start: int, end: int) -> str:
     return f"{before} {after}" if before and after else before or after
 
 
+@dataclass(frozen=True)
+class ExplanationBatch:
+    """The plans of several texts as one list of texts to classify, and the explanations from their
+    probabilities: the one place the variants are laid out and read back, whoever classifies them."""
+
+    plans: list[ExplanationPlan]
+
+    @classmethod
+    def for_texts(cls, texts: Sequence[str]) -> ExplanationBatch:
+        return cls([ExplanationPlan.for_text(text) for text in texts])
+
+    @property
+    def texts(self) -> list[str]:
+        return [variant for plan in self.plans for variant in plan.texts]
+
+    def finish(self, probabilities: np.ndarray, labels: Sequence[str]) -> list[Explanation]:
+        """`probabilities`: one row per text of `texts`, in order."""
+        explanations, offset = [], 0
+        for plan in self.plans:
+            count = len(plan.spans) + 1
+            explanations.append(plan.finish(probabilities[offset : offset + count], labels))
+            offset += count
+        return explanations
+
+
 def explain_texts(
     probabilities_of: Callable[[list[str]], np.ndarray], labels: Sequence[str], texts: Sequence[str]
 ) -> list[Explanation]:
     """Explanations of raw texts, all their variants classified in one call of `probabilities_of`."""
-    plans = [ExplanationPlan.for_text(text) for text in texts]
-    variants = [variant for plan in plans for variant in plan.texts]
-    probabilities = probabilities_of(variants) if variants else np.zeros((0, len(labels)))
-    explanations, offset = [], 0
-    for plan in plans:
-        count = len(plan.spans) + 1
-        explanations.append(plan.finish(probabilities[offset : offset + count], labels))
-        offset += count
-    return explanations
+    batch = ExplanationBatch.for_texts(texts)
+    variants = batch.texts
+    return batch.finish(probabilities_of(variants) if variants else np.zeros((0, len(labels))), labels)
