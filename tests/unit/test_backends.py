@@ -110,16 +110,21 @@ def test_auto_serves_only_backends_within_the_accuracy_tolerance() -> None:
 
 
 def test_a_directory_without_exports_is_exported_and_measured_at_load_outside_itself(
-    step_inputs: dict, tmp_path: Path
+    step_inputs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A model directory from before the ONNX backends: `auto` exports into the scratch directory it is given,
+    """A model directory from before the ONNX backends: `auto` exports once into the scratch directory it is given,
     measures each backend on the reference sample, times the eligible ones and serves the fastest, and the
     directory itself is left as it was."""
+    import textclf.serve.classifier as classifier_module
     from textclf.serve.classifier import load_fastest
 
     old = without_exports(step_inputs["model"], tmp_path / "old")
     before = sorted(path.name for path in old.iterdir())
+    exports = []
+    export = classifier_module.export_onnx
+    monkeypatch.setattr(classifier_module, "export_onnx", lambda *args: exports.append(args) or export(*args))
     selection = load_fastest(old, export_to=tmp_path / "scratch")
+    assert len(exports) == 1, "each backend loads the export made once into the scratch directory"
     assert sorted(path.name for path in old.iterdir()) == before
     assert {path.name for path in (tmp_path / "scratch").iterdir()} == set(ONNX_FILES.values())
     assert selection.eligible[0] == "torch" and set(selection.eligible) <= set(BACKENDS)

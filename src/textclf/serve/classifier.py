@@ -171,9 +171,11 @@ class TextClassifier:
             return cls(load_torch_backend(directory, threads), tokenizer, metadata)
         if backend not in ONNX_FILES:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, not {backend!r}")
-        path = directory / ONNX_FILES[backend]
-        if not path.exists():
-            logger.info("%s lacks %s: exporting it", directory, ONNX_FILES[backend])
+        file = ONNX_FILES[backend]
+        # The directory's own export, else one made earlier into `export_to`, else a new one.
+        path = next((place / file for place in (directory, export_to) if place and (place / file).exists()), None)
+        if path is None:
+            logger.info("%s lacks %s: exporting it", directory, file)
             path = export_onnx(directory, export_to or directory)[backend]
         return cls(OnnxBackend(backend, path, threads), tokenizer, metadata)
 
