@@ -10,7 +10,7 @@ QUALITY_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run serve monitor demo-drift test lint format compile manifests bench bench-train bench-serve \
-	bench-drift bench-soak bench-imbalance bench-quality bench-explain clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
+	bench-drift bench-soak bench-imbalance bench-quality bench-explain profile-serve clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
@@ -96,6 +96,9 @@ bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News samp
 
 bench-serve: install ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx)
 	$(BIN)/python benchmarks/bench_serve.py
+
+profile-serve: install ## where a request's time goes outside the forward pass: the event loop under cProfile, by layer
+	$(BIN)/python benchmarks/profile_serve.py
 
 bench-explain: install ## occlusion on each backend vs Captum's integrated gradients: deletion faithfulness and cost
 	$(BIN)/python benchmarks/bench_explain.py

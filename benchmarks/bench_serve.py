@@ -12,8 +12,9 @@ Two load generators: `wrk` (Debian's package; C, so it takes little of the CPU t
 20-word text per request at concurrency 1 and 32; the Python httpx client posts SST-2 sentences, one or 64
 per request, at concurrency 32 in three repeated rounds (resident memory must stay flat). The bare model
 (`TextClassifier.predict`, no server, same backend and threads) is timed on batches of the size the server
-formed under wrk's load: the server's throughput as a share of it is what the HTTP layer costs. Prints a table
-and writes benchmarks/results/bench_serve.json.
+formed under wrk's load: the server's throughput as a share of it is what the HTTP layer costs. The CPU time of
+the server's event loop (its main thread) per request under that load is the work a request costs outside the
+forward pass. Prints a table and writes benchmarks/results/bench_serve.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -95,6 +97,13 @@ def resident_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU time (user + system) of a process, or of one of its threads, from /proc."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def latency_at_concurrency_one(url: str, path: str, body: dict, requests: int) -> dict:
     timings, errors = [], 0
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -143,14 +152,19 @@ def throughput(url: str, path: str, bodies: list[dict], texts_per_request: int, 
     return asyncio.run(_throughput(url, path, bodies, texts_per_request, 32, seconds))
 
 
-def batch_size_totals(url: str) -> tuple[float, float]:
-    """From the server's own histogram: texts and forward passes so far."""
+def histogram_totals(url: str, histogram: str) -> tuple[float, float]:
+    """From one of the server's own histograms: the sum and count of its observations so far."""
     values = {}
     for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith(("textclf_batch_size_sum ", "textclf_batch_size_count ")):
+        if line.startswith((f"{histogram}_sum ", f"{histogram}_count ")):
             name, value = line.split()
             values[name] = float(value)
-    return values.get("textclf_batch_size_sum", 0.0), values.get("textclf_batch_size_count", 0.0)
+    return values.get(f"{histogram}_sum", 0.0), values.get(f"{histogram}_count", 0.0)
+
+
+def batch_size_totals(url: str) -> tuple[float, float]:
+    """Texts and forward passes so far."""
+    return histogram_totals(url, "textclf_batch_size")
 
 
 def served_backend(url: str) -> str:
@@ -167,10 +181,11 @@ wrk.body = [[BODY]]
 done = function(summary, latency, requests)
   local errors = summary.errors
   io.write(string.format(
-    '{"requests": %d, "seconds": %.3f, "non_2xx": %d, "socket_errors": %d, "p50_ms": %.3f, "p99_ms": %.3f}\\n',
+    '{"requests": %d, "seconds": %.3f, "non_2xx": %d, "socket_errors": %d, "p50_ms": %.3f, "p99_ms": %.3f, '
+    .. '"mean_ms": %.3f}\\n',
     summary.requests, summary.duration / 1e6, errors.status,
     errors.connect + errors.read + errors.write + errors.timeout,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.mean / 1000))
 end
 """
 
@@ -244,9 +259,29 @@ def measure(name: str, command: list[str], url: str, texts: list[str], seconds: 
             v2_body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TWENTY_WORDS]}]}
             result["latency_c1_20_words_v2"] = latency_at_concurrency_one(url, "/v2/models/textclf/infer", v2_body, 300)
         if shutil.which("wrk"):
+            compute_before = histogram_totals(url, "textclf_batch_compute_seconds")
             result["wrk_c1"] = wrk(url, "/predict", {"text": TWENTY_WORDS}, 1, seconds / 2)
+            if textclf:
+                # A lone request's time in the server beyond its forward pass: the HTTP layer's cost, read apart from
+                # the forward pass's own speed (which varies from run to run on a shared machine).
+                compute_after = histogram_totals(url, "textclf_batch_compute_seconds")
+                compute_ms = (
+                    1000 * (compute_after[0] - compute_before[0]) / max(compute_after[1] - compute_before[1], 1)
+                )
+                result["wrk_c1"]["forward_pass_mean_ms"] = round(compute_ms, 3)
+                result["wrk_c1"]["overhead_mean_ms"] = round(result["wrk_c1"]["mean_ms"] - compute_ms, 3)
             before = batch_size_totals(url) if textclf else (0.0, 0.0)
+            # The event loop runs on the server's main thread (thread id = process id); the forward passes run on
+            # other threads. Its CPU time per request is the work a request costs outside the model.
+            loop_before, process_before = cpu_seconds(process.pid, process.pid), cpu_seconds(process.pid)
             result["wrk_c32"] = wrk(url, "/predict", {"text": TWENTY_WORDS}, 32, seconds)
+            requests = max(result["wrk_c32"]["requests"], 1)
+            result["wrk_c32"]["event_loop_cpu_ms_per_request"] = round(
+                1000 * (cpu_seconds(process.pid, process.pid) - loop_before) / requests, 3
+            )
+            result["wrk_c32"]["process_cpu_ms_per_request"] = round(
+                1000 * (cpu_seconds(process.pid) - process_before) / requests, 3
+            )
             if textclf:
                 after = batch_size_totals(url)
                 result["wrk_c32"]["mean_texts_per_forward_pass"] = round(
@@ -338,12 +373,22 @@ def print_table(servers: dict, report: dict) -> None:
         ("backend served", lambda s: s.get("backend", "torch (fp32)")),
         ("wrk: p50 ms, c=1, 20 words", wrk_value("wrk_c1", "p50_ms")),
         ("wrk: p99 ms, c=1", wrk_value("wrk_c1", "p99_ms")),
+        (
+            "wrk: mean ms, c=1: forward pass / the rest",
+            lambda s: (
+                f"{s['wrk_c1']['forward_pass_mean_ms']} / {s['wrk_c1']['overhead_mean_ms']}"
+                if "overhead_mean_ms" in s.get("wrk_c1", {})
+                else "-"
+            ),
+        ),
         ("wrk: texts/s, c=32, 1 text/request", wrk_value("wrk_c32", "requests_per_second")),
         (
             "wrk: p50 / p99 ms, c=32",
             lambda s: f"{s['wrk_c32']['p50_ms']} / {s['wrk_c32']['p99_ms']}" if "wrk_c32" in s else "-",
         ),
         ("wrk: texts per forward pass, c=32", lambda s: s.get("wrk_c32", {}).get("mean_texts_per_forward_pass", 1)),
+        ("wrk: event-loop CPU ms/request, c=32", wrk_value("wrk_c32", "event_loop_cpu_ms_per_request")),
+        ("wrk: process CPU ms/request, c=32", wrk_value("wrk_c32", "process_cpu_ms_per_request")),
         (
             "bare model: texts/s at that batch",
             lambda s: s["bare_model"]["texts_per_second"] if "bare_model" in s else "-",

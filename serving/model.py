@@ -24,7 +24,7 @@ from kserve.protocol.infer_type import InferInput, InferOutput, to_http_paramete
 from textclf.config import ServingConfig
 from textclf.registry.model_uri import resolve_model
 from textclf.registry.tracking import default_tracking_uri
-from textclf.runtime.cpu import release_free_memory
+from textclf.runtime.cpu import release_free_memory, settle_long_lived_objects
 from textclf.serve.backends import AUTO_BACKEND, TIMING_BATCH_SIZES
 from textclf.serve.batching import BatcherClosed, MicroBatcher
 from textclf.serve.classifier import TextClassifier, load_fastest
@@ -137,7 +137,9 @@ class TextClassifierModel(Model):
 
         The version being served keeps answering until the new one is ready; a failed load leaves it in place.
         KServe's data plane also calls this, on the event loop, for a request that finds the model not ready:
-        after an `unload` that would block every request for a whole load, so it answers 503 instead."""
+        after an `unload` that would block every request for a whole load, so it answers 503 instead. Once the new
+        version is in, the heap is settled (`settle_long_lived_objects`): a reload pays one full garbage collection
+        so that serving pays none of that size."""
         if self.unloaded:
             raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
         with self._load_lock:
@@ -169,6 +171,7 @@ class TextClassifierModel(Model):
             self.ready = True
             logger.info("serving %s version %s from %s on %s", self.name, version, reference, classifier.backend.name)
         self._retire(previous)
+        settle_long_lived_objects()
         return self.ready
 
     def unload(self) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StrictStr
+from timing_asgi import TimingMiddleware
 
 from textclf.serving.model import TextClassifierModel
 
@@ -126,9 +128,29 @@ async def request_validation_handler(_: Request, error: RequestValidationError) 
     return Response(json.dumps(payload, ensure_ascii=True), status_code=422, media_type="application/json")
 
 
+def skip_unlogged_timing(app: FastAPI) -> None:
+    """Keep KServe from adding its per-request timing middleware while the log it feeds is off.
+
+    KServe 0.21.0 adds timing_asgi's `TimingMiddleware` to its app when the REST server starts
+    (kserve/protocol/rest/server.py `_add_middlewares`); for every request it matches the route again and reads
+    the process's CPU time twice (getrusage, which sums every thread's), only to write a line to the
+    `kserve.trace` logger at INFO. Quiet by default, that line is dropped, and so is the work
+    (`make profile-serve` shows it). With `--verbose` the logger is on and the middleware stays."""
+    add_middleware = app.add_middleware
+
+    def add_unless_unlogged_timing(middleware_class: type, *args: Any, **kwargs: Any) -> None:
+        if middleware_class is TimingMiddleware and not logging.getLogger("kserve.trace").isEnabledFor(logging.INFO):
+            return
+        add_middleware(middleware_class, *args, **kwargs)
+
+    app.add_middleware = add_unless_unlogged_timing
+
+
 def install(app: FastAPI, served: TextClassifierModel, middleware: type, **middleware_options: Any) -> None:
     """Add textclf's routes ahead of KServe's (so the metadata route answers first), the middleware, and
-    a validation-error handler (KServe registers none for it)."""
+    a validation-error handler (KServe registers none for it); leave out KServe's timing middleware unless its
+    log is on."""
+    skip_unlogged_timing(app)
     app.include_router(simple_api_router(served))
     app.add_exception_handler(RequestValidationError, request_validation_handler)
 

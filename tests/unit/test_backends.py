@@ -14,7 +14,16 @@ import pytest
 
 from tests.support.hostile import HOSTILE_SHAPES
 from textclf.names import MODEL_METADATA_FILE, ONNX_INT8_MODEL_FILE, ONNX_MODEL_FILE
-from textclf.serve.backends import AUTO_ACCURACY_TOLERANCE, BACKENDS, ONNX_FILES, eligible_backends
+from textclf.serve.backends import (
+    AUTO_ACCURACY_TOLERANCE,
+    BACKENDS,
+    ONNX_FILES,
+    TIMING_BATCH_SIZES,
+    TIMING_REPEATS,
+    TIMING_ROUNDS,
+    eligible_backends,
+    time_backends,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -107,6 +116,25 @@ def test_auto_serves_only_backends_within_the_accuracy_tolerance() -> None:
     assert eligible_backends({**record, "onnx-int8": {"validation_accuracy": 0.95}}) == list(BACKENDS)
     assert eligible_backends({**record, "onnx": {"export_error": "unsupported operator"}}) == ["torch"]
     assert eligible_backends({}) == ["torch"]
+
+
+def test_auto_times_backends_in_rotating_turns_so_one_slow_burst_does_not_decide() -> None:
+    calls: list[str] = []
+
+    def backend(name: str, seconds: float, burst_calls: int = 0):
+        def predict(texts: list[str]) -> None:
+            calls.append(name)
+            time.sleep(0.03 if calls.count(name) <= burst_calls else seconds)
+
+        return predict
+
+    # "fast" is twice as fast as "slow", but its whole first turn lands in a burst of noise 10x slower.
+    per_turn = len(TIMING_BATCH_SIZES) * (TIMING_REPEATS + 1)
+    timings = time_backends({"fast": backend("fast", 0.002, burst_calls=per_turn), "slow": backend("slow", 0.004)})
+    assert min(timings, key=lambda timing: timing.cost).backend == "fast"
+    turns = [calls[start] for start in range(0, len(calls), per_turn)]
+    assert all(len(set(calls[start : start + per_turn])) == 1 for start in range(0, len(calls), per_turn))
+    assert turns == ["fast", "slow", "slow", "fast", "fast", "slow"][: 2 * TIMING_ROUNDS]
 
 
 def test_a_directory_without_exports_is_exported_and_measured_at_load_outside_itself(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from functools import cache
@@ -61,3 +62,17 @@ def release_free_memory() -> bool:
     libc = _libc()
     trim = getattr(libc, "malloc_trim", None)
     return bool(trim(0)) if trim is not None else False
+
+
+def settle_long_lived_objects() -> int:
+    """Collect garbage once, then move every surviving object out of the cycle collector's reach
+    (`gc.freeze`); returns how many were moved. Call once a long-lived process has loaded what it keeps.
+
+    A server with a model loaded holds ~580,000 Python objects (torch, transformers, kserve and their modules);
+    every full collection walks all of them, and on a 2-core machine each one stopped the server for up to
+    450 ms under load: the slowest requests' latency. Frozen, they are no longer walked (refcounting still frees
+    them). A previous freeze is undone first, so the cycles of a model loaded before are collected now."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

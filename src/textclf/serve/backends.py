@@ -42,10 +42,12 @@ AUTO_ACCURACY_TOLERANCE = 0.003
 """`auto` serves a backend only if its recorded validation accuracy is at most 0.3 points below PyTorch's."""
 ONNX_OPSET = 17
 # The texts `auto` times each candidate on: one text of about 20 words alone (a lone request) and 32 of them
-# (a batch under load); a few repeats after a warm-up keep one slow run from deciding.
+# (a batch under load), after a warm-up, in rounds.
 TIMING_TEXT = "the markets rallied on tuesday after the central bank said it would hold interest rates steady this year"
 TIMING_BATCH_SIZES = (1, 32)
+TIMING_ROUNDS = 3
 TIMING_REPEATS = 5
+TIMING_PAUSE_SECONDS = 0.1
 
 
 class Backend(Protocol):
@@ -181,19 +183,28 @@ class BackendTiming:
         return sum(self.seconds_per_text.values())
 
 
-def time_backend(predict: Callable[[list[str]], Any], name: str) -> BackendTiming:
-    """How fast `predict` (one backend's whole predict path, tokenization included) is on this machine."""
-    seconds: dict[int, float] = {}
-    for size in TIMING_BATCH_SIZES:
-        texts = [TIMING_TEXT] * size
-        predict(texts)
-        runs = []
-        for _ in range(TIMING_REPEATS):
-            started = time.perf_counter()
-            predict(texts)
-            runs.append((time.perf_counter() - started) / size)
-        seconds[size] = float(np.median(runs))
-    return BackendTiming(name, seconds)
+def time_backends(predictors: dict[str, Callable[[list[str]], Any]]) -> list[BackendTiming]:
+    """How fast each backend's whole predict path (tokenization included) is on this machine: its median over
+    `TIMING_ROUNDS` rounds of `TIMING_REPEATS` runs at each batch size, the backends taking turns in a rotating
+    order, each turn after a pause. Without the pause a backend ran while the thread pool of the one before still
+    spun (a lone text measured up to 3x slower on 2 cores), and with one turn each a burst of noise on a shared
+    machine decided alone: `auto` once chose the fp32 graph over an int8 one twice as fast."""
+    names = list(predictors)
+    runs: dict[str, dict[int, list[float]]] = {name: {size: [] for size in TIMING_BATCH_SIZES} for name in names}
+    for round_index in range(TIMING_ROUNDS):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            time.sleep(TIMING_PAUSE_SECONDS)
+            for size in TIMING_BATCH_SIZES:
+                texts = [TIMING_TEXT] * size
+                predictors[name](texts)
+                for _ in range(TIMING_REPEATS):
+                    started = time.perf_counter()
+                    predictors[name](texts)
+                    runs[name][size].append((time.perf_counter() - started) / size)
+    return [
+        BackendTiming(name, {size: float(np.median(times)) for size, times in runs[name].items()}) for name in names
+    ]
 
 
 def eligible_backends(recorded: dict[str, dict[str, Any]]) -> list[str]:

@@ -25,7 +25,7 @@ from textclf.serve.backends import (
     accuracy_record,
     eligible_backends,
     export_onnx,
-    time_backend,
+    time_backends,
 )
 from textclf.serve.explain import Explanation, explain_texts
 
@@ -261,6 +261,6 @@ def load_fastest(directory: Path, threads: int = 0, export_to: Path | None = Non
     recorded = load_metadata(directory).backends or measure_backends(directory, export_to, threads)
     eligible = eligible_backends(recorded)
     candidates = {name: TextClassifier.load(directory, threads, name, export_to) for name in eligible}
-    timings = [time_backend(classifier.predict, name) for name, classifier in candidates.items()]
+    timings = time_backends({name: classifier.predict for name, classifier in candidates.items()})
     fastest = min(timings, key=lambda timing: timing.cost)
     return BackendSelection(candidates[fastest.backend], eligible, timings)
