@@ -128,7 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a textclf model directory (default: bench-serve's SST-2 model)")
     parser.add_argument("--backend", default="auto", help="the serving backend (default: auto, what users get)")
-    parser.add_argument("--seconds", type=int, default=10, help="duration of the wrk run")
+    parser.add_argument("--seconds", type=int, default=20, help="duration of the wrk run")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:

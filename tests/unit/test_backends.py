@@ -128,7 +128,7 @@ def test_auto_times_backends_in_rotating_turns_so_one_slow_burst_does_not_decide
 
         return predict
 
-    # "fast" is twice as fast as "slow", but its whole first turn lands in a burst of noise 10x slower.
+    # "fast" is twice as fast as "slow", but its whole first turn lands in a burst of noise 15x slower.
     per_turn = len(TIMING_BATCH_SIZES) * (TIMING_REPEATS + 1)
     timings = time_backends({"fast": backend("fast", 0.002, burst_calls=per_turn), "slow": backend("slow", 0.004)})
     assert min(timings, key=lambda timing: timing.cost).backend == "fast"
