@@ -197,4 +197,4 @@ down: ## delete the kind cluster (and everything in it)
 	kind delete cluster --name $(CLUSTER_NAME)
 
 clean: ## remove local run state (MLflow store, Optuna study, pipeline artifacts)
-	rm -rf mlflow.db mlartifacts optuna.db pipeline_root monitor demo-drift
+	rm -rf mlflow.db mlartifacts optuna.db pipeline_root logs monitor demo-drift

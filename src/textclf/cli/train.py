@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -80,12 +81,26 @@ def run(
     workdir = workdir.resolve()
     resolved = settings.resolved(workdir)
     console.print(f"running the training pipeline locally (MLflow: {resolved.tracking_uri})")
+    if verbose:
+        try:
+            run_local(resolved, workdir / "pipeline_root")
+        except RuntimeError as error:
+            console.print(f"[red]pipeline failed:[/red] {error}")
+            raise typer.Exit(1) from error
+        _print_run_summary(resolved.tracking_uri, resolved.experiment_name, resolved.registered_model_name)
+        return
+    from textclf.cli.progress import ANSI_ESCAPE, failure_report, quiet_run
+
+    log_path = workdir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    console.print(f"step output: {log_path} (--verbose prints it here)", highlight=False)
     try:
-        run_local(resolved, workdir / "pipeline_root")
+        with quiet_run(console, log_path) as steps:
+            run_local(resolved, workdir / "pipeline_root")
     except RuntimeError as error:
-        console.print(f"[red]pipeline failed:[/red] {error}")
+        console.print(f"[red]pipeline failed:[/red] {ANSI_ESCAPE.sub('', str(error))}")
+        console.print(failure_report(steps.steps[-1] if steps.steps else None, log_path), soft_wrap=True)
         raise typer.Exit(1) from error
-    _print_run_summary(resolved.tracking_uri, resolved.experiment_name, resolved.registered_model_name)
+    _print_run_summary(resolved.tracking_uri, resolved.experiment_name, resolved.registered_model_name, log_path)
 
 
 def cv(
@@ -206,7 +221,7 @@ def _print_cross_validation(result: dict) -> None:
     console.print(classes)
 
 
-def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str) -> None:
+def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str, log_path: Path | None = None) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -251,9 +266,13 @@ def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str)
     table.add_row("registered", f"{model_name} v{tags.get('registered_version', '?')}")
     table.add_row("gate", f"{tags.get('promotion_decision', '?')}: {tags.get('promotion_reason', '')}")
     table.add_row("champion", f"v{champion.version}" if champion else "none")
+    if log_path is not None:
+        table.add_row("log", str(log_path))
+    screen = Console()
+    screen.print(table)
     if "deploy_outcome" in tags:
-        table.add_row("deploy", tags["deploy_outcome"])
-    Console().print(table)
+        # Unwrapped, so the command it may hold can be copied whole.
+        screen.print(f"deploy: {tags['deploy_outcome']}", soft_wrap=True, highlight=False)
 
 
 def compile_(
