@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 MONITOR_ARGS ?=
+UI_ARGS ?=
 # e.g. QUALITY_ARGS="--rows 0" for the whole files, "--variants defaults,tfidf_logreg" for a quicker run
 QUALITY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve monitor demo-drift test lint format compile manifests bench bench-train bench-serve \
+.PHONY: help install browser run serve monitor ui demo-drift test lint format compile manifests bench bench-train bench-serve \
 	bench-drift bench-soak bench-imbalance bench-quality bench-explain profile-serve clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu
 
@@ -49,7 +50,14 @@ $(BIN)/textclf: pyproject.toml setup.py
 		kfp-pipeline-spec==$(KFP_BACKEND_PIPELINE_SPEC)
 	@touch $@
 
-install: $(BIN)/textclf ## create .venv and install textclf with its test tools (CPU PyTorch)
+# The Compose linter (npm), which validates docker-compose.yml against the Compose specification's schema it bundles.
+DCLINT_VERSION ?= 3.1.0
+DCLINT := $(VENV)/node/node_modules/.bin/dclint
+
+$(DCLINT):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node dclint@$(DCLINT_VERSION)
+
+install: $(BIN)/textclf $(DCLINT) ## create .venv and install textclf with its test tools (CPU PyTorch, dclint)
 
 torch-cpu: ## a fresh runner: .venv with PyTorch's CPU build first (the torch pin in pyproject.toml), then `make install`
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,10 +73,20 @@ serve: install ## serve the champion (models:/textclf@champion) on 127.0.0.1:808
 monitor: install ## the monitoring service on 127.0.0.1:8000 (request-log sink, feedback, drift checks)
 	$(BIN)/textclf monitor $(MONITOR_ARGS)
 
+ui: install ## the browser UI on 127.0.0.1:8090, over the predictor (:8080) and the monitor (:8000)
+	$(BIN)/textclf ui $(UI_ARGS)
+
 demo-drift: install ## the whole loop locally: train, serve, drift, one retraining run, promotion if better
 	$(BIN)/textclf demo-drift --workdir demo-drift
 
-test: install ## lint, then every test (the kind end-to-end test skips unless `make e2e` runs it)
+# Debian's Chromium for the browser tests (tests/integration/test_ui_browser.py); apt needs root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser: ## Debian's chromium package, for the browser tests (installed with apt when missing)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+test: install browser ## lint, then every test (the kind end-to-end test skips unless `make e2e` runs it)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m tests.support.layers

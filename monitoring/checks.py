@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ def record_check(metrics: MonitorMetrics, outcome: CheckOutcome) -> None:
     metrics.checks.labels(decision["decision"]).inc()
     metrics.last_check.set_to_current_time()
     for name, score in decision["scores"].items():
-        metrics.drift_score.labels(name).set(score["score"])
+        metrics.drift_score.labels(name).set(math.nan if score["score"] is None else score["score"])
         metrics.drift_threshold.labels(name).set(score["threshold"])
     if decision["window"].get("live_accuracy") is not None:
         metrics.live_accuracy.set(decision["window"]["live_accuracy"])

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from textclf.config import MonitorConfig
 from textclf.evaluate.metrics import label_quality
 from textclf.monitor.check import CHECK_REPORT_PREFIX, CheckOutcome, DriftChecker
+from textclf.monitor.decision import json_safe
 from textclf.monitor.events import MalformedEvent, parse_event
 from textclf.monitor.store import Feedback, MonitorStore
 from textclf.monitoring.checks import CheckRunner
@@ -144,12 +145,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _outcome_body(outcome: CheckOutcome) -> dict[str, Any]:
-    return {
-        "check_id": outcome.check_id,
-        **outcome.decision,
-        "report": outcome.report_name or None,
-        "retraining": outcome.retraining,
-    }
+    return json_safe(
+        {
+            "check_id": outcome.check_id,
+            **outcome.decision,
+            "report": outcome.report_name or None,
+            "retraining": outcome.retraining,
+        }
+    )
 
 
 @router.post("/events", summary="Store a request-logger CloudEvent (binary or structured mode)")
@@ -245,6 +248,9 @@ def list_checks(store: Store, limit: int = 50) -> list[dict[str, Any]]:
             "reason": record.reason,
             "model_version": record.model_version,
             "report": record.report_name or None,
+            # Checks stored before scores were made JSON-safe may hold NaN.
+            "scores": json_safe(record.result.get("scores", {})),
+            "window": json_safe(record.result.get("window")),
         }
         for record in store.checks(min(max(limit, 1), 1000))
     ]

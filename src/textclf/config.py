@@ -29,12 +29,14 @@ from textclf.names import (
     EXPERIMENT_NAME,
     INFERENCE_SERVICE_NAME,
     LOCAL_HOST,
+    LOCAL_MONITOR_URL,
     LOCAL_SERVING_URL,
     MONITOR_EVENTS_URL,
     MONITOR_PORT,
     REGISTERED_MODEL_NAME,
     SERVING_IMAGE,
     SERVING_NAMESPACE,
+    UI_PORT,
 )
 from textclf.registry.gate import PromotionPolicy
 from textclf.serve.backends import AUTO_BACKEND, BackendChoice
@@ -45,6 +47,7 @@ from textclf.train.trainer import TrainingParams
 ENV_PREFIX = "TEXTCLF_"
 SERVING_ENV_PREFIX = "TEXTCLF_SERVE_"
 MONITOR_ENV_PREFIX = "TEXTCLF_MONITOR_"
+UI_ENV_PREFIX = "TEXTCLF_UI_"
 Settings = TypeVar("Settings", bound=BaseModel)
 # Nested settings in environment variables: TEXTCLF_MONITOR_POLICY__MIN_WINDOW_SIZE; on the command line:
 # --set policy.min_window_size=...
@@ -302,6 +305,23 @@ class MonitorConfig(BaseModel):
         return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
 
 
+class UiConfig(BaseModel):
+    """How `textclf ui` runs: the browser UI and the two public APIs it speaks to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(LOCAL_HOST, description="interface the UI listens on")
+    port: int = Field(UI_PORT, ge=1, le=65535, description="HTTP port")
+    serving_url: str = Field(LOCAL_SERVING_URL, description="the predictor (v2 infer and explain)")
+    model_name: str = Field(INFERENCE_SERVICE_NAME, description="the served model's name (/v2/models/NAME)")
+    monitor_url: str = Field(LOCAL_MONITOR_URL, description="the monitoring service (checks, quality, feedback)")
+    feedback_token: SecretStr = Field(
+        SecretStr(""),
+        description="the monitor's feedback_token (or write_token), sent with corrections; never sent to the browser",
+    )
+    timeout_seconds: float = Field(30, gt=0, description="how long the UI waits for the predictor or the monitor")
+
+
 def _nested_model(field: FieldInfo) -> type[BaseModel] | None:
     annotation = field.annotation
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
@@ -377,3 +397,8 @@ def load_serving_config(yaml_path: Path | None = None, overrides: dict[str, Any]
 def load_monitor_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> MonitorConfig:
     """The monitor's configuration: defaults < YAML < TEXTCLF_MONITOR_<FIELD> < overrides."""
     return load_settings(MonitorConfig, MONITOR_ENV_PREFIX, yaml_path, overrides)
+
+
+def load_ui_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> UiConfig:
+    """The UI's configuration: defaults < YAML < TEXTCLF_UI_<FIELD> < overrides."""
+    return load_settings(UiConfig, UI_ENV_PREFIX, yaml_path, overrides)

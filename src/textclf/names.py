@@ -54,6 +54,9 @@ PIPELINE_SERVICE_ACCOUNT = "pipeline-runner"
 # Local servers (textclf serve, textclf monitor) listen here unless told otherwise.
 LOCAL_HOST = "127.0.0.1"
 LOCAL_SERVING_URL = f"http://{LOCAL_HOST}:8080"
+LOCAL_MONITOR_URL = f"http://{LOCAL_HOST}:{MONITOR_PORT}"
+UI_PORT = 8090
+"""`textclf ui`: the browser UI's port (beside the predictor's 8080 and the monitor's 8000)."""
 
 MODEL_METADATA_FILE = "textclf.json"
 REFERENCE_SAMPLE_FILE = "reference.parquet"

@@ -78,6 +78,19 @@ def test_the_decision_serializes_to_the_contract() -> None:
     assert payload["window"]["start"].startswith("2026-11-22T11:00")
 
 
+def test_a_test_that_could_not_be_computed_has_no_score_and_is_valid_json() -> None:
+    """Evidently's chi-square on a window of one predicted class gives a NaN p-value: no drift, no score."""
+    scores = [*CALM, CheckScore("predicted_label", float("nan"), 0.01, "below")]
+    payload = decide(scores, window(), POLICY).to_dict()
+    assert json.loads(json.dumps(payload, allow_nan=False))["scores"]["predicted_label"] == {
+        "score": None,
+        "threshold": 0.01,
+        "drift_when": "below",
+        "drifted": False,
+    }
+    assert payload["decision"] == "no_drift"
+
+
 @pytest.mark.parametrize(
     "options", [{"min_window_size": 0}, {"cooldown_seconds": -1}, {"max_accuracy_drop": 2}, {"min_labelled": 0}]
 )

@@ -64,6 +64,34 @@ def monitor(
     run_monitor(settings, verbose, launch_on_cluster)
 
 
+def ui(
+    serving_url: Annotated[str | None, typer.Option(help="the predictor; default http://127.0.0.1:8080")] = None,
+    monitor_url: Annotated[str | None, typer.Option(help="the monitor; default http://127.0.0.1:8000")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port; default 8090")] = None,
+    host: Annotated[str | None, typer.Option(help="interface to listen on; default 127.0.0.1")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of UI configuration fields")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="any UI configuration field, as KEY=VALUE")] = [],  # noqa: B006
+) -> None:
+    """The browser UI: classify and explain texts, correct labels, watch the monitor's checks."""
+    from pydantic import ValidationError
+
+    from textclf.config import load_ui_config
+
+    overrides = {"serving_url": serving_url, "monitor_url": monitor_url, "port": port, "host": host}
+    try:
+        settings = load_ui_config(config, {**overrides, **parse_sets(set_)})
+    except (ValidationError, ValueError) as error:
+        console.print(f"[red]invalid UI configuration:[/red] {error}")
+        raise typer.Exit(2) from error
+    from textclf.monitoring.ui import serve_ui
+
+    console.print(
+        f"textclf UI on http://{settings.host}:{settings.port} (predictor {settings.serving_url}, "
+        f"monitor {settings.monitor_url})"
+    )
+    serve_ui(settings)
+
+
 def drift(
     reference: Annotated[
         str, typer.Option(help="a CSV/JSONL/Parquet table, or a model (models:/NAME@ALIAS) whose reference sample")
@@ -80,6 +108,7 @@ def drift(
     from textclf.config import load_monitor_config
     from textclf.data.sources import DataValidationError
     from textclf.monitor.compare import compare_datasets
+    from textclf.monitor.decision import score_text
     from textclf.registry.tracking import default_tracking_uri
 
     configure_logging(verbose)
@@ -102,7 +131,7 @@ def drift(
     for column in ("check", "score", "threshold", "drift"):
         table.add_column(column)
     for name, score in decision["scores"].items():
-        table.add_row(name, f"{score['score']:.4g}", f"{score['threshold']:.4g}", "yes" if score["drifted"] else "")
+        table.add_row(name, score_text(score["score"]), f"{score['threshold']:.4g}", "yes" if score["drifted"] else "")
     Console().print(table)
 
 

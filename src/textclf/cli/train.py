@@ -266,13 +266,13 @@ def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str,
     table.add_row("registered", f"{model_name} v{tags.get('registered_version', '?')}")
     table.add_row("gate", f"{tags.get('promotion_decision', '?')}: {tags.get('promotion_reason', '')}")
     table.add_row("champion", f"v{champion.version}" if champion else "none")
-    if log_path is not None:
-        table.add_row("log", str(log_path))
     screen = Console()
     screen.print(table)
+    # Unwrapped, so a path or a command can be copied whole.
     if "deploy_outcome" in tags:
-        # Unwrapped, so the command it may hold can be copied whole.
         screen.print(f"deploy: {tags['deploy_outcome']}", soft_wrap=True, highlight=False)
+    if log_path is not None:
+        screen.print(f"log: {log_path}", soft_wrap=True, highlight=False)
 
 
 def compile_(

@@ -7,6 +7,7 @@ rule that starts retraining runs is tested case by case without a report, a stor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,22 @@ DecisionKind = Literal["no_drift", "insufficient_data", "drift", "retrain"]
 `drift`: drift found, retraining waits for feedback labels; `retrain`: drift found and a run may start."""
 DECISIONS: tuple[DecisionKind, ...] = ("no_drift", "insufficient_data", "drift", "retrain")
 ACCURACY_DROP = "accuracy_drop"
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float, at any depth, as None (JSON null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def score_text(score: float | None) -> str:
+    """A check's score as people read it; None is a test that could not be computed (see `CheckScore.to_dict`)."""
+    return "not computed" if score is None else f"{score:.4g}"
 
 
 @dataclass(frozen=True)
@@ -37,7 +54,9 @@ class CheckScore:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "score": self.score,
+            # A test that could not be computed (Evidently's chi-square on one class gives NaN) has no score; JSON
+            # has no NaN, and a NaN in a check's answer made it a 500.
+            "score": json_safe(self.score),
             "threshold": self.threshold,
             "drift_when": self.drift_when,
             "drifted": self.drifted,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from textclf.monitor.decision import score_text
 from textclf.monitor.report import DriftReport
 
 SUFFIXES = (".html", ".json")
@@ -72,7 +73,7 @@ class ReportArchive:
 def report_page(title: str, decision: dict[str, Any], report: DriftReport) -> str:
     """One HTML page per check: the decision and its scores on top, then each Evidently report."""
     rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{score['score']:.4g}</td><td>{score['threshold']:.4g}</td>"
+        f"<tr><td>{html.escape(name)}</td><td>{score_text(score['score'])}</td><td>{score['threshold']:.4g}</td>"
         f"<td>{'drift' if score['drifted'] else 'ok'}</td></tr>"
         for name, score in decision["scores"].items()
     )

@@ -1,0 +1,153 @@
+"""`textclf ui`: a page for people, over the public HTTP APIs only (v2 infer with its `explain` parameter, the
+monitor's checks, quality, retraining, reports and feedback).
+
+The page talks to this small server alone, which forwards a fixed set of calls to the predictor and the monitor:
+one origin, so neither needs CORS, and the monitor's feedback token stays here instead of in the browser. The
+same UI then works against a local server, the Compose stack and a cluster: only the two URLs change."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+
+from textclf.config import UiConfig
+from textclf.monitoring.routes import FeedbackItem, problems_of
+
+STATIC_FILES = {"ui.js": "text/javascript", "ui.css": "text/css"}
+MONITOR_READS = ("checks", "quality", "retraining", "reports")
+# Headers a report page answers with that the browser should see as they are.
+PASSED_HEADERS = ("content-type", "x-request-id")
+REPORT_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+
+
+class ClassifyRequest(BaseModel):
+    texts: list[str] = Field(min_length=1)
+    explain: bool = True
+
+
+def _static(name: str) -> str:
+    return resources.files("textclf.monitoring").joinpath("ui_static", name).read_text(encoding="utf-8")
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _relayed(response: httpx.Response) -> Response:
+    headers = {name: response.headers[name] for name in PASSED_HEADERS if name in response.headers}
+    return Response(response.content, status_code=response.status_code, headers=headers)
+
+
+def create_ui_app(config: UiConfig) -> FastAPI:
+    """The UI's page and its forwarding routes."""
+    serving = config.serving_url.rstrip("/")
+    monitor = config.monitor_url.rstrip("/")
+    token = config.feedback_token.get_secret_value()
+    client = httpx.AsyncClient(timeout=config.timeout_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    app = FastAPI(title="textclf UI", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+
+    async def call(service: str, url: str, method: str = "GET", **kwargs: Any) -> httpx.Response | JSONResponse:
+        try:
+            return await client.request(method, url, **kwargs)
+        except httpx.HTTPError as error:
+            return _problem(502, f"the {service} at {url} did not answer ({type(error).__name__}: {error}); is it up?")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(_static("index.html"))
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            return _problem(404, f"no static file {name!r}")
+        return Response(_static(name), media_type=STATIC_FILES[name])
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/settings")
+    async def settings() -> dict[str, Any]:
+        return {
+            "model_name": config.model_name,
+            "serving_url": serving,
+            "monitor_url": monitor,
+            "feedback_token_set": bool(token),
+        }
+
+    @app.get("/api/model")
+    async def model() -> Response:
+        answer = await call("predictor", f"{serving}/v2/models/{config.model_name}")
+        return answer if isinstance(answer, JSONResponse) else _relayed(answer)
+
+    @app.post("/api/classify")
+    async def classify(request: Request) -> Response:
+        try:
+            asked = ClassifyRequest.model_validate_json(await request.body())
+        except ValidationError as error:
+            return _problem(422, f"send {{'texts': ['...'], 'explain': true}}: {problems_of(error)}")
+        # The id the predictor logs this exchange under, so a correction can name it.
+        request_id = uuid.uuid4().hex
+        body = {
+            "inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(asked.texts)], "data": asked.texts}],
+            "parameters": {"explain": asked.explain},
+        }
+        answer = await call(
+            "predictor",
+            f"{serving}/v2/models/{config.model_name}/infer",
+            "POST",
+            json=body,
+            headers={"x-request-id": request_id},
+        )
+        if isinstance(answer, JSONResponse):
+            return answer
+        relayed = _relayed(answer)
+        relayed.headers["x-request-id"] = answer.headers.get("x-request-id", request_id)
+        return relayed
+
+    @app.post("/api/feedback")
+    async def feedback(request: Request) -> Response:
+        try:
+            correction = FeedbackItem.model_validate_json(await request.body())
+        except ValidationError as error:
+            return _problem(422, f"send {{'request_id': ..., 'label': ..., 'index': 0}}: {problems_of(error)}")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        answer = await call("monitor", f"{monitor}/feedback", "POST", json=correction.model_dump(), headers=headers)
+        return answer if isinstance(answer, JSONResponse) else _relayed(answer)
+
+    @app.get("/api/monitor/{what}")
+    async def monitor_read(what: str) -> Response:
+        if what not in MONITOR_READS:
+            return _problem(404, f"the UI reads only {', '.join(MONITOR_READS)} from the monitor")
+        answer = await call("monitor", f"{monitor}/{what}")
+        return answer if isinstance(answer, JSONResponse) else _relayed(answer)
+
+    @app.get("/api/monitor/reports/{filename}")
+    async def monitor_report(filename: str) -> Response:
+        if not REPORT_FILE.fullmatch(filename):
+            return _problem(404, f"no report {filename!r}: pick one from /api/monitor/reports")
+        answer = await call("monitor", f"{monitor}/reports/{filename}")
+        return answer if isinstance(answer, JSONResponse) else _relayed(answer)
+
+    return app
+
+
+def serve_ui(config: UiConfig) -> None:
+    import uvicorn
+
+    uvicorn.run(create_ui_app(config), host=config.host, port=config.port, log_level="warning")

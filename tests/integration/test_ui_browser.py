@@ -1,0 +1,206 @@
+"""The browser UI in a real headless Chromium (Debian's package, driven by Playwright), over a real predictor and a
+real monitor: classify a text and read its label, correct it and find the correction in the monitor's store, open
+the dashboard and see a check. Screenshots go to test-artifacts/ (not committed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.support.servers import free_port, monitor_server, textclf_server
+from textclf.runtime.local_processes import running_server
+
+pytestmark = pytest.mark.integration
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPOSITORY / "test-artifacts"
+WRITE_TOKEN = "ui-test-write-token"
+FEEDBACK_TOKEN = "ui-test-feedback-token"
+# Debian's chromium package (`make browser` installs it).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TEXT = "A warm, funny and beautifully acted film with a wonderful cast."
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, step_inputs: dict) -> Iterator[dict]:
+    """Monitor (with tokens), predictor logging to it, and `textclf ui` over both."""
+    workdir = tmp_path_factory.mktemp("ui-stack")
+    monitor_options = (
+        "--check-interval",
+        "0",
+        "--set",
+        f"reference_model={step_inputs['model']}",
+        "--set",
+        "policy.min_window_size=20",
+        "--set",
+        "retrain=false",
+        "--set",
+        "report.embedding_sample=20",
+        "--set",
+        f"write_token={WRITE_TOKEN}",
+        "--set",
+        f"feedback_token={FEEDBACK_TOKEN}",
+    )
+    with (
+        monitor_server(workdir, *monitor_options) as monitor,
+        textclf_server(
+            workdir,
+            "--model",
+            str(step_inputs["model"]),
+            "--request-logger-url",
+            f"{monitor.url}/events",
+            env={"TEXTCLF_SERVE_REQUEST_LOGGER_TOKEN": WRITE_TOKEN},
+        ) as predictor,
+    ):
+        port = free_port()
+        ui_url = f"http://127.0.0.1:{port}"
+        command = [
+            sys.executable,
+            "-m",
+            "textclf.cli",
+            "ui",
+            "--port",
+            str(port),
+            "--serving-url",
+            predictor.url,
+            "--monitor-url",
+            monitor.url,
+        ]
+        environment = {**os.environ, "TEXTCLF_UI_FEEDBACK_TOKEN": FEEDBACK_TOKEN}
+        with running_server(command, f"{ui_url}/health", workdir / "ui.log", env=environment):
+            yield {"ui": ui_url, "monitor": monitor.url, "predictor": predictor.url, "workdir": workdir}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    assert Path(CHROMIUM).exists(), "Chromium is not installed: run `make browser` (Debian's chromium package)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page_errors() -> list[str]:
+    """What the page reported as errors: uncaught exceptions and console errors (failed requests among them)."""
+    return []
+
+
+@pytest.fixture
+def page(browser, page_errors: list[str]):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.on("console", lambda message: page_errors.append(message.text) if message.type == "error" else None)
+    yield page
+    page.close()
+    assert not page_errors, f"the page reported errors: {page_errors}"
+
+
+def _feedback_rows(workdir: Path) -> list[dict]:
+    engine = sa.create_engine(f"sqlite:///{workdir / 'monitor.db'}")
+    try:
+        with engine.connect() as connection:
+            table = sa.Table("feedback", sa.MetaData(), autoload_with=connection)
+            return [row._asdict() for row in connection.execute(sa.select(table))]
+    finally:
+        engine.dispose()
+
+
+def test_classify_explain_and_correct_a_label(stack: dict, page) -> None:
+    labels = httpx.get(f"{stack['predictor']}/v2/models/textclf").json()["parameters"]["labels"]
+    page.goto(stack["ui"])
+    page.get_by_test_id("model").filter(has_text="classes:").wait_for()
+    page.fill("#texts", TEXT)
+    page.click("#classify-button")
+    label = page.get_by_test_id("label").first
+    label.wait_for(timeout=60_000)
+    predicted = label.inner_text()
+    assert predicted in labels
+    # Every word of the text is highlighted by its attribution, and the probabilities of every class are shown.
+    marks = page.locator("[data-testid=text] mark")
+    assert marks.count() == len(TEXT.split())
+    assert {page.get_by_test_id(f"probability-{name}").inner_text() != "" for name in labels} == {True}
+
+    corrected = next(name for name in labels if name != predicted)
+    page.get_by_test_id("correct-label").select_option(corrected)
+    page.get_by_test_id("correct").click()
+    status = page.get_by_test_id("correction-status")
+    status.filter(has_text="sent to the monitor").wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-classify.png"), full_page=True)
+
+    request_id = page.locator("#classify-status").inner_text().rsplit("request ", 1)[1]
+    rows = _feedback_rows(stack["workdir"])
+    assert [(row["request_id"], row["index"], row["label"]) for row in rows if row["request_id"] == request_id] == [
+        (request_id, 0, corrected)
+    ]
+
+
+def test_a_bad_request_shows_the_predictors_message(stack: dict, page, page_errors: list[str]) -> None:
+    page.goto(stack["ui"])
+    page.fill("#texts", "\n".join(f"text number {i}" for i in range(12)))
+    page.click("#classify-button")
+    status = page.locator("#classify-status.error")
+    status.wait_for(timeout=30_000)
+    # The predictor's own 4xx message, word for word, tells the person what to change.
+    assert "explain at most" in status.inner_text()
+    # Chromium reports the refused request itself as a console error: the one error this test expects.
+    assert page_errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+    page_errors.clear()
+
+
+def test_the_dashboard_shows_a_check_with_its_scores(stack: dict, page) -> None:
+    texts = [f"a short review number {i}, quite good" for i in range(30)]
+    answer = httpx.post(
+        f"{stack['predictor']}/v2/models/textclf/infer",
+        json={"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    headers = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+    deadline = time.monotonic() + 60
+    with httpx.Client(timeout=300) as client:
+        while True:
+            answer = client.post(f"{stack['monitor']}/checks", headers=headers)
+            assert answer.status_code == 200, answer.text
+            checked = answer.json()
+            if checked["decision"] != "insufficient_data" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert checked["scores"], checked
+
+    page.goto(stack["ui"])
+    page.get_by_role("button", name="Monitor").click()
+    decision = page.get_by_test_id("decision").first
+    decision.wait_for(timeout=30_000)
+    assert decision.inner_text() == checked["decision"]
+    scores = page.locator("#checks .scores li")
+    assert scores.count() >= len(checked["scores"])
+    assert page.locator("#reports a").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-monitor.png"), full_page=True)
+
+
+def test_the_ui_says_which_service_is_down(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    dead = f"http://127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "textclf.cli", "ui", "--port", str(port), "--serving-url", dead]
+    with running_server(command, f"{url}/health", tmp_path / "ui.log"):
+        answer = httpx.post(f"{url}/api/classify", json={"texts": ["hello"]})
+        assert answer.status_code == 502 and f"the predictor at {dead}" in answer.json()["error"]
+        assert httpx.post(f"{url}/api/classify", json={"texts": []}).status_code == 422
+        assert httpx.get(f"{url}/api/monitor/events").status_code == 404
+        assert httpx.get(f"{url}/api/monitor/reports/..").status_code == 404
