@@ -10,7 +10,7 @@ UI_ARGS ?=
 QUALITY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run serve monitor ui demo-drift test lint format compile manifests bench bench-train bench-serve \
+.PHONY: help install browser run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve \
 	bench-drift bench-soak bench-imbalance bench-quality bench-explain profile-serve clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu
 
@@ -75,6 +75,9 @@ monitor: install ## the monitoring service on 127.0.0.1:8000 (request-log sink, 
 
 ui: install ## the browser UI on 127.0.0.1:8090, over the predictor (:8080) and the monitor (:8000)
 	$(BIN)/textclf ui $(UI_ARGS)
+
+notebook: install ## re-execute notebooks/tour.ipynb in place (the packaged MiniLM on 2,000 demo rows; a few minutes)
+	$(BIN)/python notebooks/execute.py notebooks/tour.ipynb
 
 demo-drift: install ## the whole loop locally: train, serve, drift, one retraining run, promotion if better
 	$(BIN)/textclf demo-drift --workdir demo-drift

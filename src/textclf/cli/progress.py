@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions
 from rich.live import Live
 from rich.text import Text
 
@@ -167,13 +167,14 @@ class StepLog(io.TextIOBase):
         return step
 
 
-STATE_MARKS = {"running": "[cyan]…[/cyan]", "done": "[green]✓[/green]", "failed": "[red]✗[/red]"}
+STATE_MARKS = {"running": ("…", "cyan"), "done": ("✓", "green"), "failed": ("✗", "red")}
 
 
-def step_line(step: StepProgress, now: float) -> Text:
-    line = Text.from_markup(f"{STATE_MARKS[step.state]} {step.name:<15} {step.elapsed(now):6.1f} s  ")
-    line.append(step.headline)
-    line.no_wrap, line.overflow = True, "ellipsis"
+def step_line(step: StepProgress, now: float, width: int) -> Text:
+    """One line per step, cut with an ellipsis to `width` rather than wrapped."""
+    mark, colour = STATE_MARKS[step.state]
+    line = Text.assemble((mark, colour), f" {step.name:<15} {step.elapsed(now):6.1f} s  {step.headline}")
+    line.truncate(width, overflow="ellipsis")
     return line
 
 
@@ -183,9 +184,10 @@ class StepLines:
     def __init__(self, stream: StepLog):
         self.stream = stream
 
-    def __rich__(self) -> Group:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
         now = time.monotonic()
-        return Group(*(step_line(step, now) for step in self.stream.steps))
+        for step in self.stream.steps:
+            yield step_line(step, now, options.max_width)
 
 
 @contextlib.contextmanager
@@ -194,8 +196,14 @@ def quiet_run(console: Console, log_path: Path) -> Iterator[StepLog]:
     on a terminal, one line per finished step elsewhere (a CI log, a pipe). A step running when the block raises
     is marked failed."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    # Pinned to the stream the console writes to now: a console on sys.stderr would follow the redirection.
-    screen = Console(file=console.file)
+    # The same console pinned to the stream it writes to now: one on sys.stderr would follow the redirection.
+    screen = Console(
+        file=console.file,
+        width=console.width,
+        force_terminal=console.is_terminal,
+        force_jupyter=console.is_jupyter,
+        color_system=console.color_system,
+    )
     printed = 0
 
     def show() -> None:
@@ -206,7 +214,7 @@ def quiet_run(console: Console, log_path: Path) -> Iterator[StepLog]:
         for step in stream.steps[printed:]:
             if step.state == "running":
                 break
-            screen.print(step_line(step, time.monotonic()))
+            screen.print(step_line(step, time.monotonic(), screen.width))
             printed += 1
 
     with open(log_path, "w", encoding="utf-8") as log:
