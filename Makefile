@@ -50,14 +50,15 @@ $(BIN)/textclf: pyproject.toml setup.py
 		kfp-pipeline-spec==$(KFP_BACKEND_PIPELINE_SPEC)
 	@touch $@
 
-# The Compose linter (npm), which validates docker-compose.yml against the Compose specification's schema it bundles.
+# The Compose linter (npm, needed by `make test` only), which validates docker-compose.yml against the Compose
+# specification's schema it bundles.
 DCLINT_VERSION ?= 3.1.0
 DCLINT := $(VENV)/node/node_modules/.bin/dclint
 
 $(DCLINT):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node dclint@$(DCLINT_VERSION)
 
-install: $(BIN)/textclf $(DCLINT) ## create .venv and install textclf with its test tools (CPU PyTorch, dclint)
+install: $(BIN)/textclf ## create .venv and install textclf with its test tools (CPU PyTorch)
 
 torch-cpu: ## a fresh runner: .venv with PyTorch's CPU build first (the torch pin in pyproject.toml), then `make install`
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -89,7 +90,7 @@ browser: ## Debian's chromium package, for the browser tests (installed with apt
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-test: install browser ## lint, then every test (the kind end-to-end test skips unless `make e2e` runs it)
+test: install $(DCLINT) browser ## lint, then every test (the kind end-to-end test skips unless `make e2e` runs it)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m tests.support.layers

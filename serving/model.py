@@ -201,16 +201,19 @@ class TextClassifierModel(Model):
         if self.config.backend == AUTO_BACKEND:
             selection = load_fastest(directory, self.config.torch_threads, export_to)
             classifier = selection.classifier
-            logger.info(
-                "backend auto chose %s among %s (ms per text at batch sizes %s: %s)",
-                classifier.backend.name,
-                selection.eligible,
-                TIMING_BATCH_SIZES,
-                {
-                    timing.backend: [round(s * 1000, 2) for s in timing.seconds_per_text.values()]
-                    for timing in selection.timings
-                },
-            )
+            if not selection.timings:
+                logger.info("backend auto: only %s is eligible, loaded without timing", classifier.backend.name)
+            else:
+                logger.info(
+                    "backend auto chose %s among %s (ms per text at batch sizes %s: %s)",
+                    classifier.backend.name,
+                    selection.eligible,
+                    TIMING_BATCH_SIZES,
+                    {
+                        timing.backend: [round(s * 1000, 2) for s in timing.seconds_per_text.values()]
+                        for timing in selection.timings
+                    },
+                )
         else:
             classifier = TextClassifier.load(directory, self.config.torch_threads, self.config.backend, export_to)
         for size in (1, min(8, self.config.max_batch_size)):

@@ -162,6 +162,18 @@ def test_a_directory_without_exports_is_exported_and_measured_at_load_outside_it
     assert selection.classifier.predict(["A lovely film."]).labels[0] in selection.classifier.labels
 
 
+def test_a_single_eligible_backend_is_loaded_without_timing(step_inputs: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import textclf.serve.classifier as classifier_module
+
+    def not_expected(*args: object) -> None:
+        raise AssertionError("one eligible backend has nothing to be timed against")
+
+    monkeypatch.setattr(classifier_module, "eligible_backends", lambda recorded: ["torch"])
+    monkeypatch.setattr(classifier_module, "time_backends", not_expected)
+    selection = classifier_module.load_fastest(step_inputs["model"])
+    assert selection.classifier.backend.name == "torch" and selection.timings == []
+
+
 def test_an_export_that_fails_leaves_the_model_on_pytorch(
     step_inputs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

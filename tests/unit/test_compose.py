@@ -70,7 +70,7 @@ def compose(environment: dict[str, str] | None = None) -> dict:
 
 
 def dclint(path: Path) -> subprocess.CompletedProcess:
-    assert DCLINT.exists(), f"dclint is not installed at {DCLINT}: run `make install` (it needs npm)"
+    assert DCLINT.exists(), f"dclint is not installed at {DCLINT}: `make test` installs it with npm"
     command = [str(DCLINT), str(path), "--color", "false", "--max-warnings", "0"]
     for rule in ORDERING_RULES:
         command += ["--disable-rule", rule]

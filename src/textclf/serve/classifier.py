@@ -249,6 +249,7 @@ class BackendSelection:
     classifier: TextClassifier
     eligible: list[str]
     timings: list[BackendTiming]
+    """Empty when only one backend was eligible: then nothing was timed."""
 
 
 def load_fastest(directory: Path, threads: int = 0, export_to: Path | None = None) -> BackendSelection:
@@ -260,6 +261,9 @@ def load_fastest(directory: Path, threads: int = 0, export_to: Path | None = Non
     directory = Path(directory)
     recorded = load_metadata(directory).backends or measure_backends(directory, export_to, threads)
     eligible = eligible_backends(recorded)
+    if len(eligible) == 1:
+        # Nothing to choose between: timing one backend would only delay the load (~2 s).
+        return BackendSelection(TextClassifier.load(directory, threads, eligible[0], export_to), eligible, [])
     candidates = {name: TextClassifier.load(directory, threads, name, export_to) for name in eligible}
     timings = time_backends({name: classifier.predict for name, classifier in candidates.items()})
     fastest = min(timings, key=lambda timing: timing.cost)
