@@ -17,6 +17,7 @@ sends no token at all: with `events_port` set, `POST /events` on that port needs
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,10 +34,13 @@ from textclf.evaluate.metrics import label_quality
 from textclf.monitor.check import CHECK_REPORT_PREFIX, CheckOutcome, DriftChecker
 from textclf.monitor.decision import json_safe
 from textclf.monitor.events import MalformedEvent, parse_event
+from textclf.monitor.retraining import gate_outcomes
 from textclf.monitor.store import Feedback, MonitorStore
 from textclf.monitoring.checks import CheckRunner
 from textclf.monitoring.prometheus import MonitorMetrics
 from textclf.runtime.auth import Access, check_token
+
+log = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -269,10 +273,18 @@ def report(filename: str, checker: Checker) -> FileResponse:
     return _file(checker.reports_dir, filename, {".html", ".json"})
 
 
-@router.get("/retraining", summary="Retraining runs started, one per drift episode")
+@router.get("/retraining", summary="Retraining runs started, one per drift episode, with the gate's decision")
 def retraining(store: Store, checker: Checker) -> list[dict[str, Any]]:
+    """Each run as the store records it, plus (once its pipeline has got that far) its MLflow run id and the
+    promotion gate's and the deploy step's tags; `outcome_error` says why they are missing when MLflow is away."""
     checker.refresh_runs()
-    return store.retraining_runs()
+    runs = store.retraining_runs()
+    try:
+        outcomes = gate_outcomes(checker.tracking_uri, [run["episode_key"] for run in runs])
+    except Exception as error:  # the registry being away must not hide the runs themselves
+        log.warning("retraining outcomes unavailable: %s", error)
+        return [{**run, "outcome_error": f"MLflow at {checker.tracking_uri} did not answer: {error}"} for run in runs]
+    return [{**run, **outcomes.get(run["episode_key"], {})} for run in runs]
 
 
 @router.get("/retraining/{episode}/{filename}", summary="A retraining run's data files, for its pipeline steps")

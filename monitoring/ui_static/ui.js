@@ -193,6 +193,11 @@ function scoreList(scores) {
   return list;
 }
 
+function gateText(run) {
+  if (run.promotion_decision) return `${run.promotion_decision}: ${run.promotion_reason || ""}`;
+  return run.outcome_error || "not decided yet";
+}
+
 function reportLink(name) {
   return name ? element("a", { href: `/api/monitor/reports/${name}.html`, target: "_blank", text: name }) : "";
 }
@@ -229,9 +234,11 @@ async function refreshMonitor() {
       table(retraining, [
         ["started", (run) => run.started_at],
         ["status", (run) => run.status],
-        ["run", (run) => run.run_id || ""],
         ["reason", (run) => run.reason],
-        ["gate and outcome", (run) => run.detail || ""],
+        ["gate", (run) => gateText(run)],
+        ["version", (run) => (run.registered_version ? versionText(run.registered_version) : "")],
+        ["deploy", (run) => run.deploy_outcome || ""],
+        ["run", (run) => [run.run_id, run.mlflow_run_id && `MLflow ${run.mlflow_run_id}`, run.detail].filter(Boolean).join(" · ")],
       ]),
     );
     document.getElementById("reports").replaceChildren(

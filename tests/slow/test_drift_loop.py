@@ -40,6 +40,8 @@ def test_drift_starts_one_retraining_run_whose_model_is_served_only_if_better(tm
         and metrics["drift_window_accuracy"] > metrics["drift_window_champion_accuracy"]
     )
     assert (result.promotion_decision == "promote") == better, result.promotion_reason
+    # The monitor's own list of retraining runs carries the gate's decision from that run's MLflow tags.
+    assert run["promotion_decision"] == result.promotion_decision and run["mlflow_run_id"] == retrained_run.info.run_id
     expected = "2" if better else "1"
     assert result.champion_after == expected
     assert result.served_version_after == expected

@@ -110,3 +110,38 @@ def launch_local(training_config: Path | None, workdir: Path, overrides: dict[st
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     return LaunchedRun("local", f"local-pid-{process.pid}", f"log: {log_path}", process)
+
+
+GATE_TAGS = ("promotion_decision", "promotion_reason", "registered_version", "deploy_outcome")
+"""What the pipeline's register, gate and deploy steps tag a training run with."""
+
+
+def gate_outcomes(tracking_uri: str, episode_keys: Sequence[str]) -> dict[str, dict[str, str]]:
+    """For each retraining run (by its episode key, the `textclf.trigger` tag of the pipeline's MLflow run): its
+    MLflow run id and what the promotion gate and the deploy step decided, as far as the run has got. Episodes
+    whose run has not reached MLflow yet are left out."""
+    if not episode_keys:
+        return {}
+    import mlflow
+
+    from textclf.registry.tracking import configure
+    from textclf.steps.ingest import TRIGGER_TAG
+
+    configure(tracking_uri)
+    wanted = set(episode_keys)
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.`{TRIGGER_TAG}` LIKE '%/episode-%'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    outcomes: dict[str, dict[str, str]] = {}
+    for run in runs:
+        key = run.data.tags.get(TRIGGER_TAG, "")
+        if key in wanted:
+            tags = run.data.tags
+            outcomes[key] = {
+                "mlflow_run_id": run.info.run_id,
+                **{name: tags[name] for name in GATE_TAGS if name in tags},
+            }
+    return outcomes
