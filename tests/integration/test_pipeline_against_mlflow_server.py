@@ -130,10 +130,15 @@ def test_a_run_killed_midway_leaves_the_registry_consistent_and_a_rerun_succeeds
         f"tracking_uri={mlflow_server}",
     ]
     log_path = tmp_path / "killed.log"
+
+    def step_output() -> str:
+        """What kfp.local printed: `textclf run` writes it to its per-run log and shows one line per step."""
+        return "".join(path.read_text() for path in (tmp_path / "logs").glob("run-*.log"))
+
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 240
-        while "Executing task \x1b[96m'train'" not in log_path.read_text() and "'train'" not in log_path.read_text():
+        while "Executing task \x1b[96m'train'" not in step_output():
             assert process.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, "the run never reached the train step"
             time.sleep(0.5)
