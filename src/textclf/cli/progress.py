@@ -18,9 +18,10 @@ from rich.console import Console, ConsoleOptions
 from rich.live import Live
 from rich.text import Text
 
-# kfp.local's own lines (kfp/local/task_dispatcher.py at kfp 2.14.3: `Executing task 'NAME'`, `Task 'NAME'
-# finished with status SUCCESS`; a failed task raises instead of logging) and the KFP executor's
-# (kfp/dsl/executor.py: `Wrote executor output file to PATH.`). Task names are coloured with ANSI codes.
+# kfp.local's own lines (kfp/local/task_dispatcher.py of the kfp SDK that pyproject.toml pins, 2.17.3: `Executing
+# task 'NAME'`, `Task 'NAME' finished with status SUCCESS`; a failed task raises instead of logging) and the KFP
+# executor's (kfp/dsl/executor_main.py: `Wrote executor output file to PATH.`). Task names are coloured with ANSI codes.
+# tests/unit/test_quiet_run.py reads them from a real kfp.local run.
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 TASK_STARTED = re.compile(r"Executing task '(?P<task>[^']+)'")
 TASK_SUCCEEDED = re.compile(r"Task '(?P<task>[^']+)' finished with status SUCCESS")
