@@ -199,7 +199,7 @@ function gateText(run) {
 }
 
 function reportLink(name) {
-  return name ? element("a", { href: `/api/monitor/reports/${name}.html`, target: "_blank", text: name }) : "";
+  return name ? element("a", { href: `/api/monitor/reports/${name}.html`, target: "_blank", rel: "noopener", text: name }) : "";
 }
 
 function quality(body) {

@@ -101,15 +101,9 @@ class StepLog(io.TextIOBase):
     """A text stream for everything a kfp.local run prints: each line goes to the log file, and the lines that
     start and end a step update `steps` and call `on_change`."""
 
-    def __init__(
-        self,
-        log: TextIO,
-        on_change: Callable[[], None] = lambda: None,
-        clock: Callable[[], float] = time.monotonic,
-    ):
+    def __init__(self, log: TextIO, on_change: Callable[[], None] = lambda: None):
         self.log = log
         self.on_change = on_change
-        self.clock = clock
         self.steps: list[StepProgress] = []
         self._partial = ""
 
@@ -133,7 +127,7 @@ class StepLog(io.TextIOBase):
 
     def _read(self, line: str) -> None:
         if started := TASK_STARTED.search(line):
-            self.steps.append(StepProgress(started["task"], self.clock()))
+            self.steps.append(StepProgress(started["task"], time.monotonic()))
             self.on_change()
             return
         step = self.current
@@ -141,7 +135,7 @@ class StepLog(io.TextIOBase):
             return
         if succeeded := TASK_SUCCEEDED.search(line):
             if succeeded["task"] == step.name:
-                step.finished, step.state = self.clock(), "done"
+                step.finished, step.state = time.monotonic(), "done"
                 step.headline = self._headline(step)
                 self.on_change()
             return
@@ -160,12 +154,11 @@ class StepLog(io.TextIOBase):
         headline = " ".join(step_headline(step.name, output).split())
         return headline if len(headline) <= HEADLINE_WIDTH else headline[: HEADLINE_WIDTH - 1] + "…"
 
-    def fail_current(self) -> StepProgress | None:
+    def fail_current(self) -> None:
         step = self.current
         if step is not None:
-            step.finished, step.state = self.clock(), "failed"
+            step.finished, step.state = time.monotonic(), "failed"
             self.on_change()
-        return step
 
 
 STATE_MARKS = {"running": ("…", "cyan"), "done": ("✓", "green"), "failed": ("✗", "red")}
