@@ -61,9 +61,10 @@ def create_ui_app(config: UiConfig) -> FastAPI:
 
     app = FastAPI(title="textclf UI", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
-    async def call(service: str, url: str, method: str = "GET", **kwargs: Any) -> httpx.Response | JSONResponse:
+    async def forward(service: str, url: str, method: str = "GET", **kwargs: Any) -> Response:
+        """The service's answer as it gave it, or a 502 naming the service that did not answer."""
         try:
-            return await client.request(method, url, **kwargs)
+            return _relayed(await client.request(method, url, **kwargs))
         except httpx.HTTPError as error:
             return _problem(502, f"the {service} at {url} did not answer ({type(error).__name__}: {error}); is it up?")
 
@@ -81,19 +82,9 @@ def create_ui_app(config: UiConfig) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/settings")
-    async def settings() -> dict[str, Any]:
-        return {
-            "model_name": config.model_name,
-            "serving_url": serving,
-            "monitor_url": monitor,
-            "feedback_token_set": bool(token),
-        }
-
     @app.get("/api/model")
     async def model() -> Response:
-        answer = await call("predictor", f"{serving}/v2/models/{config.model_name}")
-        return answer if isinstance(answer, JSONResponse) else _relayed(answer)
+        return await forward("predictor", f"{serving}/v2/models/{config.model_name}")
 
     @app.post("/api/classify")
     async def classify(request: Request) -> Response:
@@ -107,18 +98,15 @@ def create_ui_app(config: UiConfig) -> FastAPI:
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(asked.texts)], "data": asked.texts}],
             "parameters": {"explain": asked.explain},
         }
-        answer = await call(
+        answer = await forward(
             "predictor",
             f"{serving}/v2/models/{config.model_name}/infer",
             "POST",
             json=body,
             headers={"x-request-id": request_id},
         )
-        if isinstance(answer, JSONResponse):
-            return answer
-        relayed = _relayed(answer)
-        relayed.headers["x-request-id"] = answer.headers.get("x-request-id", request_id)
-        return relayed
+        answer.headers.setdefault("x-request-id", request_id)
+        return answer
 
     @app.post("/api/feedback")
     async def feedback(request: Request) -> Response:
@@ -127,22 +115,19 @@ def create_ui_app(config: UiConfig) -> FastAPI:
         except ValidationError as error:
             return _problem(422, f"send {{'request_id': ..., 'label': ..., 'index': 0}}: {problems_of(error)}")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        answer = await call("monitor", f"{monitor}/feedback", "POST", json=correction.model_dump(), headers=headers)
-        return answer if isinstance(answer, JSONResponse) else _relayed(answer)
+        return await forward("monitor", f"{monitor}/feedback", "POST", json=correction.model_dump(), headers=headers)
 
     @app.get("/api/monitor/{what}")
     async def monitor_read(what: str) -> Response:
         if what not in MONITOR_READS:
             return _problem(404, f"the UI reads only {', '.join(MONITOR_READS)} from the monitor")
-        answer = await call("monitor", f"{monitor}/{what}")
-        return answer if isinstance(answer, JSONResponse) else _relayed(answer)
+        return await forward("monitor", f"{monitor}/{what}")
 
     @app.get("/api/monitor/reports/{filename}")
     async def monitor_report(filename: str) -> Response:
         if not REPORT_FILE.fullmatch(filename):
             return _problem(404, f"no report {filename!r}: pick one from /api/monitor/reports")
-        answer = await call("monitor", f"{monitor}/reports/{filename}")
-        return answer if isinstance(answer, JSONResponse) else _relayed(answer)
+        return await forward("monitor", f"{monitor}/reports/{filename}")
 
     return app
 
