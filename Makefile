@@ -11,7 +11,7 @@ QUALITY_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install browser run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve \
-	bench-drift bench-soak bench-imbalance bench-quality bench-explain profile-serve clean cluster images load install-kfp install-kserve install-metrics-server deploy pipeline e2e \
+	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
@@ -26,6 +26,9 @@ KFP_BACKEND_PIPELINE_SPEC ?= 2.14.0
 CERT_MANAGER_VERSION ?= v1.21.1
 METRICS_SERVER_VERSION ?= v0.8.1
 KSERVE_VERSION ?= v0.21.0
+# Kubeflow Trainer v2 (JobSet + its controller, then the built-in runtimes, torch-distributed among them): the
+# train step's TrainJobs when workers > 1 (docs/operator-guides/installation.md at this tag).
+TRAINER_VERSION ?= v2.3.0
 KSERVE_CHART_REPO ?= oci://ghcr.io/kserve/charts
 # KServe's Kubernetes-native mode: "Standard" since KServe 0.17 (formerly "RawDeployment"); "Knative" needs Knative
 # Serving and is the mode with canary rollouts.
@@ -33,6 +36,7 @@ KSERVE_DEPLOYMENT_MODE ?= Standard
 # The e2e installs PyTorch's CPU build from this index (PyPI's default torch is the multi-GB CUDA build).
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 NAMESPACE ?= textclf
+PIPELINE_NAMESPACE ?= kubeflow
 KFP_UI_NODE_PORT ?= 30080
 KFP_HOST ?= http://localhost:8080
 PIPELINE_ARGS ?=
@@ -116,6 +120,9 @@ bench: bench-train bench-serve bench-drift ## every benchmark
 bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News sample in ../shared/data
 	$(BIN)/python benchmarks/bench_train.py
 
+bench-workers: install ## training samples/s with 1 and 2 local workers (torchrun) on the AG News sample
+	$(BIN)/python benchmarks/bench_workers.py
+
 bench-serve: install ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx)
 	$(BIN)/python benchmarks/bench_serve.py
 
@@ -162,6 +169,11 @@ install-kfp: ## Kubeflow Pipelines standalone (KFP_VERSION, pinned); its UI and 
 		'{"spec":{"type":"NodePort","ports":[{"name":"http","port":80,"targetPort":3000,"nodePort":$(KFP_UI_NODE_PORT)}]}}'
 	$(KUBECTL) -n kubeflow wait --for=condition=Available deployment --all --timeout=1200s
 
+install-trainer: ## Kubeflow Trainer (TRAINER_VERSION, pinned) and its runtimes: distributed training (workers > 1)
+	$(KUBECTL) apply --server-side -k "github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=$(TRAINER_VERSION)"
+	$(KUBECTL) -n kubeflow-system wait --for=condition=Available deployment --all --timeout=600s
+	$(KUBECTL) apply --server-side -k "github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=$(TRAINER_VERSION)"
+
 install-kserve: ## cert-manager and KServe (pinned versions) in Standard (RawDeployment) mode
 	$(KUBECTL) apply -f https://github.com/cert-manager/cert-manager/releases/download/$(CERT_MANAGER_VERSION)/cert-manager.yaml
 	$(KUBECTL) -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
@@ -206,8 +218,17 @@ deploy: ## the stack through Helm (MLflow, predictor RBAC, monitor) with the Sec
 			--from-literal=write-token="$$(openssl rand -hex 32)" \
 			--from-literal=feedback-token="$$(openssl rand -hex 32)" \
 			--from-literal=admin-token="$$(openssl rand -hex 32)"
+	@echo "Secret textclf-postgresql: a random password for the chart's PostgreSQL (MLflow, monitor, Optuna)"
+	@$(KUBECTL) -n $(NAMESPACE) get secret textclf-postgresql >/dev/null 2>&1 \
+		|| $(KUBECTL) -n $(NAMESPACE) create secret generic textclf-postgresql \
+			--from-literal=password="$$(openssl rand -hex 24)"
+	@echo "Secret textclf-optuna-storage ($(PIPELINE_NAMESPACE)): the Optuna study's URL the tuning steps mount"
+	@$(KUBECTL) -n $(PIPELINE_NAMESPACE) create secret generic textclf-optuna-storage \
+		--from-literal=url="postgresql+psycopg2://textclf:$$($(KUBECTL) -n $(NAMESPACE) get secret textclf-postgresql \
+			-o jsonpath='{.data.password}' | base64 -d)@textclf-postgresql.$(NAMESPACE).svc.cluster.local:5432/optuna" \
+		--dry-run=client -o yaml | $(KUBECTL) apply -f -
 	$(HELM) upgrade --install textclf charts/textclf --namespace $(NAMESPACE) --set nodePorts.enabled=true \
-		--wait --timeout 10m
+		--set postgresql.enabled=true --wait --timeout 10m
 
 pipeline: install ## compile the training pipeline and submit it to the cluster's KFP (pipelines/cluster.yaml)
 	$(BIN)/textclf run --host $(KFP_HOST) --config pipelines/cluster.yaml $(PIPELINE_ARGS)

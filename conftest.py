@@ -9,12 +9,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.support.data import REVIEWS_CSV
-from tests.support.servers import SERVING_TEST_LIMITS, EventSink, RunningServer, textclf_server
+from tests.support.servers import SERVING_TEST_LIMITS, EventSink, RunningServer, create_database, textclf_server
 from textclf.runtime.local_processes import free_port, running_server
 from textclf.serve.backends import BACKENDS
 
@@ -80,10 +81,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 with its own sqlite store and artifact root; stopped after."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextmanager
+def _mlflow_server(root: Path, backend_store_uri: str) -> Iterator[str]:
     port = free_port()
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     command = [
@@ -96,12 +95,33 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--workers",
         "1",
         "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
+        backend_store_uri,
         "--artifacts-destination",
         (root / "artifacts").as_uri(),
     ]
     uri = f"http://127.0.0.1:{port}"
     with running_server(command, f"{uri}/health", root / "server.log", timeout=120):
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with its own sqlite store and artifact root; stopped after."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with _mlflow_server(root, f"sqlite:///{root / 'mlflow.db'}") as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_on_postgres(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[str]:
+    """A real `mlflow server` whose backend store is a database of the test PostgreSQL server, migrated first by
+    `mlflow db upgrade` as the chart's init container does; stopped after."""
+    root = tmp_path_factory.mktemp("mlflow-server-postgres")
+    store = create_database(postgres_url, "mlflow")
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    # The chart's init container: MLflow's migrations on the empty database before the server starts.
+    subprocess.run([mlflow_bin, "db", "upgrade", store], check=True, capture_output=True, timeout=300)
+    with _mlflow_server(root, store) as uri:
         yield uri
 
 

@@ -4,7 +4,7 @@ promote → deploy.
 A run the drift monitor starts also carries the report that triggered it, extra training rows (feedback) and
 the labelled drift window the gate judges the challenger on."""
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from textclf.components.cross_validate.component import cross_validate
 from textclf.components.deploy.component import deploy
@@ -14,12 +14,23 @@ from textclf.components.ingest.component import ingest
 from textclf.components.preprocess.component import preprocess
 from textclf.components.register.component import promote, promotion_gate, register
 from textclf.components.train.component import train
-from textclf.components.tune.component import tune
+from textclf.components.tune.component import plan_tuning, tune, tune_trials
 from textclf.config import PipelineConfig
-from textclf.names import PIPELINE_NAME, STEP_RESOURCES
+from textclf.names import OPTUNA_STORAGE_MOUNT, OPTUNA_STORAGE_SECRET, PIPELINE_NAME, STEP_RESOURCES
 
 # Parameter defaults are the configuration's defaults: one source for the CLI, YAML files and the spec.
 D = PipelineConfig()
+# What the tune step chooses (its outputs, by these names) from the configured values (pipeline parameters).
+TUNED_PARAMETERS = (
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "weight_decay",
+    "warmup_ratio",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+)
 
 
 def _sized(task: dsl.PipelineTask, step: str, display_name: str) -> dsl.PipelineTask:
@@ -30,6 +41,13 @@ def _sized(task: dsl.PipelineTask, step: str, display_name: str) -> dsl.Pipeline
         .set_cpu_limit(resources.cpu_limit)
         .set_memory_request(resources.memory_request)
         .set_memory_limit(resources.memory_limit)
+    )
+
+
+def _with_study_storage(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Mount the Secret naming the study's shared storage where it exists (an explicit optuna_storage wins)."""
+    return kubernetes.use_secret_as_volume(
+        task, secret_name=OPTUNA_STORAGE_SECRET, mount_path=OPTUNA_STORAGE_MOUNT, optional=True
     )
 
 
@@ -70,8 +88,11 @@ def training_pipeline(
     calibrate: bool = D.calibrate,
     cv_folds: int = D.cv_folds,
     behaviour_tests: str = D.behaviour_tests,
+    workers: int = D.workers,
+    trainjob_timeout_seconds: int = D.trainjob_timeout_seconds,
     trials: int = D.trials,
     tune_max_train_rows: int = D.tune_max_train_rows,
+    tune_parallelism: int = D.tune_parallelism,
     optuna_storage: str = D.optuna_storage,
     tracking_uri: str = D.tracking_uri,
     experiment_name: str = D.experiment_name,
@@ -156,38 +177,55 @@ def training_pipeline(
         "tracking_uri": tracking_uri,
         "mlflow_run_id": run_id,
     }
-    tuned = _sized(
-        tune(
-            **shared,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            epochs=epochs,
-            weight_decay=weight_decay,
-            warmup_ratio=warmup_ratio,
-            lora_r=lora_r,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            trials=trials,
-            tune_max_train_rows=tune_max_train_rows,
-            optuna_storage=optuna_storage,
-            data_fingerprint=fingerprint,
-        ),
-        "tune",
-        "Tune (Optuna)",
-    )
-    recipe = {
-        name: tuned.outputs[name]
-        for name in (
-            "learning_rate",
-            "batch_size",
-            "epochs",
-            "weight_decay",
-            "warmup_ratio",
-            "lora_r",
-            "lora_alpha",
-            "lora_dropout",
-        )
+    configured = {name: value for name, value in locals().items() if name in TUNED_PARAMETERS}
+    study_inputs = {
+        "train_data": prepared.outputs["train_data"],
+        "preprocessing": prepared.outputs["preprocessing"],
+        "finetune": finetune,
+        "freeze_word_embeddings": freeze_word_embeddings,
+        "early_stopping_patience": early_stopping_patience,
+        "class_weighting": class_weighting,
+        "seed": seed,
+        "trials": trials,
+        "optuna_storage": optuna_storage,
+        **configured,
     }
+    plan = _with_study_storage(
+        _sized(
+            plan_tuning(
+                **study_inputs, tune_parallelism=tune_parallelism, data_fingerprint=fingerprint, mlflow_run_id=run_id
+            ),
+            "register",
+            "Tune: plan the study",
+        )
+    )
+    # One worker per item: a pod each in a cluster, a process each under kfp.local; all share the study. The
+    # items carry the study's name and the MLflow run (see plan_tuning: kfp.local's loops lose task outputs).
+    with dsl.ParallelFor(plan.output, name="tuning-workers") as worker:
+        trial_runners = _with_study_storage(
+            _sized(
+                tune_trials(
+                    **study_inputs,
+                    validation_data=prepared.outputs["validation_data"],
+                    tune_max_train_rows=tune_max_train_rows,
+                    study_name=worker.study_name,
+                    worker=worker.worker,
+                    tune_parallelism=tune_parallelism,
+                    tracking_uri=tracking_uri,
+                    mlflow_run_id=worker.mlflow_run_id,
+                ),
+                "tune",
+                "Tune: trials (Optuna worker)",
+            )
+        )
+    tuned = _with_study_storage(
+        _sized(
+            tune(**study_inputs, data_fingerprint=fingerprint, tracking_uri=tracking_uri, mlflow_run_id=run_id),
+            "register",
+            "Tune: best recipe",
+        ).after(trial_runners)
+    )
+    recipe = {name: tuned.outputs[name] for name in TUNED_PARAMETERS}
     # Always runs, so evaluate has its output; with cv_folds = 0 it records that and ends at once.
     cross_validated = _sized(
         cross_validate(**shared, **recipe, cv_folds=cv_folds, validation_fraction=validation_fraction),
@@ -200,6 +238,9 @@ def training_pipeline(
             **recipe,
             calibrate=calibrate,
             data_fingerprint=fingerprint,
+            workers=workers,
+            trainjob_namespace=serving_namespace,
+            trainjob_timeout_seconds=trainjob_timeout_seconds,
         ),
         "train",
         "Train",

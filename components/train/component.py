@@ -23,6 +23,9 @@ def train(
     calibrate: bool,
     seed: int,
     data_fingerprint: str,
+    workers: int,
+    trainjob_namespace: str,
+    trainjob_timeout_seconds: int,
     tracking_uri: str,
     mlflow_run_id: str,
     model: Output[Model],
@@ -52,11 +55,17 @@ def train(
         calibrate: fit a temperature on the validation split so scores match accuracy; serving applies it.
         seed: seed for splitting, initialisation, data order and tuning.
         data_fingerprint: content hash of the ingested (text, label) pairs.
+        workers: data-parallel training processes: 1 trains here; more run torchrun with that many processes
+            here, or in a cluster a Kubeflow Trainer TrainJob of that many nodes.
+        trainjob_namespace: cluster runs with workers > 1: where the TrainJob runs.
+        trainjob_timeout_seconds: cluster runs with workers > 1: how long the TrainJob may take.
         tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
         mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
         model: the serving-ready model directory (the model-directory contract).
     """
+    import os
     import tempfile
+    from functools import partial
     from pathlib import Path
 
     from textclf.registry.tracking import resume_run
@@ -65,6 +74,17 @@ def train(
 
     # By name: every training parameter this step was given, whatever their order in the signature.
     params = TrainingParams.pick(locals())
+    cluster_trainer = None
+    if workers > 1 and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        from textclf.components.train.trainjob import train_on_trainjob
+
+        cluster_trainer = partial(
+            train_on_trainjob,
+            workers=workers,
+            namespace=trainjob_namespace,
+            tracking_uri=tracking_uri,
+            timeout_seconds=trainjob_timeout_seconds,
+        )
     with resume_run(tracking_uri, mlflow_run_id), tempfile.TemporaryDirectory() as work_dir:
         summary = run_train(
             Path(train_data.path),
@@ -74,6 +94,8 @@ def train(
             data_fingerprint,
             Path(work_dir),
             Path(model.path),
+            workers,
+            cluster_trainer,
         )
     model.metadata.update({"framework": "transformers", **summary})
     return float(summary["validation_accuracy"])

@@ -9,7 +9,8 @@ from kfp.dsl import Artifact, Dataset, Model
 pytestmark = pytest.mark.component
 
 
-def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "torchrun-two-processes"])
+def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str, workers: int) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from textclf.components.train.component import train
@@ -37,6 +38,9 @@ def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_ru
             early_stopping_patience=1,
             seed=0,
             data_fingerprint=step_inputs["fingerprint"],
+            workers=workers,
+            trainjob_namespace="textclf",
+            trainjob_timeout_seconds=600,
             tracking_uri=step_inputs["tracking_uri"],
             mlflow_run_id=fresh_run_id,
         )

@@ -109,8 +109,23 @@ class PipelineConfig(BaseModel):
         description="behavioural tests evaluate runs: auto (the built-in sentiment suite on positive/negative "
         f"labels), none, a built-in suite {list(BUILT_IN_SUITES)}, a YAML file's path or the YAML text",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="data-parallel training processes: more than 1 runs torchrun on this machine, or in a cluster "
+        "a Kubeflow Trainer TrainJob (torch-distributed runtime) of that many nodes",
+    )
+    trainjob_timeout_seconds: int = Field(
+        6 * 3600, ge=60, description="cluster runs with workers > 1: how long the TrainJob may take"
+    )
     trials: int = Field(2, ge=0, description="Optuna trials; 0 skips tuning")
     tune_max_train_rows: int = Field(2000, ge=0, description="rows each trial trains on (0 = all)")
+    tune_parallelism: int = Field(
+        1,
+        ge=1,
+        description="trials run at once, one worker each (a pod in a cluster, a process locally) on one shared "
+        "study; the outcome does not depend on which finishes first",
+    )
     optuna_storage: str = Field("", description="Optuna RDB URL; empty = sqlite file in the working directory")
     tracking_uri: str = Field("", description="MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db")
     experiment_name: str = Field(EXPERIMENT_NAME, description="MLflow experiment")

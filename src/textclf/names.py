@@ -51,6 +51,10 @@ AUTH_SECRET = "textclf-auth"
 # Kubeflow Pipelines (standalone) runs every step as this ServiceAccount in its own namespace.
 PIPELINE_NAMESPACE = "kubeflow"
 PIPELINE_SERVICE_ACCOUNT = "pipeline-runner"
+# The tuning steps' shared Optuna study: a Secret in the pipeline namespace (the chart writes it when it runs
+# PostgreSQL) whose `url` key is an RDB URL every step reaches, mounted into the tuning pods as a file.
+OPTUNA_STORAGE_SECRET = "textclf-optuna-storage"
+OPTUNA_STORAGE_MOUNT = "/var/run/secrets/textclf/optuna"
 # Local servers (textclf serve, textclf monitor) listen here unless told otherwise.
 LOCAL_HOST = "127.0.0.1"
 LOCAL_SERVING_URL = f"http://{LOCAL_HOST}:8080"
@@ -91,6 +95,10 @@ SERVING_RESOURCES = StepResources("500m", "2", "1Gi", "2Gi")
 # The monitor holds one model for embeddings and runs Evidently over a window.
 MONITOR_RESOURCES = StepResources("500m", "2", "1Gi", "3Gi")
 MLFLOW_RESOURCES = StepResources("250m", "1", "512Mi", "2Gi")
+# The chart's optional PostgreSQL (MLflow's backend store, the monitor's store, the Optuna study), the image
+# docker-compose.yml runs too.
+POSTGRESQL_RESOURCES = StepResources("100m", "1", "256Mi", "1Gi")
+POSTGRESQL_IMAGE = "postgres:17.6-bookworm"
 
 # What `make images` builds: image → its target in the repository's Dockerfile.
 IMAGE_TARGETS = {

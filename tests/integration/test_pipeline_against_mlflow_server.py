@@ -153,3 +153,47 @@ def test_a_run_killed_midway_leaves_the_registry_consistent_and_a_rerun_succeeds
     versions = client.search_model_versions(f"name = '{name}'")
     assert len(versions) == 1
     assert str(client.get_model_version_by_alias(name, "champion").version) == str(versions[0].version)
+
+
+def test_the_pipeline_with_parallel_tuning_on_postgresql(
+    mlflow_server_on_postgres: str, postgres_url: str, reviews_csv: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The cluster's arrangement on one machine: MLflow's registry and the Optuna study in PostgreSQL, and two
+    tuning workers (two processes under kfp.local, two pods in a cluster) filling one study."""
+    import optuna
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from tests.support.servers import create_database
+
+    study_storage = create_database(postgres_url, "optuna")
+    settings = config_for(
+        mlflow_server_on_postgres,
+        reviews_csv,
+        tiny_model_dir,
+        tmp_path,
+        trials=3,
+        tune_parallelism=2,
+        optuna_storage=study_storage,
+    )
+    run_local(settings, tmp_path / "root")
+
+    client = MlflowClient(mlflow_server_on_postgres, mlflow_server_on_postgres)
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    run = client.get_run(champion.run_id)
+    trials = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert sorted(trial.info.run_name for trial in trials) == ["trial-0", "trial-1", "trial-2"]
+    (summary,) = optuna.get_all_study_summaries(study_storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=study_storage)
+    counted = [trial for trial in study.trials if not trial.user_attrs.get("over_budget")]
+    assert [trial.number for trial in counted] == [0, 1, 2]
+    assert all(trial.state.is_finished() for trial in counted)
+    assert run.data.tags["optuna_study"] == summary.study_name
+    # The registry itself lives in PostgreSQL.
+    engine = create_engine(make_url(postgres_url).set(database="mlflow"))
+    with engine.connect() as connection:
+        names = connection.execute(text("SELECT name FROM registered_models")).scalars().all()
+    engine.dispose()
+    assert MODEL_NAME in names

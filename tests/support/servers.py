@@ -123,3 +123,15 @@ def monitor_server(workdir: Path, *options: str) -> Iterator[RunningMonitor]:
         yield monitor
     finally:
         stop_process(monitor.process)
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A new database on the PostgreSQL server of `server_url`; returns its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)

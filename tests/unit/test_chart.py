@@ -11,7 +11,17 @@ import yaml
 
 from textclf import __version__
 from textclf.deploy.manifests import CHART, is_hook, render_chart
-from textclf.names import IMAGE_REGISTRY, MLFLOW_RESOURCES, MONITOR_RESOURCES, SERVING_IMAGE, SERVING_RESOURCES
+from textclf.names import (
+    IMAGE_REGISTRY,
+    MLFLOW_RESOURCES,
+    MONITOR_RESOURCES,
+    OPTUNA_STORAGE_SECRET,
+    PIPELINE_NAMESPACE,
+    POSTGRESQL_IMAGE,
+    POSTGRESQL_RESOURCES,
+    SERVING_IMAGE,
+    SERVING_RESOURCES,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -28,10 +38,12 @@ def test_defaults_come_from_names_py() -> None:
     assert VALUES["image"]["registry"] == IMAGE_REGISTRY
     assert VALUES["image"]["tag"] == __version__
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == __version__
+    assert VALUES["postgresql"]["image"] == POSTGRESQL_IMAGE
     for values, resources in (
         (VALUES["monitor"], MONITOR_RESOURCES),
         (VALUES["mlflow"], MLFLOW_RESOURCES),
         (VALUES["inferenceService"], SERVING_RESOURCES),
+        (VALUES["postgresql"], POSTGRESQL_RESOURCES),
     ):
         assert values["resources"]["limits"] == {"cpu": resources.cpu_limit, "memory": resources.memory_limit}
         assert values["resources"]["requests"] == {"cpu": resources.cpu_request, "memory": resources.memory_request}
@@ -90,3 +102,42 @@ def test_the_helm_test_hook_sends_a_v2_request_to_the_predictor() -> None:
     assert container["image"] == SERVING_IMAGE
     script = container["args"][0]
     assert "http://textclf-predictor.textclf.svc.cluster.local/v2/models/textclf/infer" in script
+
+
+def test_postgresql_backs_mlflow_the_monitor_and_the_tuning_study() -> None:
+    """With postgresql.enabled: MLflow's backend store (migrated by an init container before a server starts, so
+    it may run several replicas), the monitor's store, and an `optuna` database the pipeline's namespace reaches;
+    every client takes the password from the Secret, never from a URL in the chart."""
+    import re
+
+    documents = render_chart({"postgresql": {"enabled": True}, "mlflow": {"replicas": 2}})
+    by_key = {(d["kind"], d["metadata"]["name"]): d for d in documents}
+    assert ("PersistentVolumeClaim", "mlflow-store") not in by_key
+    database = by_key[("StatefulSet", "textclf-postgresql")]
+    assert database["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert "CREATE DATABASE optuna;" in by_key[("ConfigMap", "textclf-postgresql-initdb")]["data"]["databases.sql"]
+    mlflow = by_key[("Deployment", "mlflow")]
+    assert mlflow["spec"]["replicas"] == 2
+    pod = mlflow["spec"]["template"]["spec"]
+    (migrate,) = pod["initContainers"]
+    store = "postgresql+psycopg2://textclf@textclf-postgresql.textclf.svc.cluster.local:5432/mlflow"
+    assert migrate["command"] == ["mlflow", "db", "upgrade", store]
+    assert f"--backend-store-uri={store}" in pod["containers"][0]["args"]
+    monitor = by_key[("Deployment", "textclf-monitor")]["spec"]["template"]["spec"]["containers"][0]
+    for container in (migrate, pod["containers"][0], monitor):
+        (password,) = [env for env in container["env"] if env["name"] == "PGPASSWORD"]
+        assert password["valueFrom"]["secretKeyRef"] == {"name": "textclf-postgresql", "key": "password"}
+    (url,) = [env for env in monitor["env"] if env["name"] == "TEXTCLF_MONITOR_DATABASE_URL"]
+    assert url["value"].endswith("/monitor") and ":" not in url["value"].split("@")[0].split("//")[1]
+    ingress = by_key[("NetworkPolicy", "textclf-postgresql")]["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": PIPELINE_NAMESPACE}}} in ingress
+    # `make deploy` writes the Secret the tuning steps mount, in the pipeline namespace, pointing at `optuna`.
+    makefile = (CHART.parents[1] / "Makefile").read_text()
+    assert re.search(rf"^PIPELINE_NAMESPACE \?= {PIPELINE_NAMESPACE}$", makefile, re.M)
+    assert f"create secret generic {OPTUNA_STORAGE_SECRET}" in makefile and "5432/optuna" in makefile
+    assert "--set postgresql.enabled=true" in makefile
+
+
+def test_several_mlflow_servers_need_postgresql() -> None:
+    with pytest.raises(Exception, match=r"needs postgresql\.enabled"):
+        render_chart({"mlflow": {"replicas": 2}})

@@ -286,7 +286,7 @@ def test_run_wait_exits_non_zero_when_the_run_fails(monkeypatch: pytest.MonkeyPa
 def test_the_committed_spec_is_compiled_by_the_pinned_kfp_and_parses_on_the_pinned_backend() -> None:
     import kfp
 
-    spec = yaml.safe_load((REPO / "pipelines" / "compiled" / "training_pipeline.yaml").read_text())
+    spec, platform = yaml.safe_load_all((REPO / "pipelines" / "compiled" / "training_pipeline.yaml").read_text())
     pinned = re.search(r'"kfp==([\d.]+)"', (REPO / "pyproject.toml").read_text()).group(1)
     assert spec["sdkVersion"] == f"kfp-{pinned}" == f"kfp-{kfp.__version__}"
     # The API server of KFP_VERSION parses the spec with protojson.Unmarshal (backend/src/apiserver/template/
@@ -310,6 +310,14 @@ def test_the_committed_spec_is_compiled_by_the_pinned_kfp_and_parses_on_the_pinn
         [sys.executable, "-c", parse], input=json.dumps(spec), capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    # The Kubernetes platform spec is parsed as strictly, against KFP_VERSION's kubernetes_executor_config.proto:
+    # its SecretAsVolume has these fields at 2.14.3 (SecretAsEnv has no `optional` there, hence a volume).
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == {"exec-plan-tuning", "exec-tune-trials", "exec-tune"}
+    for config in executors.values():
+        assert set(config) == {"secretAsVolume"}
+        for volume in config["secretAsVolume"]:
+            assert set(volume) <= {"secretName", "mountPath", "optional", "secretNameParameter"}
 
 
 # CPU requests of what runs beside the stack on the e2e's kind cluster, read off the pinned upstream manifests
@@ -336,8 +344,9 @@ def test_the_e2e_fits_a_four_cpu_runner_with_room() -> None:
     capacity = RUNNER_CPUS * len(schedulable)
     stack = [
         cpu(container["resources"]["requests"]["cpu"])
-        for document in render_chart({**KIND_VALUES, **PINNED_MODEL_VALUES})
-        if document["kind"] in {"Deployment", "InferenceService"}
+        # `make deploy` turns the chart's PostgreSQL on.
+        for document in render_chart({**KIND_VALUES, **PINNED_MODEL_VALUES, "postgresql": {"enabled": True}})
+        if document["kind"] in {"Deployment", "StatefulSet", "InferenceService"}
         for container in (
             document["spec"]["predictor"]
             if document["kind"] == "InferenceService"

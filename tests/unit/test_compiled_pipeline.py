@@ -17,11 +17,13 @@ def test_committed_spec_is_fresh(tmp_path: Path) -> None:
 
 
 def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> None:
-    spec = yaml.safe_load(COMPILED_PIPELINE.read_text())
+    spec, _platform = yaml.safe_load_all(COMPILED_PIPELINE.read_text())
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {
         "ingest",
         "preprocess",
+        "plan-tuning",
+        "for-loop-2",
         "tune",
         "cross-validate",
         "train",
@@ -29,7 +31,7 @@ def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> No
         "register",
         "promotion-gate",
         "condition-1",
-        "condition-2",
+        "condition-3",
     }
     conditions = {
         task["taskInfo"]["name"]: task["triggerPolicy"]["condition"]
@@ -44,6 +46,11 @@ def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> No
     evaluate_inputs = tasks["evaluate"]["inputs"]["artifacts"]
     assert evaluate_inputs["cross_validation"]["taskOutputArtifact"]["producerTask"] == "cross-validate"
     assert "tune" in tasks["cross-validate"]["dependentTasks"], "it cross-validates the tuned recipe"
+    # Tuning workers: one loop iteration (a pod) per index plan-tuning returns; the best recipe waits for them all.
+    loop = tasks["for-loop-2"]
+    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--plan-tuning-Output"}
+    assert list(spec["components"]["comp-for-loop-2"]["dag"]["tasks"]) == ["tune-trials"]
+    assert "for-loop-2" in tasks["tune"]["dependentTasks"]
     assert "train" not in tasks["cross-validate"]["dependentTasks"], "beside training, not after it"
     # ingest opens the MLflow run; a cached ingest would hand out an earlier run's id.
     assert tasks["ingest"]["cachingOptions"] == {}

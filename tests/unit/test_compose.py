@@ -121,6 +121,7 @@ def test_images_ports_and_urls_agree_with_names_and_the_configuration() -> None:
     assert services["mlflow"]["image"] == services["train"]["image"] == names.COMPONENTS_IMAGE
     assert services["predictor"]["image"] == names.SERVING_IMAGE
     assert services["monitor"]["image"] == services["ui"]["image"] == names.MONITOR_IMAGE
+    assert services["postgres"]["image"] == names.POSTGRESQL_IMAGE
     serving = ServingConfig()
     published = {
         name: [port.rsplit(":", 1)[1] for port in service.get("ports", [])] for name, service in services.items()

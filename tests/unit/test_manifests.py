@@ -47,11 +47,14 @@ from textclf.serving.inference_service import manifest_problems as problems
 pytestmark = pytest.mark.unit
 
 DOCUMENTS = load_manifests()
+# What `make deploy` installs: the chart's PostgreSQL behind MLflow (two replicas), the monitor and Optuna.
+POSTGRESQL_VALUES = {"postgresql": {"enabled": True}, "mlflow": {"replicas": 2}}
 VALUE_SETS = {
     "defaults": None,
     "kind": KIND_VALUES,
     "pinned-model": PINNED_MODEL_VALUES,
     "without-monitor-and-mlflow": {"monitor": {"enabled": False}, "mlflow": {"enabled": False, "url": MLFLOW_URL}},
+    "postgresql": POSTGRESQL_VALUES,
 }
 
 
@@ -106,7 +109,12 @@ def test_a_deliberately_broken_fixture_fails_for_the_right_reasons() -> None:
 
 def test_every_pod_is_covered_by_a_network_policy() -> None:
     policies = [d for d in DOCUMENTS if d["kind"] == "NetworkPolicy"]
-    workloads = [d for d in DOCUMENTS + render_chart(PINNED_MODEL_VALUES) if d["kind"] in {"Deployment"}]
+    workloads = [
+        d
+        for d in DOCUMENTS + render_chart(PINNED_MODEL_VALUES) + render_chart(POSTGRESQL_VALUES)
+        if d["kind"] in {"Deployment", "StatefulSet"}
+    ]
+    policies += [d for d in render_chart(POSTGRESQL_VALUES) if d["kind"] == "NetworkPolicy"]
     for workload in workloads:
         labels = workload["spec"]["template"]["metadata"]["labels"]
         assert any(p["spec"]["podSelector"]["matchLabels"].items() <= labels.items() for p in policies), workload[
@@ -116,7 +124,7 @@ def test_every_pod_is_covered_by_a_network_policy() -> None:
     assert predictor["spec"]["podSelector"]["matchLabels"] == {"serving.kserve.io/inferenceservice": "textclf"}
 
 
-def test_the_pipeline_may_only_manage_inference_services_in_the_serving_namespace() -> None:
+def test_the_pipeline_may_only_manage_inference_services_and_trainjobs_in_the_serving_namespace() -> None:
     assert not [d for d in DOCUMENTS if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
     role = one("Role", "textclf-pipeline-deploy")
     assert role["metadata"]["namespace"] == SERVING_NAMESPACE
@@ -125,7 +133,13 @@ def test_the_pipeline_may_only_manage_inference_services_in_the_serving_namespac
             "apiGroups": ["serving.kserve.io"],
             "resources": ["inferenceservices"],
             "verbs": ["get", "list", "watch", "create", "update", "patch"],
-        }
+        },
+        # The train step's TrainJobs (workers > 1); deleted when they outlive trainjob_timeout_seconds.
+        {
+            "apiGroups": ["trainer.kubeflow.org"],
+            "resources": ["trainjobs"],
+            "verbs": ["get", "list", "watch", "create", "delete"],
+        },
     ]
     binding = one("RoleBinding", "textclf-pipeline-deploy")
     assert binding["roleRef"]["name"] == "textclf-pipeline-deploy"

@@ -2,6 +2,7 @@
 # No `from __future__ import annotations`: kfp reads the tiny components' annotations as types.
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,27 @@ def _executor_output(parameters: dict | None = None, **artifact_metadata: dict) 
 )  # fmt: skip
 def test_each_step_has_a_headline(task: str, output: dict, headline: str) -> None:
     assert step_headline(task, output) == headline
+
+
+@pytest.mark.unit
+def test_the_iterations_of_a_parallel_for_each_finish_with_their_own_output(tmp_path: Path) -> None:
+    """kfp.local runs a ParallelFor's iterations at once under one task name; each must end, with its own result."""
+    outputs = {}
+    for iteration, ran in ((0, 1), (1, 3)):
+        path = tmp_path / f"for-loop-1-iteration-{iteration}" / "tune-trials" / "executor_output.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"parameterValues": {"Output": ran}}))
+        outputs[iteration] = path
+    stream = StepLog(io.StringIO())
+    stream.write("Executing task 'tune-trials'\nExecuting task 'tune-trials'\n")
+    assert [step.state for step in stream.steps] == ["running", "running"]
+    stream.write(f"        [KFP Executor INFO]: Wrote executor output file to {outputs[1]}.\n")
+    stream.write("Task 'tune-trials' finished with status SUCCESS\n")
+    assert [step.state for step in stream.steps] == ["done", "running"] and stream.current is stream.steps[1]
+    stream.write(f"        [KFP Executor INFO]: Wrote executor output file to {outputs[0]}.\n")
+    stream.write("Task 'tune-trials' finished with status SUCCESS\n")
+    assert stream.current is None
+    assert [step.headline for step in stream.steps] == ["ran 3 trials", "ran 1 trial"]
+    stream.write("Executing task 'tune-trials'\nExecuting task 'tune-trials'\n")
+    stream.fail_running()
+    assert [step.state for step in stream.steps[2:]] == ["failed", "failed"]

@@ -164,14 +164,11 @@ def test_tuning_decides_auto_epochs_for_the_whole_training_split(
     )
     chosen = run_tune(
         paths["train"],
-        paths["validation"],
         tmp_path / "preprocessing.json",
         TrainingParams(),
         0,
-        len(frames["train"]),
         f"sqlite:///{tmp_path / 'optuna.db'}",
         "fingerprint",
-        tmp_path,
         tmp_path / "history.html",
         tmp_path / "importance.html",
     )

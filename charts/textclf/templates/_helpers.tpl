@@ -61,3 +61,21 @@ prometheus.io/scrape: "true"
 prometheus.io/port: "8080"
 prometheus.io/path: /metrics
 {{- end }}
+
+{{/* The chart's PostgreSQL (postgresql.enabled): its Service and the SQLAlchemy URL of one of its databases,
+without the password: libpq reads PGPASSWORD, which each client's pod takes from postgresql.auth.secretName. */}}
+{{- define "textclf.postgresqlHost" -}}
+textclf-postgresql.{{ .Release.Namespace }}.svc.cluster.local
+{{- end }}
+
+{{- define "textclf.postgresqlUrl" -}}
+postgresql+psycopg2://{{ .root.Values.postgresql.user }}@{{ include "textclf.postgresqlHost" .root }}:5432/{{ .database }}
+{{- end }}
+
+{{- define "textclf.postgresqlPasswordEnv" -}}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.postgresql.auth.secretName }}
+      key: password
+{{- end }}

@@ -71,6 +71,10 @@ def step_headline(task: str, output: dict[str, Any]) -> str:
             f"{int(train.get('rows', 0)):,} training texts, {int(train.get('emptied_by_cleaning', 0))} emptied by "
             f"cleaning, {int(train.get('truncated', 0))} truncated"
         )
+    if task == "plan-tuning" and isinstance(result, list):
+        return f"{len(result)} tuning worker{'s' if len(result) != 1 else ''}"
+    if task == "tune-trials" and result is not None:
+        return f"ran {int(result)} trial{'s' if int(result) != 1 else ''}"
     if task == "tune" and parameters:
         return "best: " + ", ".join(f"{name} {_number(value)}" for name, value in parameters.items())
     if task == "cross-validate":
@@ -109,7 +113,12 @@ class StepLog(io.TextIOBase):
 
     @property
     def current(self) -> StepProgress | None:
-        return self.steps[-1] if self.steps and self.steps[-1].state == "running" else None
+        """The step that started last among those still running (the iterations of a ParallelFor run at once)."""
+        running = self._running()
+        return running[-1] if running else None
+
+    def _running(self, name: str | None = None) -> list[StepProgress]:
+        return [step for step in self.steps if step.state == "running" and name in (None, step.name)]
 
     def writable(self) -> bool:
         return True
@@ -134,13 +143,18 @@ class StepLog(io.TextIOBase):
         if step is None:
             return
         if succeeded := TASK_SUCCEEDED.search(line):
-            if succeeded["task"] == step.name:
-                step.finished, step.state = time.monotonic(), "done"
-                step.headline = self._headline(step)
+            # kfp.local names a loop's iterations alike: the one that wrote its output first finishes first.
+            same_name = self._running(succeeded["task"])
+            if same_name:
+                done = next((step for step in same_name if step.executor_output), same_name[0])
+                done.finished, done.state = time.monotonic(), "done"
+                done.headline = self._headline(done)
                 self.on_change()
             return
         if written := EXECUTOR_OUTPUT_WRITTEN.search(line):
-            step.executor_output = Path(written["path"])
+            path = Path(written["path"])
+            writer = next((step for step in self._running(path.parent.name) if step.executor_output is None), step)
+            writer.executor_output = path
         # kfp.local indents a step's own output by four spaces and closes each step with a line of dashes.
         if line.strip() and line.strip("-"):
             step.tail.append(line.removeprefix("    "))
@@ -154,11 +168,11 @@ class StepLog(io.TextIOBase):
         headline = " ".join(step_headline(step.name, output).split())
         return headline if len(headline) <= HEADLINE_WIDTH else headline[: HEADLINE_WIDTH - 1] + "…"
 
-    def fail_current(self) -> None:
-        step = self.current
-        if step is not None:
+    def fail_running(self) -> None:
+        """Mark the steps still running as failed: a failed kfp.local run stops them all."""
+        for step in self._running():
             step.finished, step.state = time.monotonic(), "failed"
-            self.on_change()
+        self.on_change()
 
 
 STATE_MARKS = {"running": ("…", "cyan"), "done": ("✓", "green"), "failed": ("✗", "red")}
@@ -222,7 +236,7 @@ def quiet_run(console: Console, log_path: Path) -> Iterator[StepLog]:
             try:
                 yield stream
             except BaseException:
-                stream.fail_current()
+                stream.fail_running()
                 raise
 
 

@@ -12,11 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from textclf.cli.common import configure_logging, console, parse_sets
+from textclf.config import PipelineConfig
 from textclf.names import REGISTERED_MODEL_NAME
 from textclf.train.cross_validation import DEFAULT_FOLDS
 from textclf.train.modeling import FULL_FINETUNE_MAX_PARAMETERS
 
 FINETUNE_HELP = f"'auto' (full up to {FULL_FINETUNE_MAX_PARAMETERS:,} parameters, else LoRA), 'lora' or 'full'"
+WORKERS_HELP = PipelineConfig.model_fields["workers"].description
+TUNE_PARALLELISM_HELP = PipelineConfig.model_fields["tune_parallelism"].description
 
 
 def run(
@@ -29,6 +32,8 @@ def run(
     finetune: Annotated[str | None, typer.Option(help=FINETUNE_HELP)] = None,
     trials: Annotated[int | None, typer.Option(help="Optuna trials; 0 skips tuning")] = None,
     epochs: Annotated[int | None, typer.Option(help="maximum training epochs (0 = auto: more on small data)")] = None,
+    workers: Annotated[int | None, typer.Option(help=WORKERS_HELP)] = None,
+    tune_parallelism: Annotated[int | None, typer.Option(help=TUNE_PARALLELISM_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of configuration fields")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="any configuration field, as KEY=VALUE")] = [],  # noqa: B006
     host: Annotated[str | None, typer.Option(help="Kubeflow Pipelines endpoint: compile and submit there")] = None,
@@ -51,6 +56,8 @@ def run(
         "finetune": finetune,
         "trials": trials,
         "epochs": epochs,
+        "workers": workers,
+        "tune_parallelism": tune_parallelism,
         **parse_sets(set_),
     }
     try:

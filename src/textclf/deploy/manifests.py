@@ -147,7 +147,7 @@ def pod_spec(document: dict) -> dict | None:
 
 def policy_violations(document: dict) -> list[str]:
     """What a workload lacks: non-root, no privilege escalation, read-only root, all capabilities dropped,
-    requests and limits, and (for long-running servers) readiness and liveness probes."""
+    requests and limits, and (for long-running servers, init containers aside) readiness and liveness probes."""
     spec = pod_spec(document)
     if spec is None:
         return []
@@ -156,7 +156,9 @@ def policy_violations(document: dict) -> list[str]:
     if not spec.get("securityContext", {}).get("runAsNonRoot"):
         problems.append(f"{name}: the pod must set securityContext.runAsNonRoot: true")
     long_running = document["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "InferenceService"}
-    for container in spec.get("containers", []) + spec.get("initContainers", []):
+    serving = [(container, True) for container in spec.get("containers", [])]
+    # Init containers run to completion before the others start; Kubernetes refuses probes on them.
+    for container, probed in serving + [(container, False) for container in spec.get("initContainers", [])]:
         where = f"{name} container {container.get('name')}"
         security = container.get("securityContext", {})
         if security.get("allowPrivilegeEscalation") is not False:
@@ -172,7 +174,7 @@ def policy_violations(document: dict) -> list[str]:
             missing = {"cpu", "memory"} - set(resources.get(bound, {}))
             if missing:
                 problems.append(f"{where}: resources.{bound} lacks {', '.join(sorted(missing))}")
-        if long_running:
+        if long_running and probed:
             for probe in ("readinessProbe", "livenessProbe"):
                 if not container.get(probe):
                     problems.append(f"{where}: needs a {probe}")

@@ -21,12 +21,26 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
+def share_cpus(index: int, sharers: int) -> int:
+    """Pin this process to its share of the CPUs it may use when `sharers` processes on one machine split them
+    (the `index`-th of them): parallel tuning workers under kfp.local, which would otherwise each start a thread
+    per CPU and oversubscribe them. Returns how many CPUs it keeps; in a pod, whose CPU quota is its own, leave
+    it alone."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if sharers <= 1 or len(cpus) <= 1:
+        return len(cpus)
+    share = cpus[index % sharers :: sharers] or [cpus[index % len(cpus)]]
+    os.sched_setaffinity(0, share)
+    return len(share)
+
+
 def configure_torch_threads(threads: int = 0) -> int:
-    """Match torch's intra-op threads to the CPUs we may use (or `threads`, when positive);
-    oversubscription slows small models."""
+    """Match torch's intra-op threads to the CPUs we may use (or `threads`, when positive), shared among the
+    processes torchrun started on this machine (LOCAL_WORLD_SIZE); oversubscription slows small models."""
     import torch
 
-    threads = threads if threads > 0 else available_cpus()
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    threads = threads if threads > 0 else max(1, available_cpus() // local_processes)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import pandas as pd
 
 from textclf.data.preprocess import LABEL_ID, Preprocessing
 from textclf.data.sources import LABEL, TEXT
-from textclf.train.trainer import TrainingParams
+from textclf.train.trainer import TrainingParams, TrainResult
 
 
 def run_train(
@@ -20,14 +22,19 @@ def run_train(
     data_fingerprint: str,
     work_dir: Path,
     model_dir: Path,
+    workers: int = 1,
+    distributed_trainer: Callable[..., TrainResult] | None = None,
 ) -> dict[str, Any]:
-    """Train with the final parameters and save the serving-ready model directory with its reference sample."""
+    """Train with the final parameters and save the serving-ready model directory with its reference sample.
+    With `workers` > 1, data-parallel: `distributed_trainer` (a cluster's, with `train_classifier`'s signature)
+    or torchrun with that many processes on this machine (`textclf.train.distributed`)."""
     import mlflow
 
     from textclf.evaluate.calibration import apply_temperature, fit_temperature
     from textclf.evaluate.metrics import expected_calibration_error
     from textclf.registry.model_dir import ModelMetadata, save_metadata, save_model_directory
     from textclf.serve.classifier import measure_backends
+    from textclf.train.distributed import train_distributed
     from textclf.train.trainer import train_classifier
 
     preprocessing = Preprocessing.load(preprocessing_path)
@@ -37,12 +44,15 @@ def run_train(
     mlflow.log_params(
         params.to_dict()
         | {
+            "workers": workers,
             "base_model": preprocessing.base_model,
             "max_length": preprocessing.max_length,
             "truncation": preprocessing.truncation,
         }
     )
-    result = train_classifier(
+    local_trainer = partial(train_distributed, workers=workers) if workers > 1 else train_classifier
+    trainer = distributed_trainer or local_trainer
+    result = trainer(
         preprocessing.base_model,
         train,
         validation,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,6 +202,17 @@ def _weighted_cross_entropy(weights: Sequence[float]):
     return loss
 
 
+def _observed(collate: Callable, observer: Callable[[list[dict[str, Any]]], None] | None) -> Callable:
+    if observer is None:
+        return collate
+
+    def collate_and_tell(features: list[dict[str, Any]]):
+        observer(features)
+        return collate(features)
+
+    return collate_and_tell
+
+
 def train_classifier(
     base_model: str,
     train: pd.DataFrame,
@@ -213,8 +224,11 @@ def train_classifier(
     truncation: Truncation = "head",
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = True,
+    batch_observer: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> TrainResult:
     """Fine-tune on prepared (tokenized) splits; returns the best epoch's model with LoRA merged.
+    `batch_observer` sees the examples of every batch this process collates (training and evaluation alike):
+    under torchrun, each rank's share of the data.
 
     With skewed classes (`params.class_weighting`) the loss weighs each class by its rarity and the best epoch
     is the one with the best macro F1, so neither training nor checkpoint selection trades a rare class for
@@ -275,7 +289,7 @@ def train_classifier(
         args=arguments,
         train_dataset=_as_hf_dataset(train),
         eval_dataset=_as_hf_dataset(validation),
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=_observed(DataCollatorWithPadding(tokenizer), batch_observer),
         compute_metrics=compute_metrics,
         compute_loss_func=None if class_weights is None else _weighted_cross_entropy(class_weights.values()),
         callbacks=[EarlyStoppingCallback(params.early_stopping_patience), _epoch_logger(), *callbacks],

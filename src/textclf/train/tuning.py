@@ -1,4 +1,5 @@
-"""Tune: an Optuna study (TPE, median pruning) whose objective is the one training function."""
+"""Tune: an Optuna study (TPE, median pruning) whose objective is the one training function, run by one worker or
+by several sharing the study (`textclf.train.parallel_study`)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,15 @@ class TuneResult:
     study_name: str
 
 
-def run_study(
+def prepare_study(storage: str, study_name: str, base_params: TrainingParams, generation_size: int) -> optuna.Study:
+    """Create (or load) the study every worker shares; a fresh study's first trial is the configured recipe
+    (`configured_point`). Call once, before the workers start."""
+    from textclf.train.parallel_study import open_study
+
+    return open_study(storage, study_name, base_params.seed, generation_size, configured_point(base_params))
+
+
+def run_worker(
     base_model: str,
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -118,26 +127,18 @@ def run_study(
     max_length: int,
     truncation: Truncation = "head",
     show_progress: bool = True,
-) -> tuple[TuneResult, optuna.Study]:
-    """Run trials until the study holds `trials` finished ones; each trial is a nested MLflow run. A fresh
-    study's first trial is the configured recipe (`configured_point`), the others are TPE's."""
+) -> int:
+    """One worker of a prepared study: train trials (each a nested MLflow run) until the study holds `trials`
+    finished ones, counting the other workers' (`textclf.train.parallel_study`). Returns the trials it ran.
+    `base_params` must be resolved (`for_model`, `for_data`) as the study was prepared with."""
     import mlflow
     import optuna
 
     from textclf.registry.tracking import nested_run
+    from textclf.train.parallel_study import open_study, run_trials
 
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=base_params.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
-        load_if_exists=True,
-    )
-    base_params = base_params.for_model(base_model).for_data(len(train))
+    study = open_study(storage, study_name, base_params.seed)
     objective_metric = selection_metric(loss_class_weights(train, label_map, base_params.class_weighting))
-    finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
-    remaining = trials - sum(trial.state in finished for trial in study.trials)
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest_params(trial, base_params)
@@ -164,17 +165,62 @@ def run_study(
             mlflow.set_tag("optuna_state", "complete")
             return score
 
-    if not study.trials:
-        study.enqueue_trial(configured_point(base_params))
-    if remaining > 0:
-        study.optimize(objective, n_trials=remaining, catch=())
-    complete = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
-    pruned = sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials)
-    if not complete:
-        return TuneResult(base_params, None, objective_metric, 0, pruned, study_name), study
-    best = study.best_trial
-    best_params = base_params.replace(**best.params)
-    return TuneResult(best_params, float(best.value), objective_metric, len(complete), pruned, study_name), study
+    return run_trials(study, objective, trials)
+
+
+def summarize_study(
+    study: optuna.Study, base_params: TrainingParams, train: pd.DataFrame, label_map: LabelMap
+) -> TuneResult:
+    """The best trial's recipe (highest score, lowest number on a tie: the same whichever worker finished first),
+    or `base_params` when no trial completed."""
+    import optuna
+
+    from textclf.train.parallel_study import best_trial
+
+    objective_metric = selection_metric(loss_class_weights(train, label_map, base_params.class_weighting))
+    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    pruned = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
+    best = best_trial(study)
+    if best is None:
+        return TuneResult(base_params, None, objective_metric, 0, pruned, study.study_name)
+    return TuneResult(
+        base_params.replace(**best.params), float(best.value), objective_metric, complete, pruned, study.study_name
+    )
+
+
+def run_study(
+    base_model: str,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    label_map: LabelMap,
+    base_params: TrainingParams,
+    trials: int,
+    storage: str,
+    study_name: str,
+    work_dir: Path,
+    max_length: int,
+    truncation: Truncation = "head",
+    show_progress: bool = True,
+) -> tuple[TuneResult, optuna.Study]:
+    """A whole study in this process: prepare it, run trials until it holds `trials` finished ones (resuming an
+    interrupted study), and pick the best."""
+    base_params = base_params.for_model(base_model).for_data(len(train))
+    study = prepare_study(storage, study_name, base_params, generation_size=1)
+    run_worker(
+        base_model,
+        train,
+        validation,
+        label_map,
+        base_params,
+        trials,
+        storage,
+        study_name,
+        work_dir,
+        max_length,
+        truncation,
+        show_progress,
+    )
+    return summarize_study(study, base_params, train, label_map), study
 
 
 def write_study_plots(study: optuna.Study, history_path: Path, importance_path: Path) -> None:
