@@ -62,20 +62,24 @@ def test_the_outcome_does_not_depend_on_which_worker_is_faster_or_how_many_there
     assert len({tuple(sorted(params.items())) for _, _, params, _ in first}) == TRIALS, "every trial is new"
 
 
-def test_a_worker_that_dies_midway_does_not_stop_the_others(tmp_path: Path, monkeypatch) -> None:
-    """Its trial stops sending heartbeats, fails after the grace period, and the study still fills up."""
+@pytest.mark.parametrize("trials", [3, 1])
+def test_a_worker_that_dies_midway_does_not_stop_the_others(tmp_path: Path, monkeypatch, trials: int) -> None:
+    """Its trial stops sending heartbeats, fails after the grace period, and the study still fills up, also when
+    that trial alone made the study look full (a rerun after a killed run)."""
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     monkeypatch.setattr(parallel_study, "HEARTBEAT_SECONDS", 1)
     monkeypatch.setattr(parallel_study, "HEARTBEAT_GRACE_SECONDS", 2)
     study = open_study(storage, "study", seed=7, generation_size=2)
     dying = subprocess.Popen(
-        [sys.executable, "-c", _DYING_WORKER.format(storage=storage)], cwd=REPOSITORY, stdout=subprocess.PIPE
+        [sys.executable, "-c", _DYING_WORKER.format(storage=storage, trials=trials)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
     )
     assert dying.wait(timeout=60) == 3
     assert study.trials[0].state == optuna.trial.TrialState.RUNNING
-    assert run_trials(study, score, 3) == 3
+    assert run_trials(study, score, trials) == trials
     states = [trial.state for trial in study.trials]
-    assert states == [optuna.trial.TrialState.FAIL] + [optuna.trial.TrialState.COMPLETE] * 3
+    assert states == [optuna.trial.TrialState.FAIL] + [optuna.trial.TrialState.COMPLETE] * trials
 
 
 # The dying worker shortens the heartbeat like the test does: open_study reads the constants when it is called.
@@ -87,7 +91,7 @@ study = parallel_study.open_study("{storage}", "study", seed=7)
 def objective(trial):
     trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
     os._exit(3)
-parallel_study.run_trials(study, objective, 3)
+parallel_study.run_trials(study, objective, {trials})
 """
 
 

@@ -206,10 +206,16 @@ def _counted_or_running_before(study: optuna.Study, number: int) -> int:
     return sum(trial.number < number for trial in study.get_trials(deepcopy=False, states=states))
 
 
-def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], trials: int) -> int:
-    """One worker: run trials until the study holds `trials` finished (complete or pruned) ones, counting those
-    other workers are running. Returns how many trials this worker ran. A trial created past the budget (two
-    workers asked at once for the last one) fails at once, marked `over_budget`, and is never a candidate."""
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    trials: int,
+    poll_seconds: float = WAIT_POLL_SECONDS,
+) -> int:
+    """One worker: run trials until the study holds `trials` finished (complete or pruned) ones. While the
+    trials other workers are running would fill it, wait for them: one that fails (or whose worker died: its
+    heartbeat stops) is replaced. Returns how many trials this worker ran. A trial created past the budget (two
+    workers asked at once for the last one) fails at once, marked `over_budget`, and never counts."""
     over_budget = False
 
     def guarded(trial: optuna.Trial) -> float:
@@ -218,14 +224,22 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             over_budget = True
             trial.set_user_attr("over_budget", True)
             raise TrialsOverBudget(f"trial {trial.number}: the study already has {trials} trials")
-        wait_for_earlier_generations(study, trial.number)
+        wait_for_earlier_generations(study, trial.number, poll_seconds)
         return objective(trial)
 
     ran = 0
-    while not over_budget and _counted_or_running_before(study, 1 << 62) < trials:
+    while True:
+        finished = len(study.get_trials(deepcopy=False, states=COUNTED))
+        if finished >= trials:
+            return ran
+        if _counted_or_running_before(study, 1 << 62) >= trials:
+            with _heartbeats():
+                optuna.storages.fail_stale_trials(study)
+            time.sleep(poll_seconds)
+            continue
+        over_budget = False
         study.optimize(guarded, n_trials=1, catch=(TrialsOverBudget,))
         ran += not over_budget
-    return ran
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
