@@ -20,16 +20,10 @@ from textclf.names import OPTUNA_STORAGE_MOUNT, OPTUNA_STORAGE_SECRET, PIPELINE_
 
 # Parameter defaults are the configuration's defaults: one source for the CLI, YAML files and the spec.
 D = PipelineConfig()
-# What the tune step chooses (its outputs, by these names) from the configured values (pipeline parameters).
-TUNED_PARAMETERS = (
-    "learning_rate",
-    "batch_size",
-    "epochs",
-    "weight_decay",
-    "warmup_ratio",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
+# What the tune step chooses: its output parameters (its return type), by name; each is also a pipeline parameter,
+# the configured value tuning starts from. Its other outputs are artifacts (the study's plots).
+TUNED_PARAMETERS = tuple(
+    name for name, output in tune.component_spec.outputs.items() if not output.type.startswith("system.")
 )
 
 
@@ -165,31 +159,24 @@ def training_pipeline(
         "preprocess",
         "Preprocess",
     )
-    shared = {
+    # What every training step (tuning, cross-validation, training) gets alike.
+    recipe_inputs = {
         "train_data": prepared.outputs["train_data"],
-        "validation_data": prepared.outputs["validation_data"],
         "preprocessing": prepared.outputs["preprocessing"],
         "finetune": finetune,
         "freeze_word_embeddings": freeze_word_embeddings,
         "early_stopping_patience": early_stopping_patience,
         "class_weighting": class_weighting,
         "seed": seed,
+    }
+    shared = {
+        **recipe_inputs,
+        "validation_data": prepared.outputs["validation_data"],
         "tracking_uri": tracking_uri,
         "mlflow_run_id": run_id,
     }
     configured = {name: value for name, value in locals().items() if name in TUNED_PARAMETERS}
-    study_inputs = {
-        "train_data": prepared.outputs["train_data"],
-        "preprocessing": prepared.outputs["preprocessing"],
-        "finetune": finetune,
-        "freeze_word_embeddings": freeze_word_embeddings,
-        "early_stopping_patience": early_stopping_patience,
-        "class_weighting": class_weighting,
-        "seed": seed,
-        "trials": trials,
-        "optuna_storage": optuna_storage,
-        **configured,
-    }
+    study_inputs = {**recipe_inputs, "trials": trials, "optuna_storage": optuna_storage, **configured}
     plan = _with_study_storage(
         _sized(
             plan_tuning(
