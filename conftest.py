@@ -188,13 +188,17 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def kfp_local(tmp_path: Path) -> Path:
-    """kfp.local with the subprocess runner in this environment; returns the pipeline root."""
+def kfp_local(tmp_path: Path) -> Iterator[Path]:
+    """kfp.local with the subprocess runner in this environment; yields the pipeline root. The test's runs
+    cannot leave this process's `print` indented (`print_kept`)."""
     from kfp import local
+
+    from textclf.pipelines.runner import print_kept
 
     root = tmp_path / "pipeline_root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    return root
+    with print_kept():
+        yield root
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,20 @@ def compile_pipeline(path: Path = COMPILED_PIPELINE) -> Path:
     return path
 
 
+@contextmanager
+def print_kept() -> Iterator[None]:
+    """Put `builtins.print` back as it was. kfp.local 2.17.3 indents a step's output by swapping `builtins.print`
+    and restoring the one it found (kfp/local/logging_utils.py `indented_print`, entered per task in
+    kfp/local/task_dispatcher.py); ParallelFor iterations run on threads (kfp/local/orchestrator/
+    enhanced_dag_orchestrator.py), so a step that ends after another started can restore that one's indenting
+    print, and every later `print` of this process gains four spaces."""
+    original = builtins.print
+    try:
+        yield
+    finally:
+        builtins.print = original
+
+
 def run_local(config: PipelineConfig, pipeline_root: Path) -> None:
     """Run every step as a subprocess of this Python environment (the `textclf run` default)."""
     from kfp import local
@@ -40,7 +56,8 @@ def run_local(config: PipelineConfig, pipeline_root: Path) -> None:
     # Resource requests and display names are for the cluster.
     warnings.filterwarnings("ignore", message="Task .* have no effect in the current", category=UserWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
-    training_pipeline(**config.model_dump())
+    with print_kept():
+        training_pipeline(**config.model_dump())
 
 
 # KFP's v2beta1 RuntimeState (backend/api/v2beta1/run.proto at 2.14.3): a run ends in one of these. The kfp

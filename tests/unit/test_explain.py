@@ -99,7 +99,6 @@ def test_the_explain_command_prints_the_label_and_json_attributions(step_inputs:
     result = runner.invoke(app, ["explain", "--model", model, "--json", "A lovely film.", "Dull and long."])
     assert result.exit_code == 0, result.output
     documents = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    # In one clean-clone CI run no JSON line came back, with exit code 0 (it passed alone): show what did.
     assert [[word["word"] for word in document["words"]] for document in documents] == [
         ["A", "lovely", "film."],
         ["Dull", "and", "long."],

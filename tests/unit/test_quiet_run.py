@@ -140,3 +140,46 @@ def test_the_iterations_of_a_parallel_for_each_finish_with_their_own_output(tmp_
     stream.write("Executing task 'tune-trials'\nExecuting task 'tune-trials'\n")
     stream.fail_running()
     assert [step.state for step in stream.steps[2:]] == ["failed", "failed"]
+
+
+@pytest.mark.unit
+def test_steps_that_end_out_of_order_leave_print_as_it_was() -> None:
+    """Two kfp.local steps on ParallelFor threads, the first to start ending first: kfp's `indented_print` alone
+    leaves the second step's indenting print in place; `print_kept` restores the original."""
+    import builtins
+    import threading
+
+    from kfp.local.logging_utils import indented_print
+
+    from textclf.pipelines.runner import print_kept
+
+    original = builtins.print
+    first_entered, second_entered, first_left = threading.Event(), threading.Event(), threading.Event()
+
+    def first_step() -> None:
+        with indented_print():
+            first_entered.set()
+            second_entered.wait(10)
+        first_left.set()
+
+    def second_step() -> None:
+        first_entered.wait(10)
+        with indented_print():
+            second_entered.set()
+            first_left.wait(10)
+
+    def run_both() -> None:
+        threads = [threading.Thread(target=first_step), threading.Thread(target=second_step)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+
+    try:
+        run_both()
+        assert builtins.print is not original
+    finally:
+        builtins.print = original
+    with print_kept():
+        run_both()
+    assert builtins.print is original
