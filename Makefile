@@ -11,7 +11,7 @@ QUALITY_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install browser run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve \
-	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
+	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers bench-shadow profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
@@ -125,6 +125,9 @@ bench-workers: install ## training samples/s with 1 and 2 local workers (torchru
 
 bench-serve: install ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx)
 	$(BIN)/python benchmarks/bench_serve.py
+
+bench-shadow: install ## the champion's latency with and without a shadow model on 100 % of requests (wrk, c=1 and 32)
+	$(BIN)/python benchmarks/bench_shadow.py
 
 profile-serve: install ## where a request's time goes outside the forward pass: the event loop under cProfile, by layer
 	$(BIN)/python benchmarks/profile_serve.py

@@ -35,6 +35,7 @@ from textclf.monitor.check import CHECK_REPORT_PREFIX, CheckOutcome, DriftChecke
 from textclf.monitor.decision import json_safe
 from textclf.monitor.events import MalformedEvent, parse_event
 from textclf.monitor.retraining import gate_outcomes
+from textclf.monitor.shadow import compare_shadow
 from textclf.monitor.store import Feedback, MonitorStore
 from textclf.monitoring.checks import CheckRunner
 from textclf.monitoring.prometheus import MonitorMetrics
@@ -176,7 +177,11 @@ async def events(request: Request, _: Writer, config: Config, store: Store, metr
             },
             status_code=422,
         )
-    outcome = await run_in_threadpool(store.add_event, event)
+    try:
+        outcome = await run_in_threadpool(store.add_event, event)
+    except MalformedEvent as error:  # a shadow event is read whole before it is stored
+        metrics.malformed_events.labels("unreadable").inc()
+        return JSONResponse({"error": str(error)}, status_code=400)
     if not outcome.new:
         metrics.duplicate_events.inc()
     else:
@@ -189,6 +194,8 @@ async def events(request: Request, _: Writer, config: Config, store: Store, metr
             {**answer, "error": f"stored, but its exchange yields no predictions: {outcome.pairing_error}"},
             status_code=422,
         )
+    if event.kind == "shadow":
+        return JSONResponse({**answer, "shadow_records": outcome.shadow_added})
     return JSONResponse({**answer, "predictions": outcome.predictions_added})
 
 
@@ -231,6 +238,16 @@ def quality(config: Config, store: Store, checker: Checker) -> dict[str, Any]:
         "window": len(window),
         **checker.window_quality(window, model),
     }
+
+
+@router.get("/shadow", summary="The shadowed challenger against the champion on the same live texts")
+def shadow(config: Config, store: Store, challenger_version: str = "", window: int = 0) -> dict[str, Any]:
+    """Agreement, per-class disagreement, latency of each and, with feedback, accuracy of each, over the latest
+    `window` shadowed texts (default `window_size`) of `challenger_version` (default: the latest shadowed)."""
+    if window < 0:
+        raise HTTPException(422, "window must be a positive number of texts (0 = the monitor's window_size)")
+    frame = store.shadow_window(window or config.window_size, challenger_version)
+    return compare_shadow(frame)
 
 
 @router.post("/checks", summary="Run a drift check now (what the schedule and the CronJob do)")

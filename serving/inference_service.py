@@ -74,6 +74,10 @@ class InferenceServiceSettings:
     resources: StepResources = SERVING_RESOURCES
     request_logger_url: str = ""
     plan: ServingPlan = field(default_factory=ServingPlan)
+    shadow_model: str = ""
+    """A second model the predictor shadows (`textclf serve --shadow-model`), read through `tracking_uri`; its
+    events go where KServe's logger sends requests and responses."""
+    tracking_uri: str = ""
     # The traffic share this spec gives the new revision (Knative mode's canary step); None = all of it.
     canary_traffic_percent: int | None = None
     # Holds the object store's credentials Secret, which KServe's storage initializer reads.
@@ -119,6 +123,20 @@ def _auto_scaling(settings: InferenceServiceSettings) -> Any:
     return V1beta1AutoScalingSpec(metrics=[metric])
 
 
+def _shadow_env(settings: InferenceServiceSettings) -> list[Any]:
+    """The shadow model, the registry it is read from, and where its events go (the monitor's events port, as
+    KServe's logger): no token needed, and the monitor's NetworkPolicy admits the predictor pods there."""
+    from kubernetes.client import V1EnvVar
+
+    if not settings.shadow_model:
+        return []
+    return [
+        V1EnvVar(name="TEXTCLF_SERVE_SHADOW_MODEL", value=settings.shadow_model),
+        V1EnvVar(name="TEXTCLF_SERVE_TRACKING_URI", value=settings.tracking_uri),
+        V1EnvVar(name="TEXTCLF_SERVE_SHADOW_EVENTS_URL", value=settings.request_logger_url),
+    ]
+
+
 def _quantity(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
@@ -162,6 +180,7 @@ def build_inference_service(settings: InferenceServiceSettings) -> Any:
             ),
             # The root filesystem is read-only: caches and scratch files go to the /tmp volume.
             V1EnvVar(name="HOME", value="/tmp"),
+            *_shadow_env(settings),
         ],
         ports=[V1ContainerPort(container_port=HTTP_PORT, name="http1", protocol="TCP")],
         resources=V1ResourceRequirements(
@@ -461,6 +480,7 @@ def deploy_to_cluster(
     request_logger_url: str,
     plan: ServingPlan,
     timeout_seconds: int,
+    shadow_model: str = "",
 ) -> str:
     """Roll the registered version out as the InferenceService, from its artifact in the object store."""
     from mlflow.tracking import MlflowClient
@@ -476,6 +496,8 @@ def deploy_to_cluster(
         image=image,
         request_logger_url=request_logger_url,
         plan=plan,
+        shadow_model=shadow_model,
+        tracking_uri=tracking_uri,
     )
     return roll_out(KubernetesApi(), settings, timeout_seconds)
 

@@ -112,11 +112,18 @@ def _bytes_tensor_problem(data: bytes, shape: object, name: object) -> str | Non
     return None
 
 
-def usable_request_id(presented: str | None) -> str:
-    """The client's request id when it is usable as one, else a new one."""
-    if presented is not None and _USABLE_REQUEST_ID.fullmatch(presented):
-        return presented
+def usable_request_id(*presented: str | None) -> str:
+    """The first of the client's request ids that is usable as one, else a new one."""
+    for candidate in presented:
+        if candidate is not None and _USABLE_REQUEST_ID.fullmatch(candidate):
+            return candidate
     return str(uuid.uuid4())
+
+
+def with_request_id(scope: dict, request_id: str) -> dict:
+    """The request with `x-request-id` set to the id its logged events carry, for the model to read."""
+    kept = [(key, value) for key, value in scope["headers"] if key.lower() != b"x-request-id"]
+    return {**scope, "headers": [*kept, (b"x-request-id", request_id.encode())]}
 
 
 def unversioned(scope: dict, path: str) -> dict:
@@ -156,7 +163,10 @@ class _Exchange:
             scope=scope,
             downstream=send,
             headers=headers,
-            request_id=usable_request_id(headers.get("x-request-id")),
+            # KServe's agent logs a request under its `ce-id` header, or an id of its own it tells no one
+            # (pkg/logger/handler.go `getOrCreateID`, kserve master of 2026-08-21): a client that sends `ce-id`
+            # gets the same id here, so its events, the shadow's and its feedback all join.
+            request_id=usable_request_id(headers.get("ce-id"), headers.get("x-request-id")),
             route=route,
             logged=logged and route in INFERENCE_ROUTES,
         )
@@ -239,6 +249,8 @@ class ServingMiddleware:
         ):
             await self._reject(exchange.send, 400, problem)
             return
+        if exchange.route in INFERENCE_ROUTES:
+            scope = with_request_id(scope, exchange.request_id)
         await self.app(scope, self._replay(body), exchange.send)
         if exchange.logged and exchange.status < 400:
             self._log_events(exchange, body)

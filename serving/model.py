@@ -9,6 +9,7 @@ import logging
 import struct
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from textclf.serve.classifier import TextClassifier, load_fastest
 from textclf.serve.explain import Explanation, ExplanationBatch, word_spans
 from textclf.serve.inputs import InputLimits, InvalidTexts, validate_texts
 from textclf.serving.prometheus import ServingMetrics
+from textclf.serving.shadow import ShadowedRequest, ShadowModel
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,8 @@ class TextClassifierModel(Model):
         self._explaining = asyncio.Semaphore(1)
         self.unloaded = False
         """Set by the repository's `unload`: requests get a 503 until its `load`, which clears it."""
+        self.shadow: ShadowModel | None = None
+        """A second model shown a share of the requests (`shadow_model`); `load` reloads it after the champion."""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -171,6 +175,8 @@ class TextClassifierModel(Model):
             self.ready = True
             logger.info("serving %s version %s from %s on %s", self.name, version, reference, classifier.backend.name)
         self._retire(previous)
+        if self.shadow is not None:
+            self.shadow.load()
         settle_long_lived_objects()
         return self.ready
 
@@ -195,6 +201,8 @@ class TextClassifierModel(Model):
         """The server is shutting down (KServe calls this on SIGTERM)."""
         if self.loaded is not None:
             self.loaded.batcher.close()
+        if self.shadow is not None:
+            self.shadow.close()
         self._inference_thread.shutdown(wait=False)
 
     def _load_and_warm_up(self, directory: Path, export_to: Path) -> TextClassifier:
@@ -264,7 +272,9 @@ class TextClassifierModel(Model):
         return TextsRequest(texts, protocol, payload, explain=explain)
 
     async def predict(self, payload: TextsRequest, headers: dict[str, str] | None = None) -> Classified:
-        """The texts through the micro-batcher of the version loaded now; 503 when none is."""
+        """The texts through the micro-batcher of the version loaded now; 503 when none is. Once answered, the
+        texts are offered to the shadow model, if any, under the request's id."""
+        started = time.perf_counter()
         while True:
             loaded = self.loaded
             if loaded is None:
@@ -277,8 +287,29 @@ class TextClassifierModel(Model):
                     raise ModelUnavailable(self.name, "the model is shutting down: retry on another replica") from None
                 # The version was swapped between reading it and queueing: send the texts to the new one.
         self.metrics.truncated.inc(sum(result.truncated for result in results))
+        if self.shadow is not None:
+            self.shadow.offer(
+                ShadowedRequest(
+                    request_id=self._request_id(payload, headers),
+                    texts=payload.texts,
+                    champion=[(result.label, result.score) for result in results],
+                    champion_version=loaded.version,
+                    champion_ms=(time.perf_counter() - started) * 1000,
+                )
+            )
         explanations = (await self.explain(payload)).explanations if payload.explain else None
         return Classified(results, loaded.version, payload, explanations)
+
+    @staticmethod
+    def _request_id(payload: TextsRequest, headers: dict[str, str] | None) -> str:
+        """The id the request's logged events carry: the HTTP middleware's `x-request-id` (it puts its own there
+        when the client's is missing or unusable), else a v2 request's id (gRPC), else a new one."""
+        presented = {key.lower(): value for key, value in (headers or {}).items()}.get("x-request-id")
+        if presented:
+            return presented
+        if payload.infer_request is not None and payload.infer_request.id:
+            return payload.infer_request.id
+        return str(uuid.uuid4())
 
     async def explain(self, payload: TextsRequest, headers: dict[str, str] | None = None) -> Explained:
         """KServe's explain verb (`POST /v1/models/NAME:explain`) and v2's `explain` parameter: each text's

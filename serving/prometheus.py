@@ -37,6 +37,11 @@ class ServingMetrics:
     batch_compute: Histogram
     truncated: Counter
     model_info: Gauge
+    shadow_texts: Counter
+    shadow_skipped: Counter
+    shadow_queued: Gauge
+    shadow_compute: Histogram
+    shadow_info: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> ServingMetrics:
@@ -74,6 +79,31 @@ class ServingMetrics:
                 ["model_name", "model_version", "base_model", "backend"],
                 registry=registry,
             ),
+            shadow_texts=Counter(
+                "textclf_shadow_texts",
+                "texts the shadow model classified, by whether it agreed with the champion",
+                ["outcome"],
+                registry=registry,
+            ),
+            shadow_skipped=Counter(
+                "textclf_shadow_skipped_texts",
+                "texts in the shadowed share left unshadowed (queue_full, failed)",
+                ["reason"],
+                registry=registry,
+            ),
+            shadow_queued=Gauge("textclf_shadow_queued_texts", "texts waiting for the shadow model", registry=registry),
+            shadow_compute=Histogram(
+                "textclf_shadow_compute_seconds",
+                "seconds of one shadow forward pass",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            shadow_info=Gauge(
+                "textclf_shadow_model_info",
+                "the shadow model (value 1)",
+                ["model_name", "model_version", "backend"],
+                registry=registry,
+            ),
         )
 
     def record_request(self, route: str, status: int, seconds: float) -> None:
@@ -91,3 +121,7 @@ class ServingMetrics:
     def set_model(self, name: str, version: str, base_model: str, backend: str) -> None:
         self.model_info.clear()
         self.model_info.labels(name, version, base_model, backend).set(1)
+
+    def set_shadow(self, name: str, version: str, backend: str) -> None:
+        self.shadow_info.clear()
+        self.shadow_info.labels(name, version, backend).set(1)

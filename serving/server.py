@@ -22,6 +22,7 @@ from textclf.serving.model import TextClassifierModel
 from textclf.serving.prometheus import ServingMetrics
 from textclf.serving.request_logger import RequestLogger
 from textclf.serving.routes import install
+from textclf.serving.shadow import ShadowModel
 
 
 class ClientErrorFilter(logging.Filter):
@@ -121,17 +122,21 @@ def build_server(config: ServingConfig, metrics: ServingMetrics) -> tuple[LocalM
     from kserve import model_server
 
     model = TextClassifierModel(config.model_name, config, metrics)
-    model.load()
+    # On a cluster KServe's agent logs requests and responses, and the predictor sends only shadow events.
+    events_url = config.request_logger_url or (config.shadow_events_url if config.shadow_model else "")
     request_logger = (
         RequestLogger(
-            config.request_logger_url,
+            events_url,
             config.model_name,
             buffer_bytes=config.request_logger_buffer_bytes,
             token=config.request_logger_token.get_secret_value(),
         )
-        if config.request_logger_url
+        if events_url
         else None
     )
+    if config.shadow_model:
+        model.shadow = ShadowModel(config, metrics, request_logger)
+    model.load()
     install(
         model_server.app,
         model,
@@ -140,7 +145,7 @@ def build_server(config: ServingConfig, metrics: ServingMetrics) -> tuple[LocalM
         model=model,
         max_body_bytes=config.max_body_bytes,
         access_log=config.access_log,
-        request_logger=request_logger,
+        request_logger=request_logger if config.request_logger_url else None,
         admin_token=config.admin_token.get_secret_value(),
     )
     # KServe reads the gRPC message limits from its parsed arguments; the body limit applies to gRPC too.

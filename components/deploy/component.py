@@ -13,6 +13,7 @@ def deploy(
     serving_image: str,
     artifact_store_uri: str,
     request_logger_url: str,
+    shadow_model: str,
     deployment_mode: str,
     canary_traffic_percent: int,
     min_replicas: int,
@@ -38,6 +39,8 @@ def deploy(
         serving_image: cluster runs: the predictor's image.
         artifact_store_uri: cluster runs: the MLflow server's --artifacts-destination, for KServe.
         request_logger_url: cluster runs: where KServe logs requests.
+        shadow_model: cluster runs: a model the predictor also runs on each request, off the response path
+            (models:/NAME@challenger); empty = none.
         deployment_mode: cluster runs: KServe's mode; Standard rolls pods over, Knative canaries.
         canary_traffic_percent: Knative mode: traffic share of a new revision until it is Ready.
         min_replicas: cluster runs: fewest predictor replicas.
@@ -81,6 +84,7 @@ def deploy(
             request_logger_url,
             plan,
             deploy_timeout_seconds,
+            shadow_model,
         )
     with resume_run(tracking_uri, mlflow_run_id):
         outcome = run_deploy(registered_model_name, version, serving_url, tracking_uri, on_cluster)

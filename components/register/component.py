@@ -44,6 +44,9 @@ def promotion_gate(
     drift_window_data: str,
     require_approval: bool,
     max_behaviour_failure_rate: float,
+    min_shadow_texts: int,
+    min_shadow_agreement: float,
+    shadow_accuracy_win: bool,
     tracking_uri: str,
     mlflow_run_id: str,
 ) -> bool:
@@ -59,6 +62,11 @@ def promotion_gate(
         require_approval: hold a challenger trained on feedback labels for `textclf promote VERSION`.
         max_behaviour_failure_rate: largest share of failed cases any one behavioural test may have (1 = no
             condition); below 1, a challenger without behavioural test results is not promoted.
+        min_shadow_texts: live texts a challenger must be shadowed on before it replaces a champion; one that
+            passes waits as challenger for `textclf promote VERSION`; 0 = no shadow window.
+        min_shadow_agreement: with a shadow window, least share of its texts labelled as the champion did.
+        shadow_accuracy_win: with a shadow window, the challenger must beat the champion's accuracy on the
+            window's texts that have feedback labels.
         tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
         mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
     """
@@ -74,9 +82,11 @@ def promotion_gate(
             drift_window_data,
             require_approval,
             max_behaviour_failure_rate,
+            min_shadow_texts,
+            min_shadow_agreement,
+            shadow_accuracy_win,
         )
-    verdict = "promote" if decision.promote else "await approval" if decision.awaiting_approval else "keep champion"
-    print(f"promotion gate for v{version}: {verdict}: {decision.reason}")
+    print(f"promotion gate for v{version}: {decision.verdict}: {decision.reason}")
     return decision.promote
 
 

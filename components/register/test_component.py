@@ -37,6 +37,9 @@ def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inp
             drift_window_data="",
             require_approval=False,
             max_behaviour_failure_rate=1.0,
+            min_shadow_texts=0,
+            min_shadow_agreement=0.0,
+            shadow_accuracy_win=False,
             **common,
         )
         with dsl.If(gate.output == True):  # noqa: E712
@@ -102,10 +105,21 @@ def test_after_drift_the_gate_judges_both_models_on_the_labelled_window(
         max_class_f1_drop=1.0,
         require_approval=False,
         max_behaviour_failure_rate=1.0,
+        min_shadow_texts=0,
+        min_shadow_agreement=0.0,
+        shadow_accuracy_win=False,
     )
     assert promotion_gate(
         **gate, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
     ).output
+    # With a shadow window the same passing challenger waits for it, and its version records the conditions.
+    shadowed = {**gate, "min_shadow_texts": 100, "min_shadow_agreement": 0.9}
+    assert not promotion_gate(
+        **shadowed, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
+    ).output
+    assert client.get_run(second_run).data.tags["promotion_decision"] == "awaiting_shadow"
+    recorded = json.loads(client.get_model_version(name, challenger).tags["shadow_policy"])
+    assert recorded == {"min_shadow_texts": 100, "min_shadow_agreement": 0.9, "shadow_accuracy_win": False}
     # The fixture's evaluation ran the built-in sentiment suite; its worst test's failure rate is on the version.
     worst = float(client.get_model_version(name, challenger).tags["test_behaviour_max_failure_rate"])
     strict = {**gate, "max_behaviour_failure_rate": worst / 2}

@@ -134,6 +134,9 @@ class PipelineConfig(BaseModel):
     max_class_f1_drop: float = declared_in(PromotionPolicy, "max_class_f1_drop")
     require_approval: bool = declared_in(PromotionPolicy, "require_approval")
     max_behaviour_failure_rate: float = declared_in(PromotionPolicy, "max_behaviour_failure_rate")
+    min_shadow_texts: int = declared_in(PromotionPolicy, "min_shadow_texts")
+    min_shadow_agreement: float = declared_in(PromotionPolicy, "min_shadow_agreement")
+    shadow_accuracy_win: bool = declared_in(PromotionPolicy, "shadow_accuracy_win")
     serving_url: str = Field(
         LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion"
     )
@@ -144,6 +147,11 @@ class PipelineConfig(BaseModel):
         ARTIFACT_STORE_URI, description="cluster runs: the MLflow server's --artifacts-destination, for KServe"
     )
     request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
+    shadow_model: str = Field(
+        "",
+        description="cluster runs: the InferenceService also shadows this model (models:/NAME@challenger: each "
+        "newly registered challenger, as min_shadow_texts needs); empty = none",
+    )
     deployment_mode: Literal["Standard", "Knative"] = declared_in(ServingPlan, "deployment_mode")
     canary_traffic_percent: int = declared_in(ServingPlan, "canary_traffic_percent")
     min_replicas: int = declared_in(ServingPlan, "min_replicas")
@@ -246,6 +254,31 @@ class ServingConfig(BaseModel):
         64 * 1024 * 1024,
         ge=1024,
         description="request-log events held for delivery while the monitor is away; beyond it new ones are dropped",
+    )
+    shadow_model: str = Field(
+        "",
+        description="a second model (models:/NAME@challenger, a version, run or directory) that sees a share of the "
+        "requests off the response path; both predictions go to the request logger; empty = none",
+    )
+    shadow_events_url: str = Field(
+        "",
+        description="where shadow events go when request_logger_url is empty (a cluster, where KServe's agent logs "
+        "requests and responses); empty = request_logger_url",
+    )
+    shadow_percent: float = Field(
+        100.0, ge=0, le=100, description="share of requests (by request id) the shadow model also classifies"
+    )
+    shadow_queue_texts: int = Field(
+        512,
+        ge=1,
+        description="texts waiting for the shadow model (it runs at the lowest CPU priority, on the time the "
+        "champion leaves); beyond it requests are not shadowed, and counted",
+    )
+    shadow_refresh_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="how often a shadow alias (models:/NAME@challenger) is read again, and a new version loaded; "
+        "0 = only when the server (re)loads",
     )
 
 

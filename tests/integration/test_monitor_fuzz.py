@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tests.support.events import binary_cloud_event, v2_exchange
 from tests.support.hostile import HOSTILE_SHAPES
 from tests.support.servers import monitor_server
+from textclf.monitor.events import SHADOW_EVENT
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +37,13 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=10,
 )
+attribute_values = st.sampled_from(
+    ["1.0", "textclf", "org.kubeflow.serving.inference.request", SHADOW_EVENT, "x" * 201]
+)
 event_headers = st.fixed_dictionaries(
     {},
     optional={
-        name: header_values | st.sampled_from(["1.0", "textclf", "org.kubeflow.serving.inference.request", "x" * 201])
+        name: header_values | attribute_values
         for name in ("ce-specversion", "ce-id", "ce-type", "ce-source", "ce-inferenceservicename", "ce-modelversion",
                      "ce-time", "content-type", "authorization")
     },
@@ -50,8 +54,33 @@ feedback_bodies = (
     | st.lists(st.fixed_dictionaries({"request_id": texts, "label": texts}), max_size=5)
     | json_values
 ).map(lambda value: json.dumps(value).encode())
+# Shadow events with every header right and a hostile body: the payload's own checks answer, never a 5xx.
+shadow_predictions = st.lists(
+    st.fixed_dictionaries({"label": json_values}, optional={"score": json_values}) | json_values, max_size=6
+)
+shadow_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        **{name: json_values for name in ("champion_version", "challenger_version", "champion_ms", "challenger_ms")},
+        "champion": shadow_predictions,
+        "challenger": shadow_predictions,
+    },
+).map(lambda value: json.dumps(value).encode())
+shadow_headers = st.builds(
+    lambda event_id: {
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-type": SHADOW_EVENT,
+        "ce-source": "fuzz",
+        "ce-inferenceservicename": "textclf",
+        "content-type": "application/json",
+        "authorization": f"Bearer {TOKEN}",
+    },
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=250),
+)
 requests = st.one_of(
     st.tuples(st.just("/events"), event_headers, bodies),
+    st.tuples(st.just("/events"), shadow_headers, shadow_bodies),
     st.tuples(st.just("/feedback"), st.sampled_from([{}, {"authorization": f"Bearer {TOKEN}"}]), feedback_bodies),
     st.tuples(st.just("/events"), st.just({"authorization": f"Bearer {TOKEN}"}), bodies),
 )

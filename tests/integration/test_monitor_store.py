@@ -160,7 +160,7 @@ def test_retention_deletes_old_events_predictions_and_feedback_only(store: Monit
 
     removed = store.prune(now - timedelta(days=30))
 
-    assert removed == {"inference_events": 2, "predictions": 1, "feedback": 1}
+    assert removed == {"inference_events": 2, "predictions": 1, "shadow_predictions": 0, "feedback": 1}
     assert {request_id for request_id, _ in store.event_ids()} == {"new"}
     (row,) = store.labelled().itertuples()
     assert row.request_id == "new"
@@ -186,3 +186,36 @@ def test_a_store_made_before_feedback_sources_gets_the_column(tmp_path: Path) ->
     with store.engine.connect() as connection:
         sources = {row.request_id: row.source for row in connection.execute(feedback_table.select())}
     assert sources == {"r": "", "r2": "write-token@127.0.0.1"}
+
+
+def shadow_event(event_id: str, champion: list[str], challenger: list[str], challenger_version: str = "2"):
+    from textclf.monitor.events import InferenceEvent
+
+    payload = {
+        "champion_version": "1",
+        "challenger_version": challenger_version,
+        "champion": [{"label": label, "score": 0.9} for label in champion],
+        "challenger": [{"label": label, "score": 0.8} for label in challenger],
+        "champion_ms": 5.0,
+        "challenger_ms": 9.0,
+    }
+    return InferenceEvent(event_id, "shadow", datetime.now(UTC), "textclf", "1", payload)
+
+
+def test_shadow_events_are_stored_once_per_text_and_windowed_per_challenger(store: MonitorStore) -> None:
+    from textclf.monitor.events import MalformedEvent
+
+    first = store.add_event(shadow_event("a", ["pos", "neg"], ["pos", "pos"]))
+    assert (first.new, first.shadow_added) == (True, 2)
+    assert store.add_event(shadow_event("a", ["pos", "neg"], ["pos", "pos"])).new is False
+    store.add_event(shadow_event("b", ["neg"], ["neg"], challenger_version="3"))
+    store.add_feedback([Feedback("a", "neg", index=1)])
+    latest = store.shadow_window(10)
+    assert latest["challenger_version"].tolist() == ["3"] and latest["request_id"].tolist() == ["b"]
+    second = store.shadow_window(10, challenger_version="2")
+    assert second["challenger_label"].tolist() == ["pos", "pos"]
+    assert second["feedback_label"].tolist()[1] == "neg"
+    with pytest.raises(MalformedEvent, match="1 champion but 2 challenger"):
+        store.add_event(shadow_event("c", ["pos"], ["pos", "neg"]))
+    assert ("c", "shadow") not in store.event_ids()
+    assert store.prune(datetime.now(UTC) + timedelta(seconds=1))["shadow_predictions"] == 3

@@ -49,12 +49,15 @@ pytestmark = pytest.mark.unit
 DOCUMENTS = load_manifests()
 # What `make deploy` installs: the chart's PostgreSQL behind MLflow (two replicas), the monitor and Optuna.
 POSTGRESQL_VALUES = {"postgresql": {"enabled": True}, "mlflow": {"replicas": 2}}
+SHADOW_MODEL = "models:/textclf@challenger"
+SHADOW_VALUES = {"inferenceService": {**PINNED_MODEL_VALUES["inferenceService"], "shadowModel": SHADOW_MODEL}}
 VALUE_SETS = {
     "defaults": None,
     "kind": KIND_VALUES,
     "pinned-model": PINNED_MODEL_VALUES,
     "without-monitor-and-mlflow": {"monitor": {"enabled": False}, "mlflow": {"enabled": False, "url": MLFLOW_URL}},
     "postgresql": POSTGRESQL_VALUES,
+    "shadow": SHADOW_VALUES,
 }
 
 
@@ -213,6 +216,20 @@ def test_the_pinned_inference_service_is_what_the_deploy_step_builds() -> None:
         )
     )
     assert as_manifest(built) == pinned
+    shadowing = one("InferenceService", "textclf", render_chart(SHADOW_VALUES))
+    built = InferenceServiceSettings(
+        "textclf",
+        SERVING_NAMESPACE,
+        storage_uri,
+        version,
+        request_logger_url=MONITOR_EVENTS_URL,
+        shadow_model=SHADOW_MODEL,
+        tracking_uri=MLFLOW_URL,
+    )
+    # The chart's resource carries Helm's labels too; the spec is the deploy step's.
+    assert as_manifest(build_inference_service(built))["spec"] == shadowing["spec"]
+    env = {e["name"]: e.get("value") for e in shadowing["spec"]["predictor"]["containers"][0]["env"]}
+    assert env["TEXTCLF_SERVE_SHADOW_EVENTS_URL"] == MONITOR_EVENTS_URL
 
 
 def test_kind_maps_a_host_port_to_every_node_port_the_stack_opens() -> None:

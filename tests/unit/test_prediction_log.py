@@ -90,7 +90,7 @@ def test_simple_api_pair() -> None:
     [
         ({"content-type": "application/json", "ce-id": "1"}, b"{}", "lacks required attribute"),
         (binary(REQUEST_EVENT, {})[0], b"{not json", "not JSON"),
-        (binary("com.example.other", {})[0], b"{}", "neither"),
+        (binary("com.example.other", {})[0], b"{}", "none of"),
         ({**binary(REQUEST_EVENT, {})[0], "Ce-Time": "yesterday"}, b"{}", "RFC 3339"),
         ({"content-type": "application/cloudevents+json"}, b"[1, 2]", "JSON object"),
     ],

@@ -84,3 +84,58 @@ def test_require_approval_holds_only_a_passing_challenger_trained_on_feedback() 
     worse = ModelScore("4", 0.70, {"a": 0.7}, trained_on_feedback=True)
     rejected = decide_promotion(worse, champion, PromotionPolicy(require_approval=True))
     assert not rejected.promote and not rejected.awaiting_approval
+
+
+SHADOWED = PromotionPolicy(
+    min_accuracy_gain=0.01, max_class_f1_drop=0.03, min_shadow_texts=100, min_shadow_agreement=0.9
+)
+
+
+def _comparison(texts: int, agreement: float, accuracy: dict | None = None, champion: str = "1") -> dict:
+    return {
+        "challenger_version": "2",
+        "champion_version": champion,
+        "texts": texts,
+        "agreement": agreement,
+        "labelled": 40 if accuracy else 0,
+        "accuracy": accuracy,
+    }
+
+
+def test_a_shadow_window_holds_a_passing_challenger_but_not_the_first_model() -> None:
+    held = decide_promotion(BETTER_ON_TEST, CHAMPION, SHADOWED)
+    assert not held.promote and held.awaiting_shadow and held.verdict == "awaiting_shadow"
+    assert "textclf promote 2" in held.reason
+    assert not decide_promotion(ModelScore("2", 0.70, CHAMPION.per_class_f1), CHAMPION, SHADOWED).awaiting_shadow
+    assert decide_promotion(BETTER_ON_TEST, None, SHADOWED).promote
+
+
+@pytest.mark.parametrize(
+    ("comparison", "policy", "refusal"),
+    [
+        (_comparison(100, 0.95), SHADOWED, ""),
+        (_comparison(99, 0.95), SHADOWED, "shadowed on 99 live texts"),
+        ({**_comparison(500, 0.95), "challenger_version": "3"}, SHADOWED, "shadowed on 0 live texts"),
+        (_comparison(100, 0.95, champion="0"), SHADOWED, "against v0, but v1 is champion"),
+        (_comparison(100, 0.85), SHADOWED, "agrees with the champion on 0.8500"),
+        (_comparison(100, 0.95), SHADOWED.model_copy(update={"shadow_accuracy_win": True}), "none arrived"),
+        (
+            _comparison(100, 0.95, {"champion": 0.9, "challenger": 0.9}),
+            SHADOWED.model_copy(update={"shadow_accuracy_win": True}),
+            "does not beat the champion's 0.9000",
+        ),
+        (
+            _comparison(100, 0.95, {"champion": 0.9, "challenger": 0.92}),
+            SHADOWED.model_copy(update={"shadow_accuracy_win": True}),
+            "",
+        ),
+        ({"texts": 0}, POLICY, ""),
+    ],
+)
+def test_the_shadow_window_qualifies_a_challenger_only_when_every_condition_holds(
+    comparison: dict, policy: PromotionPolicy, refusal: str
+) -> None:
+    from textclf.registry.gate import shadow_refusal
+
+    found = shadow_refusal(comparison, "2", "1", policy)
+    assert (refusal in found and bool(found)) if refusal else found == ""

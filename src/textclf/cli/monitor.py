@@ -1,4 +1,5 @@
-"""`textclf monitor`, `drift`, `check` and `demo-drift`: the monitoring service, drift checks, the local loop."""
+"""`textclf monitor`, `drift`, `check`, `compare` and `demo-drift`: the monitoring service, drift checks, the
+shadow comparison, the local loop."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from textclf.cli.common import configure_logging, console, parse_sets
+from textclf.names import LOCAL_MONITOR_URL
 
 
 def monitor(
@@ -158,6 +160,75 @@ def check(
         console.print(f"[red]check failed ({response.status_code}):[/red] {response.text}")
         raise typer.Exit(1)
     print(json.dumps(response.json()))
+
+
+class MonitorUnreachable(RuntimeError):
+    """The monitor did not answer, or answered with an error; the message says which."""
+
+
+def fetch_shadow_comparison(monitor_url: str, challenger_version: str = "", window: int = 0) -> dict:
+    """The monitor's `GET /shadow`: the shadowed challenger against the champion on the same live texts."""
+    import httpx
+
+    try:
+        response = httpx.get(
+            f"{monitor_url.rstrip('/')}/shadow",
+            params={"challenger_version": challenger_version, "window": window},
+            timeout=60,
+        )
+    except httpx.HTTPError as error:
+        raise MonitorUnreachable(f"cannot reach the monitor at {monitor_url}: {error}") from error
+    if response.status_code != 200:
+        raise MonitorUnreachable(f"the monitor answered {response.status_code}: {response.text[:500]}")
+    return response.json()
+
+
+def _milliseconds(latency: dict | None) -> str:
+    return f"{latency['p50']:.1f} / {latency['p95']:.1f}" if latency else "-"
+
+
+def compare(
+    monitor_url: Annotated[str, typer.Option(help="the monitoring service")] = LOCAL_MONITOR_URL,
+    challenger_version: Annotated[str, typer.Option(help="the shadowed version; default the latest shadowed")] = "",
+    window: Annotated[int, typer.Option(help="latest shadowed texts compared; 0 = the monitor's window_size")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as one JSON object")] = False,
+) -> None:
+    """The shadowed challenger against the champion on the same live texts (`textclf serve --shadow-model`):
+    agreement, disagreement per class, latency of each and, with feedback, accuracy of each."""
+    try:
+        comparison = fetch_shadow_comparison(monitor_url, challenger_version, window)
+    except MonitorUnreachable as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from error
+    if as_json:
+        print(json.dumps(comparison))
+        return
+    if not comparison["texts"]:
+        console.print("no shadowed texts yet: serve with --shadow-model and --request-logger-url, then send traffic")
+        return
+    title = (
+        f"v{comparison['challenger_version']} shadowing champion v{comparison['champion_version']}: "
+        f"{comparison['texts']} texts in {comparison['requests']} requests, {comparison['since']} to "
+        f"{comparison['until']}"
+    )
+    table = Table(title=title)
+    for column in (
+        "",
+        f"champion v{comparison['champion_version']}",
+        f"challenger v{comparison['challenger_version']}",
+    ):
+        table.add_column(column)
+    table.add_row("agreement", f"{comparison['agreement']:.4f}", "")
+    latency = comparison["latency_ms"]
+    table.add_row("ms p50 / p95", _milliseconds(latency["champion"]), _milliseconds(latency["challenger"]))
+    accuracy = comparison["accuracy"]
+    if accuracy:
+        label = f"accuracy ({comparison['labelled']} with feedback)"
+        table.add_row(label, f"{accuracy['champion']:.4f}", f"{accuracy['challenger']:.4f}")
+    for name, row in comparison["per_class"].items():
+        instead = ", ".join(f"{other} {count}" for other, count in row["challenger_said"].items())
+        table.add_row(f"champion said {name} ({row['texts']})", f"{row['disagreement']:.4f} disagree", instead)
+    Console().print(table)
 
 
 def demo_drift(

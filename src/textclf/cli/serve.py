@@ -38,6 +38,13 @@ def serve(
     request_logger_url: Annotated[
         str | None, typer.Option(help="send requests and responses as CloudEvents here (the monitor)")
     ] = None,
+    shadow_model: Annotated[
+        str | None,
+        typer.Option(help="also run this model (e.g. models:/textclf@challenger) on requests, off the response path"),
+    ] = None,
+    shadow_percent: Annotated[
+        float | None, typer.Option(help="share of requests the shadow model sees, 0 to 100; default 100")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of serving configuration fields")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="any serving configuration field, as KEY=VALUE")] = [],  # noqa: B006
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False,
@@ -58,6 +65,8 @@ def serve(
         "max_wait_ms": max_wait_ms,
         "backend": backend,
         "request_logger_url": request_logger_url,
+        "shadow_model": shadow_model,
+        "shadow_percent": shadow_percent,
         **parse_sets(set_),
     }
     try:

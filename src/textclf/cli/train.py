@@ -13,7 +13,7 @@ from rich.table import Table
 
 from textclf.cli.common import configure_logging, console, parse_sets
 from textclf.config import PipelineConfig
-from textclf.names import REGISTERED_MODEL_NAME
+from textclf.names import LOCAL_MONITOR_URL, REGISTERED_MODEL_NAME
 from textclf.train.cross_validation import DEFAULT_FOLDS
 from textclf.train.modeling import FULL_FINETUNE_MAX_PARAMETERS
 
@@ -341,17 +341,36 @@ def promote(
         str | None, typer.Option(help="a running `textclf serve` to switch to it (sends TEXTCLF_SERVE_ADMIN_TOKEN)")
     ] = None,
     approved_by: Annotated[str | None, typer.Option(help="who approves; default $USER")] = None,
+    monitor_url: Annotated[
+        str, typer.Option(help="the monitor whose shadow window a version held for one must qualify")
+    ] = LOCAL_MONITOR_URL,
 ) -> None:
-    """Make a version champion by hand: what a challenger held by `require_approval` waits for."""
+    """Make a version champion by hand: what a challenger held by `require_approval` or for its shadow window
+    (`min_shadow_texts`) waits for. A version held for its shadow window is promoted only once the monitor's
+    comparison of its latest `min_shadow_texts` shadowed texts meets the conditions the gate recorded."""
     import os
 
     from mlflow.tracking import MlflowClient
 
-    from textclf.registry.serving_state import approve, record_deploy
+    from textclf.cli.monitor import MonitorUnreachable, fetch_shadow_comparison
+    from textclf.registry.gate import shadow_refusal
+    from textclf.registry.serving_state import approve, champion_version, record_deploy, shadow_conditions
     from textclf.registry.tracking import default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
     client = MlflowClient(uri, uri)
+    try:
+        conditions = shadow_conditions(client, model_name, version)
+        if conditions is not None:
+            comparison = fetch_shadow_comparison(monitor_url, version, conditions.min_shadow_texts)
+            refusal = shadow_refusal(comparison, version, champion_version(client, model_name), conditions)
+            if refusal:
+                console.print(f"[red]not promoted:[/red] {refusal} (`textclf compare` shows the window)")
+                raise typer.Exit(2)
+            console.print(f"shadow window qualifies: {comparison['texts']} texts, agreement {comparison['agreement']}")
+    except (LookupError, MonitorUnreachable) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
     try:
         console.print(approve(client, model_name, version, approved_by or os.environ.get("USER", "unknown")))
     except LookupError as error:

@@ -4,6 +4,9 @@ KServe's logger (and `textclf serve --request-logger-url`) sends each inference 
 two CloudEvents sharing one id, in binary mode (`ce-*` headers, the payload as body) or structured mode
 (one `application/cloudevents+json` document). `parse_event` reads either; `prediction_records` joins a
 request with its response into one record per text, for every protocol the server speaks.
+
+A predictor shadowing a second model (`textclf serve --shadow-model`) sends a third kind under the same id,
+`SHADOW_EVENT`, that carries both models' predictions for the request's texts: `shadow_records` reads it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from typing import Any, Literal
 
 REQUEST_EVENT = "org.kubeflow.serving.inference.request"
 RESPONSE_EVENT = "org.kubeflow.serving.inference.response"
+SHADOW_EVENT = "io.textclf.serving.inference.shadow"
+"""textclf's own type (KServe has none for a shadow): {"champion_version", "challenger_version", "champion": [{label,
+score}], "challenger": [{label, score}], "champion_ms", "challenger_ms"}, one entry per text of the request."""
+EventKind = Literal["request", "response", "shadow"]
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 MAX_ID_CHARS = 200
 """Longest request (event) id stored: the store's key columns hold this many characters."""
@@ -29,7 +36,7 @@ class MalformedEvent(ValueError):
 @dataclass(frozen=True)
 class InferenceEvent:
     event_id: str
-    kind: Literal["request", "response"]
+    kind: EventKind
     time: datetime
     model_name: str
     model_version: str
@@ -50,12 +57,33 @@ class PredictionRecord:
     """Class probabilities in the model's label-map order."""
 
 
-def _event_kind(event_type: str) -> Literal["request", "response"]:
-    if event_type == REQUEST_EVENT:
-        return "request"
-    if event_type == RESPONSE_EVENT:
-        return "response"
-    raise MalformedEvent(f"event type {event_type!r} is neither {REQUEST_EVENT} nor {RESPONSE_EVENT}")
+@dataclass(frozen=True)
+class ShadowRecord:
+    """One text of a shadowed request: what the champion answered and what the challenger would have."""
+
+    request_id: str
+    index: int
+    time: datetime
+    model_name: str
+    champion_version: str
+    challenger_version: str
+    champion_label: str
+    champion_score: float
+    challenger_label: str
+    challenger_score: float
+    champion_ms: float
+    """The champion's time for the request: queued for its batch and computed."""
+    challenger_ms: float
+    """The challenger's compute time for the batch that held the request (its queue waits for idle time)."""
+
+
+EVENT_KINDS: dict[str, EventKind] = {REQUEST_EVENT: "request", RESPONSE_EVENT: "response", SHADOW_EVENT: "shadow"}
+
+
+def _event_kind(event_type: str) -> EventKind:
+    if event_type not in EVENT_KINDS:
+        raise MalformedEvent(f"event type {event_type!r} is none of {', '.join(EVENT_KINDS)}")
+    return EVENT_KINDS[event_type]
 
 
 def _event_time(value: str | None) -> datetime:
@@ -188,4 +216,64 @@ def prediction_records(request: InferenceEvent, response: InferenceEvent) -> lis
             probabilities=probabilities,
         )
         for index, (text, (label, score, probabilities)) in enumerate(zip(texts, predictions, strict=True))
+    ]
+
+
+def _labelled_scores(payload: dict, side: str) -> list[tuple[str, float]]:
+    items = payload.get(side)
+    if not isinstance(items, list) or not all(isinstance(item, dict) and "label" in item for item in items):
+        raise MalformedEvent(f"the shadow event's {side!r} must be a list of {{'label': ..., 'score': ...}}")
+    try:
+        pairs = [(str(item["label"]), float(item.get("score", 0.0))) for item in items]
+    except (TypeError, ValueError, OverflowError) as error:
+        raise MalformedEvent(f"a {side} score is not a number ({error})") from None
+    if not all(0.0 <= score <= 1.0 for _, score in pairs):
+        raise MalformedEvent(f"a {side} score is not a probability between 0 and 1")
+    return pairs
+
+
+def _milliseconds(payload: dict, name: str) -> float:
+    value = payload.get(name, 0.0)
+    try:
+        milliseconds = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else -1.0
+    except OverflowError:
+        milliseconds = -1.0
+    if not 0 <= milliseconds < float("inf"):
+        raise MalformedEvent(f"the shadow event's {name!r} must be a non-negative number of milliseconds")
+    return milliseconds
+
+
+def shadow_records(event: InferenceEvent) -> list[ShadowRecord]:
+    """One record per text of a `SHADOW_EVENT`."""
+    payload = event.payload
+    if not isinstance(payload, dict):
+        raise MalformedEvent("the shadow event is not a JSON object")
+    champion, challenger = _labelled_scores(payload, "champion"), _labelled_scores(payload, "challenger")
+    if len(champion) != len(challenger):
+        raise MalformedEvent(
+            f"the shadow event has {len(champion)} champion but {len(challenger)} challenger predictions"
+        )
+    versions = {name: str(payload.get(name) or "") for name in ("champion_version", "challenger_version")}
+    for name, value in versions.items():
+        if not value or len(value) > MAX_ID_CHARS:
+            raise MalformedEvent(f"the shadow event needs {name!r}, at most {MAX_ID_CHARS} characters")
+    champion_ms, challenger_ms = _milliseconds(payload, "champion_ms"), _milliseconds(payload, "challenger_ms")
+    return [
+        ShadowRecord(
+            request_id=event.event_id,
+            index=index,
+            time=event.time,
+            model_name=event.model_name,
+            champion_version=versions["champion_version"],
+            challenger_version=versions["challenger_version"],
+            champion_label=champion_label[:MAX_ID_CHARS],
+            champion_score=champion_score,
+            challenger_label=challenger_label[:MAX_ID_CHARS],
+            challenger_score=challenger_score,
+            champion_ms=champion_ms,
+            challenger_ms=challenger_ms,
+        )
+        for index, ((champion_label, champion_score), (challenger_label, challenger_score)) in enumerate(
+            zip(champion, challenger, strict=True)
+        )
     ]

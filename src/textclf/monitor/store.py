@@ -2,6 +2,7 @@
 
 It keeps every request-logger event as it arrived (keyed by event id and type, so a repeat is stored once),
 the prediction records (the "prediction record" contract) derived once both halves of an exchange are in,
+the shadow records of a shadowed request (both models' predictions, from its one shadow event),
 feedback labels (accepted before or after their prediction arrives, joined when read), the drift checks, and
 the retraining runs, whose unique episode key is what keeps racing checks from starting two runs. The tables
 and the conversions of their rows are in `textclf.monitor.tables`.
@@ -18,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from textclf.monitor.events import InferenceEvent, MalformedEvent, prediction_records
+from textclf.monitor.events import InferenceEvent, MalformedEvent, prediction_records, shadow_records
 from textclf.monitor.tables import (
     as_event,
     as_utc,
@@ -29,6 +30,9 @@ from textclf.monitor.tables import (
     prediction_row,
     predictions_table,
     retraining_table,
+    shadow_frame,
+    shadow_row,
+    shadow_table,
     utc_naive,
     window_frame,
 )
@@ -39,11 +43,13 @@ FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed"})
 
 @dataclass(frozen=True)
 class EventOutcome:
-    """What storing one event did: whether it was new, and the predictions its exchange produced."""
+    """What storing one event did: whether it was new, and the predictions its exchange produced (or, for a
+    shadow event, the shadow records it held)."""
 
     new: bool
     predictions_added: int
     pairing_error: str | None = None
+    shadow_added: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,11 +140,26 @@ class MonitorStore:
             "model_version": event.model_version,
             "payload": json.dumps(event.payload),
         }
+        if event.kind == "shadow":
+            return self._add_shadow(event, row)
         with self.engine.begin() as connection:
             inserted = connection.execute(self._insert(events_table).values(**row).on_conflict_do_nothing())
         new = inserted.rowcount == 1
         added, error = self._pair(event.event_id)
         return EventOutcome(new, added, error)
+
+    def _add_shadow(self, event: InferenceEvent, row: dict[str, Any]) -> EventOutcome:
+        """A shadow event is whole by itself: read it before storing, so an unreadable one stores nothing."""
+        records = shadow_records(event)
+        with self.engine.begin() as connection:
+            inserted = connection.execute(self._insert(events_table).values(**row).on_conflict_do_nothing())
+            added = 0
+            if inserted.rowcount == 1 and records:
+                result = connection.execute(
+                    self._insert(shadow_table).on_conflict_do_nothing(), [shadow_row(r) for r in records]
+                )
+                added = max(result.rowcount, 0)
+        return EventOutcome(inserted.rowcount == 1, 0, shadow_added=added)
 
     def _pair(self, event_id: str) -> tuple[int, str | None]:
         with self.engine.begin() as connection:
@@ -199,7 +220,7 @@ class MonitorStore:
         return int(matched)
 
     def prune(self, before: datetime) -> dict[str, int]:
-        """Delete events, predictions and feedback that arrived (or were made) before `before`."""
+        """Delete events, predictions, shadow records and feedback that arrived (or were made) before `before`."""
         cutoff = utc_naive(before)
         with self.engine.begin() as connection:
             return {
@@ -207,6 +228,7 @@ class MonitorStore:
                 for table, column in (
                     (events_table, events_table.c.received_at),
                     (predictions_table, predictions_table.c.time),
+                    (shadow_table, shadow_table.c.time),
                     (feedback_table, feedback_table.c.received_at),
                 )
             }
@@ -253,6 +275,37 @@ class MonitorStore:
         if since is not None:
             query = query.where(feedback_table.c.received_at >= utc_naive(since))
         return window_frame(self._read(query.order_by(predictions_table.c.time)))
+
+    def shadow_window(self, size: int, challenger_version: str = "", model_name: str = "") -> pd.DataFrame:
+        """The most recent `size` shadow records of one challenger (default: the latest one shadowed) against the
+        champion it was latest compared with (oldest first), with their feedback."""
+        columns = shadow_table.c
+        latest = sa.select(columns.model_name, columns.champion_version, columns.challenger_version)
+        if model_name:
+            latest = latest.where(columns.model_name == model_name)
+        if challenger_version:
+            latest = latest.where(columns.challenger_version == challenger_version)
+        with self.engine.connect() as connection:
+            pair = connection.execute(latest.order_by(columns.time.desc()).limit(1)).first()
+        if pair is None:
+            return shadow_frame([])
+        query = (
+            sa.select(shadow_table, feedback_table.c.label.label("feedback_label"))
+            .select_from(
+                shadow_table.outerjoin(
+                    feedback_table,
+                    sa.and_(feedback_table.c.request_id == columns.request_id, feedback_table.c.index == columns.index),
+                )
+            )
+            .where(
+                columns.model_name == pair.model_name,
+                columns.champion_version == pair.champion_version,
+                columns.challenger_version == pair.challenger_version,
+            )
+            .order_by(columns.time.desc(), columns.index.desc())
+            .limit(size)
+        )
+        return shadow_frame(self._read(query)).iloc[::-1].reset_index(drop=True)
 
     def _read(self, query: sa.Select) -> list[Any]:
         with self.engine.connect() as connection:

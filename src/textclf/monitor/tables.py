@@ -1,5 +1,6 @@
 """The monitor store's tables and the conversions between their rows and the core's records: events as they
-arrived, prediction records (the "prediction record" contract), feedback, drift checks and retraining runs.
+arrived, prediction records (the "prediction record" contract), shadow records, feedback, drift checks and
+retraining runs.
 Times are stored as naive UTC."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from textclf.monitor.events import InferenceEvent, PredictionRecord
+from textclf.monitor.events import InferenceEvent, PredictionRecord, ShadowRecord
 
 metadata = sa.MetaData()
 
@@ -42,6 +43,24 @@ predictions_table = sa.Table(
     sa.Column("predicted_label", sa.String(200), nullable=False),
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("probabilities", sa.Text, nullable=False),
+)
+
+
+shadow_table = sa.Table(
+    "shadow_predictions",
+    metadata,
+    sa.Column("request_id", sa.String(200), primary_key=True),
+    sa.Column("index", sa.Integer, primary_key=True),
+    sa.Column("time", sa.DateTime, nullable=False, index=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("champion_version", sa.String(200), nullable=False),
+    sa.Column("challenger_version", sa.String(200), nullable=False, index=True),
+    sa.Column("champion_label", sa.String(200), nullable=False),
+    sa.Column("champion_score", sa.Float, nullable=False),
+    sa.Column("challenger_label", sa.String(200), nullable=False),
+    sa.Column("challenger_score", sa.Float, nullable=False),
+    sa.Column("champion_ms", sa.Float, nullable=False),
+    sa.Column("challenger_ms", sa.Float, nullable=False),
 )
 
 
@@ -116,6 +135,19 @@ def prediction_row(record: PredictionRecord) -> dict[str, Any]:
         "score": record.score,
         "probabilities": json.dumps(record.probabilities),
     }
+
+
+def shadow_row(record: ShadowRecord) -> dict[str, Any]:
+    return {**record.__dict__, "time": utc_naive(record.time)}
+
+
+SHADOW_COLUMNS = [column.name for column in shadow_table.columns]
+
+
+def shadow_frame(rows: list[Any]) -> pd.DataFrame:
+    frame = pd.DataFrame([row._asdict() for row in rows], columns=[*SHADOW_COLUMNS, "feedback_label"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
 
 
 WINDOW_COLUMNS = [

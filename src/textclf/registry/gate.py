@@ -20,6 +20,9 @@ BEHAVIOUR_FAILURE_RATE_TAG = "test_behaviour_max_failure_rate"
 """The largest failure rate of any one behavioural test; absent where none ran."""
 TRAINED_ON_FEEDBACK_TAG = "trained_on_feedback"
 """On a version trained with rows the drift monitor supplied (feedback labels, new labelled files)."""
+SHADOW_POLICY_TAG = "shadow_policy"
+"""On a version the gate holds for its shadow window: the shadow conditions `textclf promote` checks (JSON)."""
+SHADOW_FIELDS = ("min_shadow_texts", "min_shadow_agreement", "shadow_accuracy_win")
 
 
 class PromotionPolicy(BaseModel):
@@ -41,6 +44,25 @@ class PromotionPolicy(BaseModel):
         description="a challenger trained on data the monitor supplied (feedback labels) waits as challenger for "
         "`textclf promote VERSION` instead of being promoted",
     )
+    min_shadow_texts: int = Field(
+        0,
+        ge=0,
+        description="live texts a challenger must be shadowed on (`textclf serve --shadow-model "
+        "models:/NAME@challenger`) before it replaces a champion: one that passes waits as challenger for "
+        "`textclf promote VERSION`, which checks its window on the monitor; 0 = no shadow window",
+    )
+    min_shadow_agreement: float = Field(
+        0.0, ge=0, le=1, description="with a shadow window: least share of its texts labelled as the champion did"
+    )
+    shadow_accuracy_win: bool = Field(
+        False,
+        description="with a shadow window: the challenger must be more accurate than the champion on the window's "
+        "texts that have feedback labels",
+    )
+
+    @property
+    def requires_shadow(self) -> bool:
+        return self.min_shadow_texts > 0
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,16 @@ class PromotionDecision:
     f1_drops: dict[str, float] = field(default_factory=dict)
     awaiting_approval: bool = False
     """It passed, but `require_approval` holds it for a person (`textclf promote VERSION`)."""
+    awaiting_shadow: bool = False
+    """It passed, but `min_shadow_texts` holds it until its shadow window qualifies (`textclf promote VERSION`)."""
+
+    @property
+    def verdict(self) -> str:
+        if self.promote:
+            return "promote"
+        if self.awaiting_shadow:
+            return "awaiting_shadow"
+        return "awaiting_approval" if self.awaiting_approval else "keep_champion"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "policy": self.policy.model_dump()}
@@ -75,6 +107,13 @@ def decide_promotion(challenger: ModelScore, champion: ModelScore | None, policy
     and no class's F1 falls by more than the allowed drop; with `require_approval`, a challenger trained on
     feedback that passes waits for a person instead."""
     decision = _judge(challenger, champion, policy)
+    if decision.promote and policy.requires_shadow and champion is not None:
+        reason = (
+            f"{decision.reason}; held as challenger for a shadow window of {policy.min_shadow_texts} live texts: "
+            f"serve with --shadow-model models:/NAME@challenger, then `textclf promote {challenger.version} "
+            "--monitor-url URL` checks the window and makes it champion"
+        )
+        return replace(decision, promote=False, reason=reason, awaiting_shadow=True)
     if decision.promote and policy.require_approval and challenger.trained_on_feedback:
         reason = (
             f"{decision.reason}; held for approval (require_approval: trained on feedback labels): "
@@ -127,6 +166,33 @@ def _judge(challenger: ModelScore, champion: ModelScore | None, policy: Promotio
             )
         reason = f"{reason}; {on_window}"
     return PromotionDecision(True, reason, challenger, champion, policy, drops)
+
+
+def shadow_refusal(comparison: dict[str, Any], challenger: str, champion: str | None, policy: PromotionPolicy) -> str:
+    """Why the shadow window (the monitor's `GET /shadow` over the challenger's latest texts) does not qualify
+    the challenger, or "" where it does."""
+    if not policy.requires_shadow:
+        return ""
+    texts = comparison.get("texts", 0) if comparison.get("challenger_version") == challenger else 0
+    if texts < policy.min_shadow_texts:
+        return f"v{challenger} was shadowed on {texts} live texts; min_shadow_texts is {policy.min_shadow_texts}"
+    if champion is not None and comparison["champion_version"] != champion:
+        return f"v{challenger} was shadowed against v{comparison['champion_version']}, but v{champion} is champion now"
+    if comparison["agreement"] < policy.min_shadow_agreement:
+        return (
+            f"v{challenger} agrees with the champion on {comparison['agreement']:.4f} of its shadowed texts, "
+            f"less than min_shadow_agreement {policy.min_shadow_agreement:.4f}"
+        )
+    if policy.shadow_accuracy_win:
+        accuracy = comparison.get("accuracy")
+        if not accuracy:
+            return "shadow_accuracy_win needs feedback labels on shadowed texts, and none arrived"
+        if accuracy["challenger"] <= accuracy["champion"]:
+            return (
+                f"on the {comparison['labelled']} shadowed texts with feedback, v{challenger}'s accuracy "
+                f"{accuracy['challenger']:.4f} does not beat the champion's {accuracy['champion']:.4f}"
+            )
+    return ""
 
 
 def _behaviour_refusal(challenger: ModelScore, policy: PromotionPolicy) -> str:

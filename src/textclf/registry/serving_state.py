@@ -16,6 +16,8 @@ from textclf.registry.versions import current_champion
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+    from textclf.registry.gate import PromotionPolicy
+
 log = logging.getLogger(__name__)
 
 DEPLOY_STATE_TAG = "deploy_state"
@@ -85,6 +87,23 @@ def heal_champion(client: MlflowClient, name: str) -> str | None:
     )
     log.warning(message)
     return message
+
+
+def shadow_conditions(client: MlflowClient, name: str, version: str) -> PromotionPolicy | None:
+    """The shadow conditions the gate recorded on a version it held for its shadow window, else None."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    from textclf.registry.gate import SHADOW_POLICY_TAG, PromotionPolicy
+
+    try:
+        tags = client.get_model_version(name, version).tags
+    except MlflowException:
+        raise LookupError(f"{name} has no version {version}: list them with the MLflow UI or client") from None
+    if SHADOW_POLICY_TAG not in tags:
+        return None
+    return PromotionPolicy(**json.loads(tags[SHADOW_POLICY_TAG]))
 
 
 def approve(client: MlflowClient, name: str, version: str, approved_by: str) -> str:

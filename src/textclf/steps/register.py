@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 from textclf.data.sources import DataSource
-from textclf.registry.gate import BEHAVIOUR_FAILURE_RATE_TAG, TRAINED_ON_FEEDBACK_TAG, PromotionDecision
+from textclf.registry.gate import (
+    BEHAVIOUR_FAILURE_RATE_TAG,
+    SHADOW_FIELDS,
+    SHADOW_POLICY_TAG,
+    TRAINED_ON_FEEDBACK_TAG,
+    PromotionDecision,
+)
 from textclf.steps.ingest import TRIGGER_TAG
 
 
@@ -43,10 +49,14 @@ def run_gate(
     drift_window_data: str = "",
     require_approval: bool = False,
     max_behaviour_failure_rate: float | None = None,
+    min_shadow_texts: int | None = None,
+    min_shadow_agreement: float | None = None,
+    shadow_accuracy_win: bool | None = None,
 ) -> PromotionDecision:
     """Compare the challenger with the champion on their registered test metrics (the frozen test split) and,
     for a run started by drift, on the labelled drift window too; log inputs and decision. A `None` policy
-    setting keeps `PromotionPolicy`'s default."""
+    setting keeps `PromotionPolicy`'s default. A challenger held for its shadow window records the shadow
+    conditions on its version, where `textclf promote` reads them."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -73,9 +83,13 @@ def run_gate(
                 "drift_window_champion_accuracy": window_accuracy[str(champion.version)],
             }
         )
-    policy = (
-        {"max_behaviour_failure_rate": max_behaviour_failure_rate} if max_behaviour_failure_rate is not None else {}
-    )
+    settings = {
+        "max_behaviour_failure_rate": max_behaviour_failure_rate,
+        "min_shadow_texts": min_shadow_texts,
+        "min_shadow_agreement": min_shadow_agreement,
+        "shadow_accuracy_win": shadow_accuracy_win,
+    }
+    policy = {name: value for name, value in settings.items() if value is not None}
     decision = decide_promotion(
         score_of(client.get_model_version(model_name, version), window_accuracy.get(version)),
         score_of(champion, window_accuracy.get(str(champion.version))) if champion is not None else None,
@@ -87,14 +101,10 @@ def run_gate(
         ),
     )
     mlflow.log_dict(decision.to_dict(), "registry/promotion_gate.json")
-    mlflow.set_tags(
-        {
-            "promotion_decision": "promote"
-            if decision.promote
-            else ("awaiting_approval" if decision.awaiting_approval else "keep_champion"),
-            "promotion_reason": decision.reason,
-        }
-    )
+    if decision.awaiting_shadow:
+        conditions = {name: getattr(decision.policy, name) for name in SHADOW_FIELDS}
+        client.set_model_version_tag(model_name, version, SHADOW_POLICY_TAG, json.dumps(conditions))
+    mlflow.set_tags({"promotion_decision": decision.verdict, "promotion_reason": decision.reason})
     return decision
 
 
