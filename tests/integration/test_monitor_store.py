@@ -218,4 +218,9 @@ def test_shadow_events_are_stored_once_per_text_and_windowed_per_challenger(stor
     with pytest.raises(MalformedEvent, match="1 champion but 2 challenger"):
         store.add_event(shadow_event("c", ["pos"], ["pos", "neg"]))
     assert ("c", "shadow") not in store.event_ids()
-    assert store.prune(datetime.now(UTC) + timedelta(seconds=1))["shadow_predictions"] == 3
+    future = replace(
+        shadow_event("d", ["pos"], ["neg"], challenger_version="4"), time=datetime.now(UTC) + timedelta(days=1)
+    )
+    store.add_event(future)
+    assert store.shadow_window(10, "4")["time"].max().to_pydatetime() <= datetime.now(UTC)
+    assert store.prune(datetime.now(UTC) + timedelta(seconds=1))["shadow_predictions"] == 4

@@ -11,7 +11,7 @@ and the conversions of their rows are in `textclf.monitor.tables`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,7 +141,7 @@ class MonitorStore:
             "payload": json.dumps(event.payload),
         }
         if event.kind == "shadow":
-            return self._add_shadow(event, row)
+            return self._add_shadow(replace(event, time=min(event.time, received)), row)
         with self.engine.begin() as connection:
             inserted = connection.execute(self._insert(events_table).values(**row).on_conflict_do_nothing())
         new = inserted.rowcount == 1
