@@ -45,6 +45,7 @@ def deploy_arguments(tracking_uri: str, run_id: str, serving_url: str) -> dict:
         "serving_image": "unused-locally",
         "artifact_store_uri": "",
         "request_logger_url": "",
+        "shadow_model": "",
         "deploy_timeout_seconds": 60,
         **ServingPlan().model_dump(),
     }
