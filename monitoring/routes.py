@@ -136,15 +136,16 @@ def problems_of(error: ValidationError | RequestValidationError) -> str:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, what_to_do: str = "send smaller batches") -> bytes:
+    """The whole body, read in chunks and refused with a 413 as soon as it passes `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body of {declared} bytes is over the {limit}-byte limit; send smaller batches")
+        raise HTTPException(413, f"body of {declared} bytes is over the {limit}-byte limit; {what_to_do}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"body is over the {limit}-byte limit; send smaller batches")
+            raise HTTPException(413, f"body is over the {limit}-byte limit; {what_to_do}")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -162,7 +163,7 @@ def _outcome_body(outcome: CheckOutcome) -> dict[str, Any]:
 
 @router.post("/events", summary="Store a request-logger CloudEvent (binary or structured mode)")
 async def events(request: Request, _: Writer, config: Config, store: Store, metrics: Metrics) -> JSONResponse:
-    body = await _read_body(request, config.max_event_bytes)
+    body = await read_body(request, config.max_event_bytes)
     try:
         event = parse_event(request.headers, body)
     except MalformedEvent as error:
@@ -203,7 +204,7 @@ async def events(request: Request, _: Writer, config: Config, store: Store, metr
 async def feedback(
     request: Request, credential: Labeller, config: Config, store: Store, metrics: Metrics
 ) -> JSONResponse:
-    body = await _read_body(request, config.max_event_bytes)
+    body = await read_body(request, config.max_event_bytes)
     try:
         parsed = FEEDBACK_BODY.validate_json(body)
     except ValidationError as error:

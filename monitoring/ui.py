@@ -12,21 +12,22 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from textclf.config import UiConfig
-from textclf.monitoring.routes import FeedbackItem, problems_of
+from textclf.monitoring.routes import FeedbackItem, problems_of, read_body
 
 STATIC_FILES = {"ui.js": "text/javascript", "ui.css": "text/css"}
 MONITOR_READS = ("checks", "quality", "retraining", "reports")
 # Headers a report page answers with that the browser should see as they are.
 PASSED_HEADERS = ("content-type", "x-request-id")
 REPORT_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+Call = TypeVar("Call", bound=BaseModel)
 
 
 class ClassifyRequest(BaseModel):
@@ -68,6 +69,15 @@ def create_ui_app(config: UiConfig) -> FastAPI:
         except httpx.HTTPError as error:
             return _problem(502, f"the {service} at {url} did not answer ({type(error).__name__}: {error}); is it up?")
 
+    async def parsed(request: Request, call: type[Call], expected: str, too_large: str) -> Call | Response:
+        """The page's call, or a 4xx saying what to send: the body is read only up to `max_body_bytes`."""
+        try:
+            return call.model_validate_json(await read_body(request, config.max_body_bytes, too_large))
+        except HTTPException as error:
+            return _problem(error.status_code, error.detail)
+        except ValidationError as error:
+            return _problem(422, f"send {expected}: {problems_of(error)}")
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(_static("index.html"))
@@ -88,10 +98,11 @@ def create_ui_app(config: UiConfig) -> FastAPI:
 
     @app.post("/api/classify")
     async def classify(request: Request) -> Response:
-        try:
-            asked = ClassifyRequest.model_validate_json(await request.body())
-        except ValidationError as error:
-            return _problem(422, f"send {{'texts': ['...'], 'explain': true}}: {problems_of(error)}")
+        asked = await parsed(
+            request, ClassifyRequest, "{'texts': ['...'], 'explain': true}", "send fewer or shorter texts"
+        )
+        if isinstance(asked, Response):
+            return asked
         # The id the predictor logs this exchange under, so a correction can name it.
         request_id = uuid.uuid4().hex
         body = {
@@ -110,10 +121,11 @@ def create_ui_app(config: UiConfig) -> FastAPI:
 
     @app.post("/api/feedback")
     async def feedback(request: Request) -> Response:
-        try:
-            correction = FeedbackItem.model_validate_json(await request.body())
-        except ValidationError as error:
-            return _problem(422, f"send {{'request_id': ..., 'label': ..., 'index': 0}}: {problems_of(error)}")
+        correction = await parsed(
+            request, FeedbackItem, "{'request_id': ..., 'label': ..., 'index': 0}", "send one correction at a time"
+        )
+        if isinstance(correction, Response):
+            return correction
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return await forward("monitor", f"{monitor}/feedback", "POST", json=correction.model_dump(), headers=headers)
 

@@ -48,6 +48,8 @@ ENV_PREFIX = "TEXTCLF_"
 SERVING_ENV_PREFIX = "TEXTCLF_SERVE_"
 MONITOR_ENV_PREFIX = "TEXTCLF_MONITOR_"
 UI_ENV_PREFIX = "TEXTCLF_UI_"
+# The predictor's body limit, which the UI shares: the UI forwards what it accepts to the predictor.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 Settings = TypeVar("Settings", bound=BaseModel)
 # Nested settings in environment variables: TEXTCLF_MONITOR_POLICY__MIN_WINDOW_SIZE; on the command line:
 # --set policy.min_window_size=...
@@ -233,7 +235,7 @@ class ServingConfig(BaseModel):
     )
     max_texts_per_request: int = Field(256, ge=1, description="most texts one request may carry")
     max_text_chars: int = Field(100_000, ge=1, description="longest text accepted, in characters")
-    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_body_bytes: int = Field(MAX_REQUEST_BYTES, ge=1024, description="largest request body accepted")
     max_explain_texts: int = Field(8, ge=1, description="most texts one explanation request may carry")
     max_explain_chars: int = Field(
         5_000, ge=1, description="longest text explained, in characters (explaining costs a forward pass per word)"
@@ -368,6 +370,9 @@ class UiConfig(BaseModel):
         description="the monitor's feedback_token (or write_token), sent with corrections; never sent to the browser",
     )
     timeout_seconds: float = Field(30, gt=0, description="how long the UI waits for the predictor or the monitor")
+    max_body_bytes: int = Field(
+        MAX_REQUEST_BYTES, ge=1024, description="largest body a page call may send (the predictor's default limit)"
+    )
 
 
 def _nested_model(field: FieldInfo) -> type[BaseModel] | None:

@@ -1,6 +1,6 @@
 """The browser UI in a real headless Chromium (Debian's package, driven by Playwright), over a real predictor and a
 real monitor: classify a text and read its label, correct it and find the correction in the monitor's store, open
-the dashboard and see a check. Screenshots go to test-artifacts/ (not committed)."""
+the dashboard and see a check; bodies at and past the UI's limit. Screenshots go to test-artifacts/ (not committed)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.support.hostile import HOSTILE_SHAPES
 from tests.support.servers import free_port, monitor_server, textclf_server
+from textclf.config import ServingConfig, UiConfig
 from textclf.runtime.local_processes import running_server
 
 pytestmark = pytest.mark.integration
@@ -204,3 +206,40 @@ def test_the_ui_says_which_service_is_down(tmp_path: Path) -> None:
         assert httpx.post(f"{url}/api/classify", json={"texts": []}).status_code == 422
         assert httpx.get(f"{url}/api/monitor/events").status_code == 404
         assert httpx.get(f"{url}/api/monitor/reports/..").status_code == 404
+
+
+def test_bodies_up_to_the_limit_are_forwarded_and_larger_ones_refused_unread(stack: dict) -> None:
+    """The UI reads a body only up to `max_body_bytes` (the predictor's own limit): past it a 413 that says what
+    to send, declared or streamed, while texts at the predictor's length limit still get their answer."""
+    limit = UiConfig().max_body_bytes
+    longest = ServingConfig().max_text_chars
+    labels = httpx.get(f"{stack['predictor']}/v2/models/textclf").json()["parameters"]["labels"]
+    with httpx.Client(base_url=stack["ui"], timeout=60) as client:
+        for shape in ("nfkc-expanding", "open-bracket-then-spaces", "astral-emoji", "combining-marks"):
+            started = time.monotonic()
+            answer = client.post("/api/classify", json={"texts": [HOSTILE_SHAPES[shape](longest)], "explain": False})
+            assert answer.status_code == 200, (shape, answer.text)
+            assert time.monotonic() - started < 30, shape
+            assert answer.json()["outputs"][0]["data"][0] in labels
+        explained = client.post("/api/classify", json={"texts": [HOSTILE_SHAPES["short-words"](longest)]})
+        assert explained.status_code == 400 and "explanations take at most" in explained.json()["error"]
+
+        oversized = b'{"texts": ["' + b"a" * limit + b'"]}'
+        declared = client.post("/api/classify", content=oversized, headers={"content-type": "application/json"})
+        assert declared.status_code == 413
+        assert declared.json()["error"] == (
+            f"body of {len(oversized)} bytes is over the {limit}-byte limit; send fewer or shorter texts"
+        )
+
+        def in_chunks():
+            for start in range(0, len(oversized), 64 * 1024):
+                yield oversized[start : start + 64 * 1024]
+
+        streamed = client.post("/api/classify", content=in_chunks())
+        assert streamed.status_code == 413
+        assert streamed.json()["error"] == f"body is over the {limit}-byte limit; send fewer or shorter texts"
+        correction = b'{"request_id": "' + b"r" * limit + b'", "label": "positive"}'
+        refused = client.post("/api/feedback", content=correction)
+        assert refused.status_code == 413 and "send one correction at a time" in refused.json()["error"]
+        assert client.post("/api/classify", content=b"\xff\xfe{").status_code == 422
+        assert client.post("/api/classify", json={"texts": [TEXT], "explain": False}).status_code == 200
