@@ -36,7 +36,10 @@ def test_settling_freezes_survivors_and_collects_what_was_frozen_before_once_it_
     kept = Cyclic()
     replaced = Cyclic()
     replaced_ref = weakref.ref(replaced)
-    assert settle_long_lived_objects() == gc.get_freeze_count() > 0
+    frozen = settle_long_lived_objects()
+    # A frozen object still dies by reference counting (another thread's temporaries, in a long test run), and
+    # leaves the permanent generation: the count can only have fallen since.
+    assert 0 < gc.get_freeze_count() <= frozen
     del replaced
     gc.collect()
     assert replaced_ref() is not None, "a frozen cycle is out of the collector's reach"
