@@ -208,6 +208,7 @@ def step_inputs(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path, tin
     import mlflow
 
     from textclf.data.cleaning import CleaningConfig
+    from textclf.data.preprocess import PREDICT_MAX_LENGTH
     from textclf.data.sources import DataSource
     from textclf.registry.tracking import configure
     from textclf.steps.evaluate import EvaluationPaths, run_evaluate
@@ -234,7 +235,14 @@ def step_inputs(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path, tin
             "fixture-run",
         )
         run_preprocess(
-            raw, prepared, root / "preprocessing.json", CleaningConfig(), str(tiny_model_dir), 32, "head_tail"
+            raw,
+            prepared,
+            root / "preprocessing.json",
+            CleaningConfig(),
+            str(tiny_model_dir),
+            32,
+            "head_tail",
+            PREDICT_MAX_LENGTH,
         )
         configure(tracking_uri)
         with mlflow.start_run(run_id=outcome.mlflow_run_id):

@@ -71,6 +71,11 @@ def main() -> None:
         default=pipeline.tune_max_train_rows,
         help="tuned: training rows each trial sees (the pipeline's)",
     )
+    parser.add_argument(
+        "--predict-lengths",
+        default="",
+        help="defaults: also score the trained model predicting at these comma-separated token counts",
+    )
     parser.add_argument("--label", default="", help="suffix of the results file")
     args = parser.parse_args()
     variants = args.variants.split(",")
@@ -87,8 +92,11 @@ def main() -> None:
 
     configure_torch_threads()
     overrides = parse_overrides(args.overrides)
+    predict_lengths = [int(length) for length in args.predict_lengths.split(",") if length]
     runners = {
-        "defaults": lambda train, validation, test: train_and_score(train, validation, test, overrides),
+        "defaults": lambda train, validation, test: train_and_score(
+            train, validation, test, overrides, also_predict_at=predict_lengths
+        ),
         "tuned": lambda train, validation, test: tune_and_score(
             train, validation, test, overrides, args.trials, args.tune_max_train_rows
         ),
@@ -127,6 +135,13 @@ def main() -> None:
                 f"| {dataset} | {backends['torch']['accuracy']:.4f} | {backends['onnx']['accuracy']:.4f} "
                 f"| {backends['onnx-int8']['accuracy']:.4f} | {backends['onnx-int8']['agreement_with_torch']:.4f} |"
             )
+    if predict_lengths:
+        print("\n| dataset | defaults' test accuracy, predicting at N tokens |")
+        print("|---|---|")
+        for dataset, row in results.items():
+            if "defaults" in row:
+                by_length = row["defaults"]["accuracy_by_predict_length"]
+                print(f"| {dataset} | " + ", ".join(f"{n}: {accuracy:.4f}" for n, accuracy in by_length.items()) + " |")
     print(f"wrote {out}")
 
 

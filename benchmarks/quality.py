@@ -54,15 +54,19 @@ class PeakMemory:
         return self.peak_bytes / 2**20
 
 
+ENCODING_SETTINGS = ("max_length", "truncation", "predict_max_length")
+
+
 def _encoding_and_params(overrides: dict[str, str]):
-    """`max_length` and `truncation` (the pipeline's unless overridden) and the `TrainingParams` overrides set."""
+    """The pipeline's encoding settings (`ENCODING_SETTINGS`, each the pipeline's unless overridden) and the
+    `TrainingParams` overrides set."""
     from textclf.config import PipelineConfig
     from textclf.train.trainer import TrainingParams
 
     overrides = dict(overrides)
-    encoding = {name: overrides.pop(name, None) for name in ("max_length", "truncation")}
+    encoding = {name: overrides.pop(name, None) for name in ENCODING_SETTINGS}
     config = PipelineConfig(**{name: value for name, value in encoding.items() if value is not None})
-    return config.max_length, config.truncation, TrainingParams.model_validate(overrides)
+    return config, TrainingParams.model_validate(overrides)
 
 
 def _prepare(frames: dict[str, pd.DataFrame], max_length: int, truncation: str):
@@ -86,11 +90,14 @@ def train_and_score(
     test: pd.DataFrame,
     overrides: dict[str, str],
     callbacks: Sequence = (),
+    also_predict_at: Sequence[int] = (),
 ) -> dict:
     """Fine-tune the packaged MiniLM on raw (text, label) splits exactly as the pipeline does and score it on
     `test`: accuracy, macro F1, ECE, per class, training time, epochs and peak memory. `overrides` may set
-    `TrainingParams` fields and the pipeline's `max_length` and `truncation`; the rest are the pipeline's
-    defaults."""
+    `TrainingParams` fields and the pipeline's `ENCODING_SETTINGS`; the rest are the pipeline's defaults.
+    Validation (for the temperature) and test rows are predicted at the prediction length, as the train and
+    evaluate steps do; `also_predict_at` scores the same model at other prediction lengths too (each capped
+    like the pipeline's), so lengths compare without the spread between trainings."""
     import numpy as np
 
     from textclf.data.preprocess import LABEL_ID
@@ -99,10 +106,11 @@ def train_and_score(
     from textclf.evaluate.metrics import classification_metrics
     from textclf.serve.backends import OnnxBackend, export_onnx
     from textclf.serve.classifier import forward_texts, predict_probabilities
-    from textclf.train.modeling import PACKAGED_MINILM
+    from textclf.train.modeling import PACKAGED_MINILM, prediction_max_length
     from textclf.train.trainer import train_classifier
 
-    max_length, truncation, params = _encoding_and_params(overrides)
+    encoding, params = _encoding_and_params(overrides)
+    max_length, truncation = encoding.max_length, encoding.truncation
     prepared, label_map = _prepare({"train": train, "validation": validation, "test": test}, max_length, truncation)
     params = params.for_model(PACKAGED_MINILM).for_data(len(prepared["train"]))
     with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
@@ -118,21 +126,27 @@ def train_and_score(
             callbacks=callbacks,
             show_progress=False,
         )
+    predict_length = prediction_max_length(trained.model, trained.tokenizer, max_length, encoding.predict_max_length)
+
+    def predict(split: str, temperature: float = 1.0):
+        texts = prepared[split][TEXT].tolist()
+        return predict_probabilities(
+            trained.model, trained.tokenizer, texts, predict_length, truncation=truncation, temperature=temperature
+        )
+
     # As the train step does: a temperature fitted on the validation split, applied to every score served.
     temperature = (
-        fit_temperature(trained.validation_probabilities, prepared["validation"][LABEL_ID].to_numpy())
-        if params.calibrate
-        else 1.0
+        fit_temperature(predict("validation"), prepared["validation"][LABEL_ID].to_numpy()) if params.calibrate else 1.0
     )
-    probabilities = predict_probabilities(
-        trained.model,
-        trained.tokenizer,
-        prepared["test"][TEXT].tolist(),
-        max_length,
-        truncation=truncation,
-        temperature=temperature,
-    )
+    probabilities = predict("test", temperature)
     true_ids = np.asarray(prepared["test"][LABEL_ID])
+    accuracy_by_predict_length = {}
+    for requested in also_predict_at:
+        length = prediction_max_length(trained.model, trained.tokenizer, max_length, requested)
+        other = predict_probabilities(
+            trained.model, trained.tokenizer, prepared["test"][TEXT].tolist(), length, truncation=truncation
+        )
+        accuracy_by_predict_length[length] = float((other.argmax(axis=1) == true_ids).mean())
     metrics = classification_metrics(true_ids, probabilities, label_map.labels)
     backends = {"torch": {"accuracy": metrics["accuracy"]}}
     with tempfile.TemporaryDirectory() as exported:
@@ -142,7 +156,7 @@ def train_and_score(
                 OnnxBackend(name, path),
                 trained.tokenizer,
                 prepared["test"][TEXT].tolist(),
-                max_length,
+                predict_length,
                 truncation=truncation,
                 temperature=temperature,
             ).probabilities
@@ -153,7 +167,8 @@ def train_and_score(
                 ),
             }
     return {
-        "params": params.to_dict() | {"max_length": max_length, "truncation": truncation},
+        "params": params.to_dict()
+        | {"max_length": max_length, "truncation": truncation, "predict_max_length": predict_length},
         "metrics": metrics,
         "backends": backends,
         "train_rows": len(prepared["train"]),
@@ -165,6 +180,7 @@ def train_and_score(
         "class_weights": trained.class_weights,
         "peak_rss_mib": memory.peak_mib,
         "temperature": temperature,
+        "accuracy_by_predict_length": accuracy_by_predict_length,
     }
 
 
@@ -185,7 +201,8 @@ def tune_and_score(
     from textclf.train.modeling import PACKAGED_MINILM
     from textclf.train.tuning import run_study, stratified_sample
 
-    max_length, truncation, params = _encoding_and_params(overrides)
+    encoding, params = _encoding_and_params(overrides)
+    max_length, truncation = encoding.max_length, encoding.truncation
     prepared, label_map = _prepare({"train": train, "validation": validation}, max_length, truncation)
     # As the tune step: trials run the epochs the final training on every row gets.
     params = params.for_model(PACKAGED_MINILM).for_data(len(prepared["train"]))
@@ -230,7 +247,7 @@ def untrained_and_score(train: pd.DataFrame, test: pd.DataFrame, overrides: dict
     from textclf.evaluate.baselines import untrained_baseline
     from textclf.train.modeling import PACKAGED_MINILM
 
-    max_length, truncation, _ = _encoding_and_params(overrides)
+    encoding, _ = _encoding_and_params(overrides)
     started = time.perf_counter()
     with PeakMemory() as memory:
         metrics = untrained_baseline(
@@ -238,9 +255,10 @@ def untrained_and_score(train: pd.DataFrame, test: pd.DataFrame, overrides: dict
             test,
             LabelMap.from_labels(train[LABEL]),
             CleaningConfig(),
-            max_length,
+            # The packaged MiniLM has 512 positions: the evaluate step's resolved prediction length.
+            max(encoding.max_length, encoding.predict_max_length),
             SEED,
-            truncation,
+            encoding.truncation,
         )
     return {"metrics": metrics, "seconds": time.perf_counter() - started, "peak_rss_mib": memory.peak_mib}
 

@@ -449,7 +449,7 @@ class TextClassifierModel(Model):
             parameters={
                 "truncated": bool(truncated),
                 "truncated_indices": ",".join(map(str, truncated)),
-                "max_length": self.loaded.classifier.metadata.max_length,
+                "max_length": self.loaded.classifier.metadata.prediction_length,
             },
             use_binary_outputs=request.use_binary_outputs,
             requested_outputs=request.request_outputs,

@@ -108,7 +108,7 @@ def simple_api_router(model: TextClassifierModel) -> APIRouter:
             outputs=model.get_output_types(),
             parameters={
                 "labels": list(model.labels),
-                "max_length": model.loaded.classifier.metadata.max_length,
+                "max_length": model.loaded.classifier.metadata.prediction_length,
                 "base_model": model.loaded.classifier.metadata.base_model,
             },
         )

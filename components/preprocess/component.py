@@ -16,6 +16,7 @@ def preprocess(
     base_model: str,
     max_length: int,
     truncation: str,
+    predict_max_length: int,
     tracking_uri: str,
     mlflow_run_id: str,
     train_data: Output[Dataset],
@@ -38,12 +39,15 @@ def preprocess(
         max_length: tokens per text; longer texts are truncated.
         truncation: how a longer text is cut: head (its first tokens) or head_tail (its first quarter and last
             three quarters).
+        predict_max_length: tokens per text when the trained model predicts (evaluation, serving), at most the
+            encoder's position limit and never below max_length: a model fine-tuned on cut texts reads more of a
+            long one.
         tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
         mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
         train_data: the prepared (cleaned, tokenized) training split.
         validation_data: the prepared validation split.
         test_data: the prepared test split.
-        preprocessing: what preprocessing decided: labels, cleaning, base model, max length.
+        preprocessing: what preprocessing decided: labels, cleaning, base model, max lengths.
     """
     from pathlib import Path
 
@@ -68,6 +72,7 @@ def preprocess(
             base_model,
             max_length,
             truncation,
+            predict_max_length,
         )
         mlflow.log_params({f"clean_{k}": v for k, v in cleaning.to_dict().items()})
         mlflow.log_dict(summary, "data/preprocess_summary.json")

@@ -34,6 +34,7 @@ def test_preprocess_runs_under_kfp_local(
             base_model=str(tiny_model_dir),
             max_length=24,
             truncation="head_tail",
+            predict_max_length=256,
             tracking_uri=step_inputs["tracking_uri"],
             mlflow_run_id=fresh_run_id,
         )
@@ -44,6 +45,7 @@ def test_preprocess_runs_under_kfp_local(
     assert preprocessing["cleaning"]["lowercase"] is True
     assert preprocessing["max_length"] == 24
     assert preprocessing["truncation"] == "head_tail"
+    assert preprocessing["predict_max_length"] == 256
     test_data = pd.read_parquet(next(kfp_local.glob("*/preprocess/test_data")))
     assert test_data["length"].max() <= 24
     assert all(text == text.lower() for text in test_data["text"])

@@ -14,6 +14,7 @@ def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_ru
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from textclf.components.train.component import train
+    from textclf.serve.classifier import TextClassifier
 
     prepared = step_inputs["prepared"]
 
@@ -54,6 +55,11 @@ def test_train_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_ru
     assert metadata["finetune"] == "lora" and metadata["data_fingerprint"] == step_inputs["fingerprint"]
     assert metadata["training_params"]["learning_rate"] == 1e-3
     assert metadata["cleaning"]["strip_html"] is True
+    # Trained on 32 tokens a text, it predicts with as many as the tiny BERT has positions.
+    assert (metadata["max_length"], metadata["predict_max_length"]) == (32, 128)
     reference = pd.read_parquet(model_dir / "reference.parquet")
     assert list(reference.columns) == ["text", "label", "predicted_label", "score"]
     assert len(reference) == step_inputs["split_sizes"]["validation"]
+    # The drift reference holds what serving answers: scores at the prediction length, with the temperature.
+    served = TextClassifier.load(model_dir).predict(reference["text"].tolist())
+    assert served.scores == pytest.approx(reference["score"].to_numpy(), abs=2e-3)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic.fields import FieldInfo
 
 from textclf.data.cleaning import CleaningConfig
+from textclf.data.preprocess import PREDICT_MAX_LENGTH
 from textclf.data.sources import DataSource
 from textclf.deploy.rollout import ServingPlan
 from textclf.evaluate.behaviour import AUTOMATIC_SUITE, BUILT_IN_SUITES, check_spec
@@ -86,6 +87,13 @@ class PipelineConfig(BaseModel):
         "head_tail",
         description="how a longer text is cut: head (its first tokens) or head_tail (its first quarter and last "
         "three quarters)",
+    )
+    predict_max_length: int = Field(
+        PREDICT_MAX_LENGTH,
+        ge=8,
+        le=4096,
+        description="tokens per text when the trained model predicts (evaluation, serving), at most the encoder's "
+        "position limit and never below max_length: a model fine-tuned on cut texts reads more of a long one",
     )
     finetune: Literal["auto", "lora", "full"] = declared_in(TrainingParams, "finetune")
     learning_rate: float = declared_in(TrainingParams, "learning_rate")

@@ -162,6 +162,7 @@ def cv(
             settings.base_model,
             settings.max_length,
             settings.truncation,
+            settings.predict_max_length,
         )
         check_folds(prepared[LABEL].tolist(), folds)
     except (ValidationError, DataValidationError, FileNotFoundError, ValueError) as error:

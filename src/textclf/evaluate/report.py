@@ -258,6 +258,10 @@ def model_card(inputs: ModelCardInputs) -> str:
     )
     lines += inputs.cross_validation_lines
     lines += backends_section(inputs.backends)
+    # Cards of models from before the prediction length was recorded: they predicted at max_length.
+    prediction_tokens = inputs.training_params.get("predict_max_length") or inputs.training_params.get(
+        "max_length", "n/a"
+    )
     lines += [
         "",
         "## Intended use",
@@ -269,8 +273,8 @@ def model_card(inputs: ModelCardInputs) -> str:
         "",
         "- Accuracy holds for text like the training data; other domains, languages or styles drift, and the",
         "  monitoring service exists to notice that.",
-        f"- Texts longer than the training `max_length` ({inputs.training_params.get('max_length', 'n/a')} tokens)"
-        " are truncated.",
+        f"- Texts longer than `predict_max_length` ({prediction_tokens} tokens) are truncated; training read "
+        f"{inputs.training_params.get('max_length', 'n/a')} tokens a text.",
         "- Labels carry the biases of whoever wrote them; check the most confident mistakes before trusting",
         "  the model on decisions about people.",
     ]

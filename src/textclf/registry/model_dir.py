@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from textclf import __version__
-from textclf.data.preprocess import RECORDED_BEFORE_TRUNCATION
+from textclf.data.preprocess import PREDICT_AT_TRAINING_LENGTH, RECORDED_BEFORE_TRUNCATION
 from textclf.names import MODEL_METADATA_FILE, REFERENCE_SAMPLE_FILE
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ class ModelMetadata:
     data_fingerprint: str
     truncation: str = RECORDED_BEFORE_TRUNCATION
     """How long texts were cut to max_length in training ("head" or "head_tail"); serving cuts the same way."""
+    predict_max_length: int = PREDICT_AT_TRAINING_LENGTH
+    """Tokens per text at prediction (evaluation, serving), resolved for the encoder; 0 in directories written
+    before it was recorded: `max_length`."""
     temperature: float = 1.0
     """Serving divides the logits by it (temperature scaling fitted on the validation split; 1 = none)."""
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -58,6 +61,11 @@ class ModelMetadata:
     library_versions: dict[str, str] = field(default_factory=library_versions)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: int = 1
+
+    @property
+    def prediction_length(self) -> int:
+        """The tokens per text a prediction reads."""
+        return self.predict_max_length or self.max_length
 
 
 def save_model_directory(

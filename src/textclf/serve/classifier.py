@@ -182,11 +182,11 @@ class TextClassifier:
     def predict(
         self, texts: Sequence[str], batch_size: int = 64, embeddings: bool = False, max_length: int | None = None
     ) -> Predictions:
-        """Labels, scores and probabilities (and, asked for, sentence embeddings) for raw texts, truncated as the
-        model was trained (`metadata.truncation`); `max_length` below the model's truncates sooner (the monitor
-        embeds shorter encodings)."""
+        """Labels, scores and probabilities (and, asked for, sentence embeddings) for raw texts, cut as the model
+        was trained (`metadata.truncation`) to its prediction length (`metadata.prediction_length`); `max_length`
+        below that truncates sooner (the monitor embeds shorter encodings)."""
         cleaned = clean_texts(list(texts), self.cleaning)
-        length = min(max_length or self.metadata.max_length, self.metadata.max_length)
+        length = min(max_length or self.metadata.prediction_length, self.metadata.prediction_length)
         result = forward_texts(
             self.backend,
             self.tokenizer,

@@ -57,6 +57,7 @@ def run_cross_validation(
                 "base_model": preprocessing.base_model,
                 "max_length": preprocessing.max_length,
                 "truncation": preprocessing.truncation,
+                "predict_max_length": preprocessing.predict_max_length,
             }
         )
         result = cross_validate(
@@ -66,6 +67,7 @@ def run_cross_validation(
             params,
             preprocessing.max_length,
             preprocessing.truncation,
+            preprocessing.predict_max_length,
             folds,
             validation_fraction,
             work_dir,
@@ -112,7 +114,12 @@ def run_cross_validate_step(
 
 
 def prepare_source(
-    source: DataSource, cleaning: CleaningConfig, base_model: str, max_length: int, truncation: Truncation
+    source: DataSource,
+    cleaning: CleaningConfig,
+    base_model: str,
+    max_length: int,
+    truncation: Truncation,
+    predict_max_length: int,
 ) -> tuple[pd.DataFrame, Preprocessing]:
     """A whole data source made ready to cross-validate (`textclf cv`): loaded, validated, de-duplicated,
     cleaned and tokenized as the pipeline's ingest and preprocess steps do, without splitting off a test set."""
@@ -124,4 +131,6 @@ def prepare_source(
     frame = remove_duplicates(validate_frame(load_source(source))).frame
     label_map = LabelMap.from_labels(frame[LABEL])
     prepared = prepare_split(frame, cleaning, load_tokenizer(base_model), label_map, max_length, truncation).frame
-    return prepared, Preprocessing(label_map.labels, cleaning.to_dict(), base_model, max_length, truncation)
+    return prepared, Preprocessing(
+        label_map.labels, cleaning.to_dict(), base_model, max_length, truncation, predict_max_length
+    )

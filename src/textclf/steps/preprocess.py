@@ -19,6 +19,7 @@ def run_preprocess(
     base_model: str,
     max_length: int,
     truncation: Truncation,
+    predict_max_length: int,
 ) -> dict[str, dict[str, int]]:
     """Clean, encode and tokenize every split; the label map comes from the training split only."""
     from textclf.data.preprocess import prepare_split
@@ -36,5 +37,7 @@ def run_preprocess(
             "emptied_by_cleaning": prepared.emptied_by_cleaning,
             "truncated": prepared.truncated,
         }
-    Preprocessing(label_map.labels, cleaning.to_dict(), base_model, max_length, truncation).save(preprocessing_path)
+    Preprocessing(label_map.labels, cleaning.to_dict(), base_model, max_length, truncation, predict_max_length).save(
+        preprocessing_path
+    )
     return summary

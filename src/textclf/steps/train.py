@@ -33,8 +33,9 @@ def run_train(
     from textclf.evaluate.calibration import apply_temperature, fit_temperature
     from textclf.evaluate.metrics import expected_calibration_error
     from textclf.registry.model_dir import ModelMetadata, save_metadata, save_model_directory
-    from textclf.serve.classifier import measure_backends
+    from textclf.serve.classifier import measure_backends, predict_probabilities
     from textclf.train.distributed import train_distributed
+    from textclf.train.modeling import prediction_max_length
     from textclf.train.trainer import train_classifier
 
     preprocessing = Preprocessing.load(preprocessing_path)
@@ -48,6 +49,7 @@ def run_train(
             "base_model": preprocessing.base_model,
             "max_length": preprocessing.max_length,
             "truncation": preprocessing.truncation,
+            "predict_max_length": preprocessing.predict_max_length,
         }
     )
     local_trainer = partial(train_distributed, workers=workers) if workers > 1 else train_classifier
@@ -65,9 +67,24 @@ def run_train(
     metrics = result.best_validation
     labels = preprocessing.labels
     true_ids = validation[LABEL_ID].to_numpy()
-    temperature = fit_temperature(result.validation_probabilities, true_ids) if params.calibrate else 1.0
+    predict_length = prediction_max_length(
+        result.model, result.tokenizer, preprocessing.max_length, preprocessing.predict_max_length
+    )
+    # The temperature is fitted on the scores serving will give: those of the prediction length.
+    validation_probabilities = (
+        result.validation_probabilities
+        if predict_length == preprocessing.max_length
+        else predict_probabilities(
+            result.model,
+            result.tokenizer,
+            validation[TEXT].tolist(),
+            predict_length,
+            truncation=preprocessing.truncation,
+        )
+    )
+    temperature = fit_temperature(validation_probabilities, true_ids) if params.calibrate else 1.0
     # Served scores are calibrated, so the drift reference's are too.
-    calibrated = apply_temperature(result.validation_probabilities, temperature)
+    calibrated = apply_temperature(validation_probabilities, temperature)
     best = calibrated.argmax(axis=1)
     reference = pd.DataFrame(
         {
@@ -83,6 +100,7 @@ def run_train(
         "validation_ece": metrics["ece"],
         "temperature": temperature,
         "validation_ece_calibrated": expected_calibration_error(calibrated, true_ids),
+        "predict_max_length": predict_length,
         "epochs_run": len(result.history),
         "train_seconds": result.train_seconds,
         "train_samples_per_second": result.train_samples_per_second,
@@ -94,6 +112,7 @@ def run_train(
         finetune=params.finetune,
         max_length=preprocessing.max_length,
         truncation=preprocessing.truncation,
+        predict_max_length=predict_length,
         temperature=temperature,
         labels=list(labels),
         cleaning=preprocessing.cleaning,

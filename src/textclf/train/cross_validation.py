@@ -117,6 +117,7 @@ def cross_validate(
     params: TrainingParams,
     max_length: int,
     truncation: Truncation,
+    predict_max_length: int,
     folds: int,
     validation_fraction: float,
     work_dir: Path,
@@ -124,9 +125,12 @@ def cross_validate(
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Train and score one model per fold on prepared (tokenized) rows; returns each fold's scores and their
-    summary. `on_fold` hears of each fold as it finishes (a tracking run per fold, progress lines)."""
+    summary. Held-out rows are predicted at the prediction length, as the evaluate step does
+    (`prediction_max_length`). `on_fold` hears of each fold as it finishes (a tracking run per fold, progress
+    lines)."""
     from textclf.evaluate.metrics import classification_metrics
     from textclf.serve.classifier import predict_probabilities
+    from textclf.train.modeling import prediction_max_length
     from textclf.train.trainer import train_classifier
 
     params = fold_recipe(params, base_model, len(prepared), folds, validation_fraction)
@@ -147,8 +151,9 @@ def cross_validate(
             truncation,
             show_progress=show_progress,
         )
+        predict_length = prediction_max_length(result.model, result.tokenizer, max_length, predict_max_length)
         probabilities = predict_probabilities(
-            result.model, result.tokenizer, held_out[TEXT].tolist(), max_length, truncation=truncation
+            result.model, result.tokenizer, held_out[TEXT].tolist(), predict_length, truncation=truncation
         )
         metrics = classification_metrics(held_out[LABEL_ID].to_numpy(), probabilities, label_map.labels)
         scores = {

@@ -36,6 +36,21 @@ def load_tokenizer(base_model: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(resolve_base_model(base_model))
 
 
+# Tokenizers without a recorded limit report transformers' VERY_LARGE_INTEGER (1e30) as model_max_length.
+UNSET_TOKENIZER_LIMIT = 1_000_000
+
+
+def prediction_max_length(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_length: int, requested: int
+) -> int:
+    """Tokens per text a model trained at `max_length` predicts with: `requested` (0 = `max_length`), at most
+    the positions the encoder has (its tokenizer's `model_max_length` and its configuration's
+    `max_position_embeddings`, the smaller), never fewer than it was trained on."""
+    limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
+    limit = min((value for value in limits if value and value < UNSET_TOKENIZER_LIMIT), default=max_length)
+    return max(max_length, min(requested or max_length, limit))
+
+
 def parameter_count(base_model: str) -> int:
     """The encoder's parameters, counted on PyTorch's meta device: only its configuration is read."""
     import torch
