@@ -97,7 +97,8 @@ def run_train(
     summary = {
         "validation_accuracy": metrics["accuracy"],
         "validation_macro_f1": metrics["macro_f1"],
-        "validation_ece": metrics["ece"],
+        # Before and after the temperature, both at the prediction length.
+        "validation_ece": expected_calibration_error(validation_probabilities, true_ids),
         "temperature": temperature,
         "validation_ece_calibrated": expected_calibration_error(calibrated, true_ids),
         "predict_max_length": predict_length,
