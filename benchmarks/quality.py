@@ -128,10 +128,10 @@ def train_and_score(
         )
     predict_length = prediction_max_length(trained.model, trained.tokenizer, max_length, encoding.predict_max_length)
 
-    def predict(split: str, temperature: float = 1.0):
+    def predict(split: str, temperature: float = 1.0, length: int = predict_length):
         texts = prepared[split][TEXT].tolist()
         return predict_probabilities(
-            trained.model, trained.tokenizer, texts, predict_length, truncation=truncation, temperature=temperature
+            trained.model, trained.tokenizer, texts, length, truncation=truncation, temperature=temperature
         )
 
     # As the train step does: a temperature fitted on the validation split, applied to every score served.
@@ -143,9 +143,7 @@ def train_and_score(
     accuracy_by_predict_length = {}
     for requested in also_predict_at:
         length = prediction_max_length(trained.model, trained.tokenizer, max_length, requested)
-        other = predict_probabilities(
-            trained.model, trained.tokenizer, prepared["test"][TEXT].tolist(), length, truncation=truncation
-        )
+        other = predict("test", length=length)
         accuracy_by_predict_length[length] = float((other.argmax(axis=1) == true_ids).mean())
     metrics = classification_metrics(true_ids, probabilities, label_map.labels)
     backends = {"torch": {"accuracy": metrics["accuracy"]}}
