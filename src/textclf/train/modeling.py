@@ -36,7 +36,8 @@ def load_tokenizer(base_model: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(resolve_base_model(base_model))
 
 
-# Tokenizers without a recorded limit report transformers' VERY_LARGE_INTEGER (1e30) as model_max_length.
+# Tokenizers without a recorded limit report transformers' VERY_LARGE_INTEGER (1e30) as model_max_length
+# (transformers 5.24.0, `tokenization_utils_base.py`).
 UNSET_TOKENIZER_LIMIT = 1_000_000
 
 
