@@ -78,7 +78,7 @@ def test_training_returns_the_best_epoch_merged_and_keeps_two_checkpoints(
 
 
 def test_early_stopping_ends_training_when_validation_stops_improving(
-    prepared, tiny_model_dir: Path, tmp_path: Path
+    prepared, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     frames, label_map = prepared
     # A zero learning rate never improves on the first epoch, so patience 1 stops after epoch 2.
@@ -94,6 +94,7 @@ def test_early_stopping_ends_training_when_validation_stops_improving(
         show_progress=False,
     )
     assert len(result.history) == 2
+    assert "loss" not in capsys.readouterr().out, "without progress, training prints nothing to stdout"
 
 
 def test_search_space_respects_the_fine_tuning_mode() -> None:

@@ -233,7 +233,13 @@ def train_classifier(
     With skewed classes (`params.class_weighting`) the loss weighs each class by its rarity and the best epoch
     is the one with the best macro F1, so neither training nor checkpoint selection trades a rare class for
     accuracy on the common ones; otherwise the best epoch is the most accurate."""
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import (
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+    )
 
     params = params.for_model(base_model).for_data(len(train))
     class_weights = loss_class_weights(train, label_map, params.class_weighting)
@@ -294,6 +300,10 @@ def train_classifier(
         compute_loss_func=None if class_weights is None else _weighted_cross_entropy(class_weights.values()),
         callbacks=[EarlyStoppingCallback(params.early_stopping_patience), _epoch_logger(), *callbacks],
     )
+    if not show_progress:
+        # Without its progress bar the Trainer prints every log dict to stdout (transformers' `PrinterCallback`,
+        # added in `Trainer.__init__`); the epochs' metrics already go to MLflow and the history.
+        trainer.remove_callback(PrinterCallback)
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started
