@@ -253,8 +253,8 @@ def untrained_and_score(train: pd.DataFrame, test: pd.DataFrame, overrides: dict
             test,
             LabelMap.from_labels(train[LABEL]),
             CleaningConfig(),
-            # The packaged MiniLM has 512 positions: the evaluate step's resolved prediction length.
-            max(encoding.max_length, encoding.predict_max_length),
+            encoding.max_length,
+            encoding.predict_max_length,
             SEED,
             encoding.truncation,
         )

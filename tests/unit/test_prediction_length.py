@@ -93,3 +93,13 @@ def test_a_directory_predicts_at_its_prediction_length_on_every_backend(model_di
     # The monitor's shorter embedding encodings still cut sooner.
     assert longer.predict([text], max_length=16).truncated.tolist() == [True]
     assert not (longer.predict([text]).probabilities == trained_length.probabilities).all()
+
+
+def test_the_untrained_baseline_predicts_within_the_encoders_positions(tiny_model_dir: Path) -> None:
+    from textclf.data.preprocess import LabelMap
+    from textclf.evaluate.baselines import untrained_baseline
+
+    # Far beyond the tiny BERT's 128 positions: asked for 512 tokens, it must read 128, not fail on position 129.
+    test = pd.DataFrame({"text": [" ".join(f"word{index}" for index in range(300))] * 4, "label": ["a", "b"] * 2})
+    metrics = untrained_baseline(str(tiny_model_dir), test, LabelMap(("a", "b")), CleaningConfig(), 16, 512, 0)
+    assert metrics["samples"] == 4

@@ -40,15 +40,19 @@ def untrained_baseline(
     label_map: LabelMap,
     cleaning: CleaningConfig,
     max_length: int,
+    predict_max_length: int,
     seed: int,
     truncation: Truncation = "head",
 ) -> dict[str, Any]:
-    """The base encoder with its freshly initialised head, before any fine-tuning ("confidence before")."""
+    """The base encoder with its freshly initialised head, before any fine-tuning ("confidence before"),
+    predicting at the length a model fine-tuned at `max_length` would (`prediction_max_length`)."""
     from textclf.serve.classifier import predict_probabilities
-    from textclf.train.modeling import build_classifier, load_tokenizer
+    from textclf.train.modeling import build_classifier, load_tokenizer, prediction_max_length
 
     model = build_classifier(base_model, label_map, "full", None, False, seed)
+    tokenizer = load_tokenizer(base_model)
+    length = prediction_max_length(model, tokenizer, max_length, predict_max_length)
     probabilities = predict_probabilities(
-        model, load_tokenizer(base_model), clean_texts(test[TEXT].tolist(), cleaning), max_length, truncation=truncation
+        model, tokenizer, clean_texts(test[TEXT].tolist(), cleaning), length, truncation=truncation
     )
     return classification_metrics(np.asarray(label_map.encode(test[LABEL])), probabilities, label_map.labels)

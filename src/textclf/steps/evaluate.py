@@ -82,7 +82,14 @@ def run_evaluate(
     baselines = {
         "tfidf_logreg": tfidf_baseline(raw_train, test, label_map, cleaning, seed),
         "base_model_untrained": untrained_baseline(
-            metadata.base_model, test, label_map, cleaning, metadata.prediction_length, seed, metadata.truncation
+            metadata.base_model,
+            test,
+            label_map,
+            cleaning,
+            metadata.max_length,
+            metadata.prediction_length,
+            seed,
+            metadata.truncation,
         ),
     }
     suite, behaviour_note = load_suite(behaviour_tests, label_map.labels)
