@@ -10,7 +10,7 @@ UI_ARGS ?=
 QUALITY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve \
+.PHONY: help install browser wrk run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve \
 	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers bench-shadow profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu
 
@@ -94,6 +94,11 @@ browser: ## Debian's chromium package, for the browser tests (installed with apt
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
+# The serving benchmarks' load generator: a C client that leaves the server the CPU a Python client would take.
+wrk: ## Debian's wrk package, for bench-serve, bench-shadow and profile-serve (installed with apt when missing)
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
+
 test: install $(DCLINT) browser ## lint, then every test (the kind end-to-end test skips unless `make e2e` runs it)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -123,13 +128,13 @@ bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News samp
 bench-workers: install ## training samples/s with 1 and 2 local workers (torchrun) on the AG News sample
 	$(BIN)/python benchmarks/bench_workers.py
 
-bench-serve: install ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx)
+bench-serve: install wrk ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx)
 	$(BIN)/python benchmarks/bench_serve.py
 
-bench-shadow: install ## the champion's latency with and without a shadow model on 100 % of requests (wrk, c=1 and 32)
+bench-shadow: install wrk ## the champion's latency with and without a shadow model on 100 % of requests (wrk, c=1 and 32)
 	$(BIN)/python benchmarks/bench_shadow.py
 
-profile-serve: install ## where a request's time goes outside the forward pass: the event loop under cProfile, by layer
+profile-serve: install wrk ## where a request's time goes outside the forward pass: the event loop under cProfile, by layer
 	$(BIN)/python benchmarks/profile_serve.py
 
 bench-explain: install ## occlusion on each backend vs Captum's integrated gradients: deletion faithfulness and cost
