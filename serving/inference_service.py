@@ -436,6 +436,21 @@ def _reapply_previous(api: ClusterApi, settings: InferenceServiceSettings, previ
     api.replace_inference_service(settings.namespace, settings.name, body)
 
 
+def api_failure(error: Exception) -> str:
+    """One line for a failed call: the Kubernetes API's status code, reason and message where it answered."""
+    import json
+
+    status = getattr(error, "status", None)
+    if status is None:
+        return f"{type(error).__name__}: {error}"
+    try:
+        body = json.loads(getattr(error, "body", None) or "{}")
+    except ValueError:
+        body = {}
+    message = body.get("message") or getattr(error, "reason", "") or ""
+    return f"the Kubernetes API answered {status} {body.get('reason') or ''}: {message}".replace("  ", " ")
+
+
 def roll_out(
     api: ClusterApi,
     settings: InferenceServiceSettings,
@@ -451,19 +466,28 @@ def roll_out(
     logger.info("rollout: %s (%s)", step.action, step.reason)
     previous_revision = _predictor_revision(existing)
     _apply(api, settings, step, existing)
-    pending = _wait(api, settings, previous_revision, timeout_seconds, clock, sleep)
-    follow_up = after_wait(step, not pending)
-    if follow_up is not None and follow_up.action == "promote":
-        logger.info("rollout: %s (%s)", follow_up.action, follow_up.reason)
-        _apply(api, settings, follow_up, api.get_inference_service(settings.namespace, settings.name))
-        # Promoting moves traffic, it creates no revision: the canary's revision must keep serving.
-        pending = _wait(api, settings, None, timeout_seconds, clock, sleep)
+    # Once the new spec is applied, any failure, a refused or failed API call included, restores the previous one.
+    try:
+        pending = _wait(api, settings, previous_revision, timeout_seconds, clock, sleep)
+        follow_up = after_wait(step, not pending)
+        if follow_up is not None and follow_up.action == "promote":
+            logger.info("rollout: %s (%s)", follow_up.action, follow_up.reason)
+            _apply(api, settings, follow_up, api.get_inference_service(settings.namespace, settings.name))
+            # Promoting moves traffic, it creates no revision: the canary's revision must keep serving.
+            pending = _wait(api, settings, None, timeout_seconds, clock, sleep)
+    except Exception as error:  # the cluster's own answer, whatever its type, is the reason reported
+        pending, follow_up = f"watching the rollout failed: {api_failure(error)}", None
     if pending:
         failure = f"{settings.name} v{settings.model_version} did not serve within {timeout_seconds}s: {pending}"
         if existing is None:
             raise DeployError(f"{failure}; there was no previous InferenceService to restore")
         logger.warning("rollout: %s; applying the previous spec again", failure)
-        _reapply_previous(api, settings, existing)
+        try:
+            _reapply_previous(api, settings, existing)
+        except Exception as error:
+            raise DeployError(
+                f"{failure}; applying the previous spec again failed too: {api_failure(error)}"
+            ) from error
         previous_version = existing["metadata"].get("annotations", {}).get(MODEL_VERSION_ANNOTATION, "?")
         raise DeployError(f"{failure}; the previous spec (model version {previous_version}) was applied again")
     return f"{step.reason}; {follow_up.reason if follow_up else 'rolled out'}"

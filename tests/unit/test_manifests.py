@@ -137,6 +137,8 @@ def test_the_pipeline_may_only_manage_inference_services_and_trainjobs_in_the_se
             "resources": ["inferenceservices"],
             "verbs": ["get", "list", "watch", "create", "update", "patch"],
         },
+        # A Standard-mode rollout is done when the predictor Deployment has rolled out the new pod template.
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
         # The train step's TrainJobs (workers > 1); deleted when they outlive trainjob_timeout_seconds.
         {
             "apiGroups": ["trainer.kubeflow.org"],
