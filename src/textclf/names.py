@@ -100,12 +100,18 @@ MLFLOW_RESOURCES = StepResources("250m", "1", "512Mi", "2Gi")
 POSTGRESQL_RESOURCES = StepResources("100m", "1", "256Mi", "1Gi")
 POSTGRESQL_IMAGE = "postgres:17.6-bookworm"
 
-# What `make images` builds: image → its target in the repository's Dockerfile.
+# What `make images` builds: image → its target in the repository's Dockerfile, in the Dockerfile's order.
 IMAGE_TARGETS = {
-    COMPONENTS_IMAGE: "components",
     SERVING_IMAGE: "serving",
     MONITOR_IMAGE: "monitor",
+    COMPONENTS_IMAGE: "components",
 }
+# The images' base (the Dockerfile's BASE_IMAGE default), and the equivalent `make images` builds from Debian's
+# packages where that one cannot be pulled (src/textclf/deploy/images.py).
+PYTHON_BASE_IMAGE = "python:3.11-slim-bookworm"
+LOCAL_BASE_IMAGE = "textclf-python-base:3.11-bookworm"
+# PyTorch's CPU wheels (the Dockerfile's TORCH_INDEX_URL default): PyPI's torch is the multi-GB CUDA build.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 if __name__ == "__main__":
     for image, target in IMAGE_TARGETS.items():

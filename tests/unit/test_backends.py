@@ -168,7 +168,7 @@ def test_a_single_eligible_backend_is_loaded_without_timing(step_inputs: dict, m
     def not_expected(*args: object) -> None:
         raise AssertionError("one eligible backend has nothing to be timed against")
 
-    monkeypatch.setattr(classifier_module, "eligible_backends", lambda recorded: ["torch"])
+    monkeypatch.setattr(classifier_module, "eligible_backends", lambda recorded, installed: ["torch"])
     monkeypatch.setattr(classifier_module, "time_backends", not_expected)
     selection = classifier_module.load_fastest(step_inputs["model"])
     assert selection.classifier.backend.name == "torch" and selection.timings == []
@@ -190,3 +190,37 @@ def test_an_export_that_fails_leaves_the_model_on_pytorch(
     assert classifier_module.load_fastest(old, export_to=tmp_path / "scratch").classifier.backend.name == "torch"
     with pytest.raises(RuntimeError, match="aten::made_up"):
         classifier_module.TextClassifier.load(old, backend="onnx", export_to=tmp_path / "scratch")
+
+
+def test_an_environment_without_pytorch_serves_the_onnx_graphs_or_says_what_it_lacks() -> None:
+    """The serving image holds ONNX Runtime only: `auto` chooses among the ONNX graphs within the tolerance, and a
+    model only PyTorch may serve fails to load naming the package, not with an ImportError deep in a thread."""
+    from textclf.serve.backends import BackendUnavailable
+
+    recorded = {
+        "torch": {"validation_accuracy": 0.90},
+        "onnx": {"validation_accuracy": 0.90},
+        "onnx-int8": {"validation_accuracy": 0.85},
+    }
+    assert eligible_backends(recorded, ["onnx", "onnx-int8"]) == ["onnx"]
+    assert eligible_backends(recorded) == ["torch", "onnx"]
+    with pytest.raises(
+        BackendUnavailable, match=r"served only by torch \(.*\), and this environment lacks torch \(it has onnx\)"
+    ):
+        eligible_backends({"torch": {"validation_accuracy": 0.9}, "onnx": {"export_error": "x"}}, ["onnx"])
+
+
+def test_loading_the_torch_backend_without_pytorch_names_the_extra(
+    step_inputs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from textclf.serve.backends import BackendUnavailable
+    from textclf.serve.classifier import TextClassifier
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find_spec(name, *a)
+    )
+    with pytest.raises(BackendUnavailable, match=r"the torch backend needs torch.*textclf\[train\]"):
+        TextClassifier.load(step_inputs["model"], backend="torch")

@@ -120,7 +120,9 @@ def test_images_ports_and_urls_agree_with_names_and_the_configuration() -> None:
     services = compose()["services"]
     assert services["mlflow"]["image"] == services["train"]["image"] == names.COMPONENTS_IMAGE
     assert services["predictor"]["image"] == names.SERVING_IMAGE
-    assert services["monitor"]["image"] == services["ui"]["image"] == names.MONITOR_IMAGE
+    # Compose's monitor retrains in its own container, with the training stack only the components image holds.
+    assert services["monitor"]["image"] == names.COMPONENTS_IMAGE
+    assert services["ui"]["image"] == names.MONITOR_IMAGE
     assert services["postgres"]["image"] == names.POSTGRESQL_IMAGE
     serving = ServingConfig()
     published = {
@@ -160,9 +162,21 @@ def test_every_variable_names_a_configuration_field() -> None:
             assert field in config.model_fields, f"{name}: {variable} is no field of {config.__name__}"
 
 
-def test_the_training_config_is_a_valid_pipeline_configuration() -> None:
-    loaded = yaml.safe_load(compose()["configs"]["training"]["content"])
-    assert PipelineConfig(**loaded).tracking_uri == f"http://{names.MLFLOW_SERVICE_NAME}:{names.MLFLOW_PORT}"
+def test_the_monitors_retraining_repeats_the_training_services_run() -> None:
+    """The monitor retrains with `textclf run`, which reads TEXTCLF_<FIELD>: the same data, MLflow and predictor
+    as the training service. No Compose `configs` entry: Compose writes an inline config into the container,
+    which a read-only root filesystem refuses ("cannot create config ... in read-only service")."""
+    services = compose()["services"]
+    monitor, train = services["monitor"]["environment"], services["train"]["environment"]
+    pipeline = {
+        name.removeprefix(ENV_PREFIX).lower(): value
+        for name, value in monitor.items()
+        if name.startswith(ENV_PREFIX) and not name.startswith((MONITOR_ENV_PREFIX, SERVING_ENV_PREFIX))
+    }
+    settings = PipelineConfig(**pipeline)
+    assert settings.tracking_uri == train["TEXTCLF_TRACKING_URI"]
+    assert f"--data={settings.data}" in services["train"]["command"]
+    assert all(not service.get("configs") for service in services.values()) and "configs" not in compose()
 
 
 def test_mlflow_serves_as_the_charts_mlflow_does() -> None:
@@ -203,3 +217,22 @@ def test_no_secret_is_written_in_the_file() -> None:
         compose({})
     ignored = subprocess.run(["git", "check-ignore", ".env"], cwd=REPOSITORY, capture_output=True, check=False)
     assert ignored.returncode == 0, ".env must be ignored by git"
+
+
+def test_postgres_counts_as_healthy_only_once_it_accepts_tcp_connections() -> None:
+    """The official image initialises a new data directory with a temporary server on the Unix socket alone
+    (docker-library/postgres docker-entrypoint.sh, docker_temp_server_start: listen_addresses=''); a check over
+    that socket passes before the real server listens, and the monitor would start against nothing. The chart's
+    probe checks TCP on 127.0.0.1; Compose's must too."""
+    from textclf.deploy.manifests import render_chart
+
+    test = compose()["services"]["postgres"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"] and "--host=127.0.0.1" in test[2:], test
+    [statefulset] = [d for d in render_chart({"postgresql": {"enabled": True}}) if d["kind"] == "StatefulSet"]
+    [container] = statefulset["spec"]["template"]["spec"]["containers"]
+    assert "--host=127.0.0.1" in container["readinessProbe"]["exec"]["command"]
+
+
+def test_the_training_service_trains_only_while_there_is_no_champion() -> None:
+    """`docker compose up` after `down` keeps the registry's champion instead of training a new model."""
+    assert "--unless-champion" in compose()["services"]["train"]["command"]

@@ -92,3 +92,22 @@ def test_without_an_embedder_the_embedding_check_is_left_out(classifier: TextCla
     report = build_drift_report(reference, _window(classifier, TWEETS * 10), classifier.labels, VOCABULARY, None)
     assert EMBEDDING_CHECK not in {check.name for check in report.checks}
     assert set(report.snapshots) == {"window"}
+
+
+def test_too_few_texts_for_the_embedding_report_leave_that_check_out_saying_why(classifier: TextClassifier) -> None:
+    """A small reference and a small window (a lowered min_window_size): Evidently's t-SNE would raise, and the
+    whole check answered 500."""
+    from textclf.monitor.report import EMBEDDING_MIN_TEXTS
+
+    reference, current = _window(classifier, REVIEWS + REVIEWS[:2]), _window(classifier, TWEETS[:3])
+
+    def embed(texts: list[str]):
+        return classifier.predict(texts, embeddings=True).embeddings
+
+    report = build_drift_report(reference, current, classifier.labels, VOCABULARY, embed)
+    assert EMBEDDING_CHECK not in {check.name for check in report.checks}
+    assert "predicted_label" in {check.name for check in report.checks}
+    assert (
+        f"11 texts between the reference and the window; the embedding check needs {EMBEDDING_MIN_TEXTS}"
+        in (report.sections["Sentence embeddings"])
+    )

@@ -117,3 +117,12 @@ def test_non_numeric_scores_are_malformed_not_a_crash() -> None:
     request = parse_event(*binary(REQUEST_EVENT, {"text": "fine"}))
     with pytest.raises(MalformedEvent, match="not numbers"):
         prediction_records(request, parse_event(*binary(RESPONSE_EVENT, {"label": "positive", "score": "high"})))
+
+
+def test_a_plain_postgresql_url_uses_the_driver_textclf_installs() -> None:
+    """docker-compose.yml gives the monitor postgresql://...; SQLAlchemy 2.1 reads that as psycopg 3, which no
+    textclf installation holds (the monitor crashed at start in Compose)."""
+    from textclf.monitor.store import create_engine
+
+    assert create_engine("postgresql://textclf:secret@postgres:5432/textclf").dialect.driver == "psycopg2"
+    assert create_engine("postgresql+psycopg2://u@h/db").dialect.driver == "psycopg2"

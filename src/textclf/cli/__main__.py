@@ -1,5 +1,5 @@
 """`python -m textclf.cli`: the same command line as `textclf`."""
 
-from textclf.cli import app
+from textclf.cli import main
 
-app()
+main()

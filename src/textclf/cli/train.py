@@ -40,6 +40,13 @@ def run(
     workdir: Annotated[Path, typer.Option(help="where the local run keeps MLflow, Optuna and artifacts")] = Path("."),
     wait: Annotated[bool, typer.Option(help="with --host: wait for the run to finish")] = False,
     timeout: Annotated[int, typer.Option(help="with --host --wait: seconds to wait")] = 3600,
+    unless_champion: Annotated[
+        bool,
+        typer.Option(
+            help="do nothing when the registered model already has a champion (Compose's training service: a "
+            "restarted stack keeps its model instead of training again)"
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False,
 ) -> None:
     """Run the training pipeline: locally with kfp.local, or on a cluster with --host."""
@@ -87,6 +94,12 @@ def run(
 
     workdir = workdir.resolve()
     resolved = settings.resolved(workdir)
+    if unless_champion and (champion := _champion_version(resolved)):
+        console.print(
+            f"{resolved.registered_model_name} already has a champion (v{champion} at {resolved.tracking_uri}): "
+            "not training (drop --unless-champion to train anyway)"
+        )
+        return
     console.print(f"running the training pipeline locally (MLflow: {resolved.tracking_uri})")
     if verbose:
         try:
@@ -108,6 +121,17 @@ def run(
         console.print(failure_report(steps.steps[-1] if steps.steps else None, log_path), soft_wrap=True)
         raise typer.Exit(1) from error
     _print_run_summary(resolved.tracking_uri, resolved.experiment_name, resolved.registered_model_name, log_path)
+
+
+def _champion_version(settings: PipelineConfig) -> str | None:
+    from mlflow.tracking import MlflowClient
+
+    from textclf.registry.versions import current_champion
+
+    champion = current_champion(
+        MlflowClient(settings.tracking_uri, settings.tracking_uri), settings.registered_model_name
+    )
+    return None if champion is None else str(champion.version)
 
 
 def cv(

@@ -23,6 +23,10 @@ from textclf.monitor.descriptors import DESCRIPTORS, text_descriptors
 
 TEXT, PREDICTED_LABEL, SCORE, TRUE_LABEL = "text", "predicted_label", "score", "label"
 EMBEDDING_CHECK = "embedding"
+EMBEDDING_MIN_TEXTS = 31
+"""Evidently's embedding report maps both sides' sampled embeddings to 2-D with scikit-learn's t-SNE at its default
+perplexity, 30, which must be below the number of texts (evidently legacy/metrics/data_drift/embeddings_drift.py,
+`TSNE(n_components=2)`); with fewer the check is left out, saying so, instead of failing the whole check."""
 EMBEDDING_COLUMN_PREFIX = "embedding_"
 
 
@@ -223,11 +227,18 @@ def build_drift_report(
         if reference_embeddings is None:
             reference_embeddings = embed_reference(reference, embedder, settings)
         current_vectors = _embedding_frame(current[TEXT].tolist(), embedder, settings.embedding_sample, settings.seed)
-        drift_metrics[EMBEDDING_CHECK], embedding_snapshot = _run_embedding_report(
-            reference_embeddings, current_vectors, settings
-        )
-        documents["embedding"] = embedding_snapshot.dict()
-        sections["Sentence embeddings"] = embedding_snapshot.get_html_str(as_iframe=False)
+        texts = len(reference_embeddings) + len(current_vectors)
+        if texts < EMBEDDING_MIN_TEXTS:
+            sections["Sentence embeddings"] = (
+                f"<p>Left out: {texts} texts between the reference and the window; the embedding check needs "
+                f"{EMBEDDING_MIN_TEXTS}.</p>"
+            )
+        else:
+            drift_metrics[EMBEDDING_CHECK], embedding_snapshot = _run_embedding_report(
+                reference_embeddings, current_vectors, settings
+            )
+            documents["embedding"] = embedding_snapshot.dict()
+            sections["Sentence embeddings"] = embedding_snapshot.get_html_str(as_iframe=False)
     values = {result["id"]: result["value"] for document in documents.values() for result in document["metrics"]}
     return DriftReport(
         checks=[

@@ -81,12 +81,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+POSTGRESQL_DRIVER = "postgresql+psycopg2"
+"""The driver textclf installs (psycopg2-binary). A plain postgresql:// URL means it: SQLAlchemy 2.1 would pick
+psycopg 3 for one, which no textclf installation holds."""
+
+
 def create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    parsed = sa.engine.make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername=POSTGRESQL_DRIVER)
+    return sa.create_engine(parsed, pool_pre_ping=True)
 
 
 class MonitorStore:

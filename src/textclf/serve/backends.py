@@ -12,6 +12,7 @@ split (`measure_backends`); `auto` serves the fastest backend on the serving mac
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import tempfile
 import time
@@ -207,20 +208,55 @@ def time_backends(predictors: dict[str, Callable[[list[str]], Any]]) -> list[Bac
     ]
 
 
-def eligible_backends(recorded: dict[str, dict[str, Any]]) -> list[str]:
+class BackendUnavailable(RuntimeError):
+    """A model cannot be served by any backend this environment has installed; the message says what to add."""
+
+
+BACKEND_PACKAGES: dict[str, str] = {TORCH_BACKEND: "torch", **dict.fromkeys(ONNX_FILES, "onnxruntime")}
+"""The package each backend runs on. The serving image holds ONNX Runtime only (README, "Images")."""
+
+
+def installed_backends() -> list[str]:
+    """The backends whose runtime this environment can import, in `BACKENDS` order."""
+    return [name for name in BACKENDS if importlib.util.find_spec(BACKEND_PACKAGES[name]) is not None]
+
+
+def require_installed(backend: str) -> None:
+    package = BACKEND_PACKAGES[backend]
+    if importlib.util.find_spec(package) is None:
+        raise BackendUnavailable(
+            f"the {backend} backend needs {package}, which this environment lacks: install it "
+            f"(pip install 'textclf[{'train' if backend == TORCH_BACKEND else 'serving'}]'), or serve with "
+            f"{' or '.join(installed_backends()) or 'another installation'}"
+        )
+
+
+def eligible_backends(recorded: dict[str, dict[str, Any]], installed: Sequence[str] = BACKENDS) -> list[str]:
     """The backends `auto` may serve: PyTorch, and every other backend whose recorded validation accuracy is
-    within `AUTO_ACCURACY_TOLERANCE` of PyTorch's."""
+    within `AUTO_ACCURACY_TOLERANCE` of PyTorch's; of those, the ones `installed` (an image without PyTorch
+    serves the ONNX graphs alone). None of them installed is an error that says why."""
     torch_accuracy = recorded.get(TORCH_BACKEND, {}).get("validation_accuracy")
     if torch_accuracy is None:
-        return [TORCH_BACKEND]
-    # A hair of slack so that exactly 0.3 points below counts as within, whatever the float rounding.
-    lowest = torch_accuracy - AUTO_ACCURACY_TOLERANCE - 1e-9
-    return [TORCH_BACKEND] + [
-        name
-        for name in ONNX_FILES
-        if recorded.get(name, {}).get("validation_accuracy") is not None
-        and recorded[name]["validation_accuracy"] >= lowest
-    ]
+        eligible = [TORCH_BACKEND]
+    else:
+        # A hair of slack so that exactly 0.3 points below counts as within, whatever the float rounding.
+        lowest = torch_accuracy - AUTO_ACCURACY_TOLERANCE - 1e-9
+        eligible = [TORCH_BACKEND] + [
+            name
+            for name in ONNX_FILES
+            if recorded.get(name, {}).get("validation_accuracy") is not None
+            and recorded[name]["validation_accuracy"] >= lowest
+        ]
+    servable = [name for name in eligible if name in installed]
+    if not servable:
+        missing = sorted({BACKEND_PACKAGES[name] for name in eligible})
+        accuracies = {name: recorded.get(name, {}).get("validation_accuracy") for name in ONNX_FILES}
+        raise BackendUnavailable(
+            f"this model may be served only by {', '.join(eligible)} (recorded ONNX accuracy: {accuracies}), and "
+            f"this environment lacks {' and '.join(missing)} (it has {', '.join(installed) or 'no backend'}): serve "
+            "it with the components image or an installation of textclf[all]"
+        )
+    return servable
 
 
 def accuracy_record(predicted: Sequence[str], expected: Sequence[str], reference_predicted: Sequence[str]) -> dict:

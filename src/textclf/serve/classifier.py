@@ -25,6 +25,8 @@ from textclf.serve.backends import (
     accuracy_record,
     eligible_backends,
     export_onnx,
+    installed_backends,
+    require_installed,
     time_backends,
 )
 from textclf.serve.explain import Explanation, explain_texts
@@ -165,6 +167,8 @@ class TextClassifier:
         from textclf.registry.model_dir import load_metadata
 
         directory = Path(directory)
+        if backend in BACKENDS:
+            require_installed(backend)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         metadata = load_metadata(directory)
         if backend == TORCH_BACKEND:
@@ -175,6 +179,7 @@ class TextClassifier:
         # The directory's own export, else one made earlier into `export_to`, else a new one.
         path = next((place / file for place in (directory, export_to) if place and (place / file).exists()), None)
         if path is None:
+            require_installed(TORCH_BACKEND)
             logger.info("%s lacks %s: exporting it", directory, file)
             path = export_onnx(directory, export_to or directory)[backend]
         return cls(OnnxBackend(backend, path, threads), tokenizer, metadata)
@@ -255,12 +260,16 @@ class BackendSelection:
 def load_fastest(directory: Path, threads: int = 0, export_to: Path | None = None) -> BackendSelection:
     """`auto`: the fastest backend on this machine among those whose recorded validation accuracy is within
     `AUTO_ACCURACY_TOLERANCE` of PyTorch's. A directory with no record (trained before textclf measured
-    backends) is measured now, on its reference sample."""
+    backends) is measured now, on its reference sample, which needs PyTorch. Only backends this environment has
+    installed are candidates."""
     from textclf.registry.model_dir import load_metadata
 
     directory = Path(directory)
-    recorded = load_metadata(directory).backends or measure_backends(directory, export_to, threads)
-    eligible = eligible_backends(recorded)
+    recorded = load_metadata(directory).backends
+    if not recorded:
+        require_installed(TORCH_BACKEND)
+        recorded = measure_backends(directory, export_to, threads)
+    eligible = eligible_backends(recorded, installed_backends())
     if len(eligible) == 1:
         # Nothing to choose between: timing one backend would only delay the load (~2 s).
         return BackendSelection(TextClassifier.load(directory, threads, eligible[0], export_to), eligible, [])
