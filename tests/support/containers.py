@@ -19,7 +19,19 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 TEST_LABEL = "textclf-test"
+REQUIRE_DOCKER_VARIABLE = "TEXTCLF_REQUIRE_DOCKER"
+"""Set to 1 (as .ci/run does) where the container tier must run: what it lacks is then a failure, not a skip."""
+REQUIRED = pytest.StashKey[bool]()
+
+
+def missing(config: pytest.Config, message: str) -> None:
+    """Skip for what this machine lacks, or fail where the tier must run."""
+    if config.stash.get(REQUIRED, False):
+        pytest.fail(f"{message} ({REQUIRE_DOCKER_VARIABLE}=1)")
+    pytest.skip(message)
 
 
 def hardened_run_options(pod_security: dict, container_security: dict) -> list[str]:
