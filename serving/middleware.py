@@ -15,11 +15,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import orjson
 from kserve.protocol.infer_type import deserialize_bytes_tensor
 
 from textclf.monitor.events import MAX_ID_CHARS, REQUEST_EVENT, RESPONSE_EVENT
 from textclf.runtime.auth import Access, check_token
+from textclf.runtime.wire import JsonRefused, load_json
 from textclf.serve.inputs import InvalidTexts, decode_text
 from textclf.serving.model import TEXT_INPUT, TextClassifierModel
 from textclf.serving.prometheus import ServingMetrics
@@ -76,9 +76,9 @@ def binary_v2_problem(body: bytes, json_length: str) -> str | None:
         return "inference-header-content-length must be the byte length of the JSON header that starts the body"
     header_end = int(json_length)
     try:
-        header = orjson.loads(body[:header_end])
-    except orjson.JSONDecodeError as error:
-        return f"the JSON header of the binary request is not valid JSON ({error})"
+        header = load_json(body[:header_end], "the JSON header of the binary request")
+    except JsonRefused as error:
+        return str(error)
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
         return 'the JSON header must be an object with an "inputs" list'
     offset = header_end
@@ -292,6 +292,11 @@ class ServingMiddleware:
             body.decode("utf-8")
         except UnicodeDecodeError as error:
             return f"the body is not valid UTF-8 (byte {error.start}): send JSON encoded as UTF-8"
+        # Read as the monitor reads the logged exchange (textclf.runtime.wire): what is answered can be stored.
+        try:
+            load_json(body, "the body")
+        except JsonRefused as error:
+            return str(error)
         return None
 
     @staticmethod

@@ -4,19 +4,24 @@ On a cluster KServe's agent does this from `spec.predictor.logger`; `textclf ser
 does the same locally, in the same format (binary-mode CloudEvents, `ce-id` shared by request and response,
 types `org.kubeflow.serving.inference.request|response`), so the monitoring service has one input format.
 
-Delivery is at least once: an event stays in a buffer, bounded in bytes, until the sink acknowledges it;
-failures are retried with exponential backoff, in order. The monitor stores each (id, kind) once, so a
-retry never duplicates. Sending never delays or fails a prediction: when the buffer is full the new event is
-dropped, and every dropped event is counted and logged. A sink that refuses an event for good (a 4xx other
-than 408 and 429: a bad token, a model name it does not monitor) gets it dropped the same way.
+Delivery is at least once: an event stays in a buffer, bounded in bytes, until the sink acknowledges it. While
+the sink cannot be reached the events wait in order, retried with exponential backoff. An event the sink answers
+with a 5xx (or 408, 429) goes behind the others and is tried again, at most `MAX_ATTEMPTS` times, then given up
+(counted as a dead letter): one event the sink cannot take never holds back the ones after it. The monitor stores
+each (id, kind) once, so a retry never duplicates. Sending never delays or fails a prediction: when the buffer is
+full the new event is dropped. A sink that refuses an event for good (a 4xx other than 408 and 429: a bad token,
+a model name it does not monitor, a payload it cannot store) gets it dropped at once. Every event given up is
+counted by reason; the log says so at most once per `DROP_LOG_SECONDS`, with the counts since.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -27,6 +32,19 @@ logger = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 0.1
 LONGEST_RETRY_SECONDS = 5.0
 RETRIED_STATUSES = frozenset({408, 429})
+MAX_ATTEMPTS = 8
+"""Answers of 5xx (or 408, 429) an event may get before it is given up: with the backoff, 5 to 12 s of trying."""
+DROP_LOG_SECONDS = 60.0
+
+
+class Delivery(enum.Enum):
+    DELIVERED = "delivered"
+    REFUSED = "refused"
+    """A 4xx for good: this event will never be taken."""
+    FAILED = "failed"
+    """The sink answered, but could not take it now (5xx, 408, 429): try it again, after the others."""
+    UNREACHABLE = "unreachable"
+    """No answer in time: the sink is away or overloaded, and every event waits, in order."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,13 @@ class LoggedEvent:
     @property
     def size(self) -> int:
         return len(self.body) + len(self.request_id) + len(self.content_type) + 256
+
+
+@dataclass
+class _Queued:
+    event: LoggedEvent
+    attempts: int = 0
+    """Answers of 5xx (or 408, 429) so far."""
 
 
 def header_value(value: str) -> str:
@@ -63,14 +88,16 @@ class RequestLogger:
         self.source = source
         self.buffer_bytes = buffer_bytes
         self.token = token
-        self._pending: collections.deque[LoggedEvent] = collections.deque()
+        self._pending: collections.deque[_Queued] = collections.deque()
         self._pending_bytes = 0
+        self._unlogged_drops: collections.Counter[str] = collections.Counter()
+        self._drops_logged_at = float("-inf")
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self.sent = Counter("textclf_request_log_events", "CloudEvents the sink acknowledged", registry=registry)
         self.dropped = Counter(
             "textclf_request_log_dropped",
-            "CloudEvents given up on (buffer full, or refused by the sink for good)",
+            "CloudEvents given up on: buffer_full, refused (a 4xx for good), dead_letter (MAX_ATTEMPTS 5xx answers)",
             ["reason"],
             registry=registry,
         )
@@ -89,7 +116,7 @@ class RequestLogger:
         if self._pending_bytes + event.size > self.buffer_bytes:
             self._drop(event, "buffer_full", f"the {self.buffer_bytes}-byte buffer is full")
             return
-        self._pending.append(event)
+        self._pending.append(_Queued(event))
         self._pending_bytes += event.size
         self.buffered.set(self._pending_bytes)
         self._wakeup.set()
@@ -111,8 +138,25 @@ class RequestLogger:
         return {name: header_value(value) for name, value in headers.items()}
 
     def _drop(self, event: LoggedEvent, reason: str, why: str) -> None:
+        """Count an event given up; log it, or (within DROP_LOG_SECONDS of the last such line) only count it."""
         self.dropped.labels(reason).inc()
-        logger.warning("request log event %s (%s) dropped: %s", event.request_id, event.event_type, why)
+        self._unlogged_drops[reason] += 1
+        now = time.monotonic()
+        if now - self._drops_logged_at < DROP_LOG_SECONDS:
+            return
+        counts = ", ".join(f"{count} {name}" for name, count in sorted(self._unlogged_drops.items()))
+        logger.warning(
+            "request log events dropped (%s) since the last such line; the latest, %s (%s): %s",
+            counts, event.request_id, event.event_type, why,
+        )  # fmt: skip
+        self._unlogged_drops.clear()
+        self._drops_logged_at = now
+
+    def _done(self, queued: _Queued) -> None:
+        """The head of the queue (the event just tried) leaves it."""
+        self._pending.popleft()
+        self._pending_bytes -= queued.event.size
+        self.buffered.set(self._pending_bytes)
 
     async def _deliver_forever(self) -> None:
         delay = FIRST_RETRY_SECONDS
@@ -122,29 +166,34 @@ class RequestLogger:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                event = self._pending[0]
-                delivered = await self._deliver(client, event)
-                if delivered is None:  # not delivered yet: retry the same event after a pause
-                    self.retries.inc()
-                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                    delay = min(delay * 2, LONGEST_RETRY_SECONDS)
+                queued = self._pending[0]
+                outcome = await self._deliver(client, queued.event)
+                if outcome in {Delivery.DELIVERED, Delivery.REFUSED}:
+                    self._done(queued)
+                    delay = FIRST_RETRY_SECONDS
                     continue
-                delay = FIRST_RETRY_SECONDS
-                self._pending.popleft()
-                self._pending_bytes -= event.size
-                self.buffered.set(self._pending_bytes)
+                self.retries.inc()
+                if outcome is Delivery.FAILED:
+                    queued.attempts += 1
+                    if queued.attempts >= MAX_ATTEMPTS:
+                        self._done(queued)
+                        self._drop(queued.event, "dead_letter", f"the sink failed it {MAX_ATTEMPTS} times")
+                        continue
+                    # Behind the others: whatever this event does to the sink, the next ones go first.
+                    self._pending.rotate(-1)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, LONGEST_RETRY_SECONDS)
 
-    async def _deliver(self, client: httpx.AsyncClient, event: LoggedEvent) -> bool | None:
-        """True once acknowledged, False when refused for good (dropped), None to retry."""
+    async def _deliver(self, client: httpx.AsyncClient, event: LoggedEvent) -> Delivery:
         try:
             response = await client.post(self.url, content=event.body, headers=self.headers(event))
-        except Exception as error:  # the sink is away or slow, or anything else: keep the event, retry
+        except Exception as error:  # the sink is away or too slow (or anything else): keep the event, retry in order
             logger.info("request log delivery of %s failed, will retry: %r", event.request_id, error)
-            return None
+            return Delivery.UNREACHABLE
         if response.is_success:
             self.sent.inc()
-            return True
+            return Delivery.DELIVERED
         if response.status_code >= 500 or response.status_code in RETRIED_STATUSES:
-            return None
+            return Delivery.FAILED
         self._drop(event, "refused", f"the sink answered {response.status_code}: {response.text[:300]}")
-        return False
+        return Delivery.REFUSED

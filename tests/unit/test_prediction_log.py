@@ -126,3 +126,56 @@ def test_a_plain_postgresql_url_uses_the_driver_textclf_installs() -> None:
 
     assert create_engine("postgresql://textclf:secret@postgres:5432/textclf").dialect.driver == "psycopg2"
     assert create_engine("postgresql+psycopg2://u@h/db").dialect.driver == "psycopg2"
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        # The issue's probes: each of these got a 5xx, which the request logger retried for ever.
+        (binary(REQUEST_EVENT, {})[0], f'{{"instances": ["a"], "extra": {deep(1000)}}}'.encode(), "nested more than"),
+        ({"content-type": "application/cloudevents+json"},
+         b'{"specversion": "1.0", "id": "r1", "type": "%s", "source": "s", "time": 12345, "data": {}}'
+         % REQUEST_EVENT.encode(), "time must be an RFC 3339 timestamp string, not int"),
+        ({"content-type": "application/cloudevents+json"},
+         b'{"specversion": "1.0", "id": "\\udc80", "type": "%s", "source": "s", "data": {}}' % REQUEST_EVENT.encode(),
+         "not JSON"),
+        ({**binary(REQUEST_EVENT, {})[0], "Ce-Time": "0001-01-01T00:00:00+14:00"}, b"{}", "with a UTC value"),
+        (binary(RESPONSE_EVENT, {})[0], b'{"label": "positive", "score": NaN}', "not JSON"),
+        (binary(RESPONSE_EVENT, {})[0], b'{"label": "positive", "score": 1e400}', "not JSON"),
+        ({"content-type": "application/cloudevents+json"},
+         b'{"specversion": "1.0", "id": "r1", "type": "%s", "source": "s", "data": %s}'
+         % (REQUEST_EVENT.encode(), deep(40).encode()),
+         r"CloudEvent \(an envelope around data of 32 levels\) is nested more than 33"),
+    ],
+)  # fmt: skip
+def test_hostile_events_are_malformed_naming_the_field(headers: dict, body: bytes, message: str) -> None:
+    with pytest.raises(MalformedEvent, match=message):
+        parse_event(headers, body)
+
+
+def test_a_payload_at_the_depth_limit_is_read_in_both_modes() -> None:
+    from textclf.runtime.wire import MAX_JSON_DEPTH
+
+    payload = {"instances": ["a"], "extra": json.loads(deep(MAX_JSON_DEPTH - 1))}
+    assert parse_event(*binary(REQUEST_EVENT, payload)).payload == payload
+    assert parse_event(*structured(REQUEST_EVENT, payload)).payload == payload
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        ({"label": "positive", "score": "NaN"}, "not all finite"),
+        ({"label": "positive", "score": 0.9, "probabilities": [0.1, "inf"]}, "not all finite"),
+        ({"label": "p" * 201, "score": 0.9}, "label of text 0 has 201 characters"),
+        ({"label": "positive", "score": 0.9, "model_version": "v" * 5000}, "model_version has 5000 characters"),
+    ],
+)
+def test_responses_the_store_could_not_keep_are_malformed(response: dict, message: str) -> None:
+    """A NaN score got 503 on every resend (the store refused it); a 5,000-character version was stored."""
+    request = parse_event(*binary(REQUEST_EVENT, {"text": "fine"}))
+    with pytest.raises(MalformedEvent, match=message):
+        prediction_records(request, parse_event(*binary(RESPONSE_EVENT, response)))

@@ -12,11 +12,13 @@ A predictor shadowing a second model (`textclf serve --shadow-model`) sends a th
 from __future__ import annotations
 
 import base64
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from textclf.runtime.wire import MAX_JSON_DEPTH, JsonRefused, load_json
 
 REQUEST_EVENT = "org.kubeflow.serving.inference.request"
 RESPONSE_EVENT = "org.kubeflow.serving.inference.response"
@@ -86,28 +88,35 @@ def _event_kind(event_type: str) -> EventKind:
     return EVENT_KINDS[event_type]
 
 
-def _event_time(value: str | None) -> datetime:
-    if not value:
+def _event_time(value: Any) -> datetime:
+    """The sender's time in UTC; absent, now."""
+    if value is None or value == "":
         return datetime.now(UTC)
+    if not isinstance(value, str):
+        raise MalformedEvent(f"attribute time must be an RFC 3339 timestamp string, not {type(value).__name__}")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedEvent(f"event time {value!r} is not an RFC 3339 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        # In UTC now: a time near the calendar's ends (0001-01-01T00:00:00+14:00) has no UTC value.
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise MalformedEvent(f"attribute time {value[:60]!r} is not an RFC 3339 timestamp with a UTC value") from None
 
 
-def _json(data: bytes | str, what: str) -> Any:
+def _json(data: bytes | str, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedEvent(f"{what} is not JSON ({error})") from None
+        return load_json(data, what, max_depth)
+    except JsonRefused as error:
+        raise MalformedEvent(str(error)) from None
 
 
 def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
     """One CloudEvent, binary or structured mode, as an `InferenceEvent`; `MalformedEvent` otherwise."""
     lowered = {key.lower(): value for key, value in headers.items()}
     if lowered.get("content-type", "").startswith(STRUCTURED_CONTENT_TYPE):
-        document = _json(body, "the structured CloudEvent")
+        # One level more than a payload may have: the envelope around it.
+        document = _json(
+            body, f"the structured CloudEvent (an envelope around data of {MAX_JSON_DEPTH} levels)", MAX_JSON_DEPTH + 1
+        )
         if not isinstance(document, dict):
             raise MalformedEvent("a structured CloudEvent must be a JSON object")
         attributes = {key.lower(): value for key, value in document.items()}
@@ -171,7 +180,10 @@ def _response_predictions(payload: Any) -> tuple[list[tuple[str, float, list[flo
         flat = (outputs.get("probabilities") or {}).get("data") or []
         width = len(flat) // len(labels) if labels and flat else 0
         rows = [flat[i * width : (i + 1) * width] for i in range(len(labels))] if width else [[] for _ in labels]
-        predictions = [(str(label), float(score), row) for label, score, row in zip(labels, scores, rows, strict=True)]
+        predictions = [
+            (str(label), float(score), [float(p) for p in row])
+            for label, score, row in zip(labels, scores, rows, strict=True)
+        ]
         return predictions, version
     if isinstance(payload.get("predictions"), list):
         items = payload["predictions"]
@@ -189,6 +201,17 @@ def _response_predictions(payload: Any) -> tuple[list[tuple[str, float, list[flo
     return predictions, version
 
 
+def _storable(predictions: list[tuple[str, float, list[float]]], version: str) -> None:
+    """What the store keeps must be what it can: finite numbers, labels and versions of at most MAX_ID_CHARS."""
+    if len(version) > MAX_ID_CHARS:
+        raise MalformedEvent(f"the response's model_version has {len(version)} characters; at most {MAX_ID_CHARS}")
+    for index, (label, score, probabilities) in enumerate(predictions):
+        if len(label) > MAX_ID_CHARS:
+            raise MalformedEvent(f"the label of text {index} has {len(label)} characters; at most {MAX_ID_CHARS}")
+        if not all(math.isfinite(number) for number in (score, *probabilities)):
+            raise MalformedEvent(f"the score or probabilities of text {index} are not all finite numbers")
+
+
 def prediction_records(request: InferenceEvent, response: InferenceEvent) -> list[PredictionRecord]:
     """One record per text of a request joined with its response."""
     if request.event_id != response.event_id:
@@ -198,8 +221,9 @@ def prediction_records(request: InferenceEvent, response: InferenceEvent) -> lis
         predictions, response_version = _response_predictions(response.payload)
     except MalformedEvent:
         raise
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise MalformedEvent(f"the response's scores or probabilities are not numbers ({error})") from None
+    _storable(predictions, response_version)
     if len(texts) != len(predictions):
         raise MalformedEvent(f"the request has {len(texts)} texts but the response {len(predictions)} predictions")
     version = response_version or response.model_version or request.model_version

@@ -1,0 +1,178 @@
+"""One JSON reading at both ends (textclf.runtime.wire), with real processes: what the predictor answers, the
+monitor stores; what it cannot read, the predictor refuses first; the monitor answers any hostile event with a
+4xx naming what is wrong, never a 5xx its senders would retry; and a normal prediction is stored at once after
+each (the issue-33 probes: a request nested 1,000 deep stopped all later monitoring)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.events import binary_cloud_event, v2_exchange
+from tests.support.servers import RunningMonitor, RunningServer, monitor_server, textclf_server
+from textclf.monitor.events import REQUEST_EVENT, RESPONSE_EVENT
+from textclf.runtime.wire import MAX_JSON_DEPTH
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "event-limits-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+STORED_WITHIN_SECONDS = 1.0
+FUZZ_EXAMPLES = 300
+
+
+def nested(levels: int) -> str:
+    """JSON arrays `levels` deep (Python's own json cannot write 1,000 levels)."""
+    return "[" * levels + "]" * levels
+
+
+def with_extra(levels: int, first: str = '"instances": ["fine"]') -> bytes:
+    return f'{{{first}, "extra": {nested(levels)}}}'.encode()
+
+
+def predictions_stored(client: httpx.Client) -> float:
+    lines = client.get("/metrics").text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("textclf_monitor_predictions_total"))
+
+
+def stored_at_once(client: httpx.Client, event_id: str) -> float:
+    """Send one normal exchange; seconds until the monitor counts its prediction."""
+    before = predictions_stored(client)
+    started = time.monotonic()
+    request, response = v2_exchange(["still monitored"], ["positive"])
+    for kind, payload in (("request", request), ("response", response)):
+        headers, body = binary_cloud_event(event_id, kind, payload)
+        assert client.post("/events", headers={**headers, **AUTH}, content=body).status_code == 200
+    while predictions_stored(client) < before + 1:
+        assert time.monotonic() - started < 10, "the normal prediction was not stored"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMonitor]:
+    with monitor_server(
+        tmp_path_factory.mktemp("monitor"), "--check-interval", "0", "--set", f"write_token={TOKEN}"
+    ) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def logging_server(
+    tmp_path_factory: pytest.TempPathFactory, step_inputs: dict, monitor: RunningMonitor
+) -> Iterator[RunningServer]:
+    with textclf_server(
+        tmp_path_factory.mktemp("serve"),
+        "--model",
+        str(step_inputs["model"]),
+        "--backend",
+        "onnx",
+        "--request-logger-url",
+        f"{monitor.url}/events",
+        env={"TEXTCLF_SERVE_REQUEST_LOGGER_TOKEN": TOKEN},
+    ) as server:
+        yield server
+
+
+def test_the_predictor_refuses_what_the_monitor_could_not_store_and_monitoring_goes_on(
+    logging_server: RunningServer, monitor: RunningMonitor
+) -> None:
+    with httpx.Client(timeout=60) as client, httpx.Client(base_url=monitor.url, timeout=30) as monitor_client:
+        before = predictions_stored(monitor_client)
+        v1 = f"{logging_server.url}/v1/models/textclf:predict"
+        json_type = {"content-type": "application/json"}
+        too_deep = client.post(v1, content=with_extra(1000), headers=json_type)
+        assert too_deep.status_code == 400 and f"nested more than {MAX_JSON_DEPTH} levels" in too_deep.text
+        assert client.post(v1, content=with_extra(MAX_JSON_DEPTH - 1), headers=json_type).status_code == 200
+        assert client.post(f"{logging_server.url}/predict", json={"text": "and then"}).status_code == 200
+        deadline = time.monotonic() + 20
+        while predictions_stored(monitor_client) < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert predictions_stored(monitor_client) == before + 2
+
+
+HOSTILE_EVENTS = {
+    "deep nesting": (REQUEST_EVENT, {}, with_extra(1000), 400),
+    "time as a number": (
+        REQUEST_EVENT,
+        {"content-type": "application/cloudevents+json"},
+        json.dumps({"specversion": "1.0", "id": "t", "type": REQUEST_EVENT, "source": "s", "time": 12345,
+                    "inferenceservicename": "textclf", "data": {"text": "x"}}).encode(),
+        400,
+    ),
+    "lone surrogate id": (
+        REQUEST_EVENT,
+        {"content-type": "application/cloudevents+json"},
+        b'{"specversion": "1.0", "id": "\\udc80", "type": "%s", "source": "s", "inferenceservicename": "textclf",'
+        b' "data": {"text": "x"}}' % REQUEST_EVENT.encode(),
+        400,
+    ),
+    "time without a UTC value": (REQUEST_EVENT, {"ce-time": "0001-01-01T00:00:00+14:00"}, b'{"text": "x"}', 400),
+    "NaN score": (RESPONSE_EVENT, {}, b'{"label": "positive", "score": NaN}', 400),
+    "NaN as a string": (RESPONSE_EVENT, {}, b'{"label": "positive", "score": "NaN"}', 422),
+    "5,000-character version": (
+        RESPONSE_EVENT, {}, json.dumps({"label": "positive", "score": 0.9, "model_version": "v" * 5000}).encode(), 422
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("probe", HOSTILE_EVENTS)
+def test_hostile_events_get_a_4xx_naming_the_problem_and_monitoring_goes_on(
+    monitor: RunningMonitor, probe: str
+) -> None:
+    event_type, extra_headers, body, status = HOSTILE_EVENTS[probe]
+    event_id = f"hostile-{probe.replace(' ', '-').replace(',', '')}"
+    with httpx.Client(base_url=monitor.url, timeout=30) as client:
+        if event_type == RESPONSE_EVENT:  # its request first, so the response is what fails
+            headers, request_body = binary_cloud_event(event_id, "request", {"text": "x"})
+            assert client.post("/events", headers={**headers, **AUTH}, content=request_body).status_code == 200
+        headers, _ = binary_cloud_event(event_id, "request" if event_type == REQUEST_EVENT else "response", {})
+        answer = client.post("/events", headers={**headers, **extra_headers, **AUTH}, content=body)
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"]
+        assert stored_at_once(client, f"after-{event_id}") < STORED_WITHIN_SECONDS
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+hostile_bodies = st.one_of(
+    st.builds(lambda levels: with_extra(levels, '"text": "x"'), st.integers(1, 1100)),
+    # json.dumps writes NaN and Infinity for such floats, and \\ud8xx escapes for lone surrogates.
+    st.builds(lambda value: json.dumps({"label": "positive", "score": value, "text": value}).encode(), json_values),
+    st.builds(lambda s: b'{"text": "\\u%04x"}' % s, st.integers(0xD800, 0xDFFF)),
+    st.sampled_from([b"1e400", b"-1e400", b"[" * 2000, b'{"text": 123456789012345678901234567890}']),
+)
+hostile_times = st.one_of(
+    st.none(),
+    st.sampled_from(["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1970-01-01T00:00:00Z", "NaN"]),
+    st.text(max_size=30),
+)
+
+
+def test_generated_hostile_events_never_get_a_5xx(monitor: RunningMonitor) -> None:
+    statuses: list[int] = []
+    with httpx.Client(base_url=monitor.url, timeout=30) as client:
+
+        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(kind=st.sampled_from(["request", "response"]), body=hostile_bodies, time_value=hostile_times,
+               number=st.integers(0, 10**6))  # fmt: skip
+        def probe(kind: str, body: bytes, time_value: str | None, number: int) -> None:
+            headers, _ = binary_cloud_event(f"fuzz-{number}", kind, {})
+            if time_value is not None:  # what a client can send in a header: printable ASCII
+                headers["ce-time"] = "".join(char for char in time_value if " " <= char <= "~").strip()
+            answer = client.post("/events", headers={**headers, **AUTH}, content=body)
+            statuses.append(answer.status_code)
+            assert answer.status_code < 500, f"{body[:200]!r} at {time_value!r} -> {answer.status_code}: {answer.text}"
+
+        probe()
+        assert stored_at_once(client, "after-the-fuzz") < STORED_WITHIN_SECONDS
+    assert len(statuses) == FUZZ_EXAMPLES and {400} <= set(statuses)
