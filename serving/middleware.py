@@ -288,14 +288,15 @@ class ServingMiddleware:
     def _body_problem(route: str, body: bytes, headers: dict[str, str]) -> str | None:
         if route == "v2_infer" and "inference-header-content-length" in headers:
             return binary_v2_problem(body, headers["inference-header-content-length"])
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return f"the body is not valid UTF-8 (byte {error.start}): send JSON encoded as UTF-8"
         # Read as the monitor reads the logged exchange (textclf.runtime.wire): what is answered can be stored.
+        # One pass over a good body; only a refused one is read again, to name a bad byte.
         try:
             load_json(body, "the body")
         except JsonRefused as error:
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return f"the body is not valid UTF-8 (byte {bad.start}): send JSON encoded as UTF-8"
             return str(error)
         return None
 

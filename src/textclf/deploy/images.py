@@ -104,7 +104,7 @@ def pull(image: str, timeout: float = DOCKER_TIMEOUT_SECONDS) -> bool:
         return False
 
 
-def build_debian_base(tag: str, mirror: str = DEBIAN_MIRROR, log: Path | None = None) -> None:
+def build_debian_base(tag: str, mirror: str, log: Path) -> None:
     """A Python 3.11 base image from Debian bookworm's packages, imported into the engine as `tag`. Needs root
     (debootstrap makes device nodes and chroots) and Debian's `debootstrap`."""
     if os.geteuid() != 0:
@@ -145,7 +145,7 @@ def build_debian_base(tag: str, mirror: str = DEBIAN_MIRROR, log: Path | None = 
             raise ImageBuildError(f"docker import of {tag} failed: {imported.stderr.strip()}")
 
 
-def resolve_base_image(requested: str, local_tag: str, mirror: str = DEBIAN_MIRROR, log: Path | None = None) -> str:
+def resolve_base_image(requested: str, local_tag: str, mirror: str, log: Path) -> str:
     """`requested` when the engine has it or can pull it; else `local_tag`, built from Debian's packages when the
     engine does not have it yet."""
     if image_exists(requested) or pull(requested):
@@ -203,13 +203,9 @@ def write_build_config(settings: dict[str, str], folder: Path) -> list[str]:
             continue
         values = settings[option].split()
         if option in {"index-url", "extra-index-url"}:
-            remote = [value for value in values if local_path(value) is None]
-            notes += [
-                f"left out local package index {value} (a build cannot reach it)"
-                for value in values
-                if local_path(value) is not None
-            ]
-            values = remote
+            local = [value for value in values if local_path(value) is not None]
+            notes += [f"left out local package index {value} (a build cannot reach it)" for value in local]
+            values = [value for value in values if value not in local]
         elif option == "find-links":
             rewritten = []
             for value in values:
@@ -276,13 +272,8 @@ class BuiltImage:
     log: str
 
 
-def run_logged(command: Sequence[str], log: Path | None, what: str, cwd: Path | None = None) -> None:
+def run_logged(command: Sequence[str], log: Path, what: str, cwd: Path | None = None) -> None:
     """Run `command` with its output appended to `log`; on failure, raise with the log's last lines."""
-    if log is None:
-        result = subprocess.run(list(command), cwd=cwd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ImageBuildError(f"{what} failed:\n{(result.stdout + result.stderr)[-3000:]}")
-        return
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as out:
         out.write(f"$ {shlex.join(command)}\n")
@@ -298,11 +289,10 @@ def build_images(
     torch_index_url: str,
     targets: dict[str, str] = IMAGE_TARGETS,
     context: Path = REPO,
-    log_dir: Path | None = None,
 ) -> list[BuiltImage]:
     """`docker build` each image's target from `context`, in the Dockerfile's order (each reuses the stages the
     previous one built)."""
-    log_dir = log_dir or context / "logs"
+    log_dir = context / "logs"
     built = []
     for image, target in targets.items():
         log = log_dir / f"image-{target}.log"
@@ -338,17 +328,21 @@ def prepare_and_build(
     mirror: str = DEBIAN_MIRROR,
 ) -> tuple[str, list[BuiltImage]]:
     """Everything `make images` does: the base, the build configuration, the builds. Returns the base used."""
-    reason = docker_unavailable_reason()
-    if reason:
-        raise ImageBuildError(reason)
-    log_dir = context / "logs"
-    base = resolve_base_image(base_image, local_base_image, mirror, log_dir / "image-base.log")
+    base = prepared_base(base_image, local_base_image, mirror, context)
     for note in write_build_config(machine_pip_settings(), context / BUILD_CONFIG):
         say(f"pip configuration: {note}")
     if torch_index_url and not reachable(torch_index_url.rstrip("/") + "/torch/"):
         say(f"{torch_index_url} does not answer: torch comes from pip's configuration")
         torch_index_url = ""
-    return base, build_images(base, torch_index_url, targets, context, log_dir)
+    return base, build_images(base, torch_index_url, targets, context)
+
+
+def prepared_base(base_image: str, local_base_image: str, mirror: str, context: Path = REPO) -> str:
+    """The base image the builds use, once a Docker engine answers (`make base-image` stops here)."""
+    reason = docker_unavailable_reason()
+    if reason:
+        raise ImageBuildError(reason)
+    return resolve_base_image(base_image, local_base_image, mirror, context / "logs" / "image-base.log")
 
 
 def say(line: str) -> None:
@@ -369,17 +363,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
     options = parser.parse_args(arguments)
     try:
         if options.base_only:
-            reason = docker_unavailable_reason()
-            if reason:
-                raise ImageBuildError(reason)
-            say(
-                resolve_base_image(
-                    options.base_image,
-                    options.local_base_image,
-                    options.debian_mirror,
-                    REPO / "logs" / "image-base.log",
-                )
-            )
+            say(prepared_base(options.base_image, options.local_base_image, options.debian_mirror))
             return 0
         targets = {image: target for image, target in IMAGE_TARGETS.items() if target in (options.target or [target])}
         base, built = prepare_and_build(
