@@ -123,6 +123,9 @@ def _auto_scaling(settings: InferenceServiceSettings) -> Any:
     return V1beta1AutoScalingSpec(metrics=[metric])
 
 
+REQUEST_LOG_SPOOL_DIR = "/tmp/request-log-spool"
+
+
 def _shadow_env(settings: InferenceServiceSettings) -> list[Any]:
     """The shadow model, the registry it is read from, and where its events go (the monitor's events port, as
     KServe's logger): no token needed, and the monitor's NetworkPolicy admits the predictor pods there."""
@@ -134,6 +137,9 @@ def _shadow_env(settings: InferenceServiceSettings) -> list[Any]:
         V1EnvVar(name="TEXTCLF_SERVE_SHADOW_MODEL", value=settings.shadow_model),
         V1EnvVar(name="TEXTCLF_SERVE_TRACKING_URI", value=settings.tracking_uri),
         V1EnvVar(name="TEXTCLF_SERVE_SHADOW_EVENTS_URL", value=settings.request_logger_url),
+        # Shadow events still unsent when the pod stops wait here for the container's next start: the /tmp
+        # emptyDir outlives container restarts (not the pod).
+        V1EnvVar(name="TEXTCLF_SERVE_REQUEST_LOGGER_SPOOL_DIR", value=REQUEST_LOG_SPOOL_DIR),
     ]
 
 

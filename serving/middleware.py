@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
-import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from kserve.protocol.infer_type import deserialize_bytes_tensor
-
 from textclf.monitor.events import MAX_ID_CHARS, REQUEST_EVENT, RESPONSE_EVENT
 from textclf.runtime.auth import Access, check_token
-from textclf.runtime.wire import JsonRefused, load_json
-from textclf.serve.inputs import InvalidTexts, decode_text
-from textclf.serving.model import TEXT_INPUT, TextClassifierModel
+from textclf.runtime.wire import JsonRefused, TensorsRefused, binary_v2_document, load_json
+from textclf.serving.model import TextClassifierModel
 from textclf.serving.prometheus import ServingMetrics
 from textclf.serving.request_logger import LoggedEvent, RequestLogger
 
@@ -59,56 +54,16 @@ _VERSIONED = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(/ready|/infer)?$"
 _USABLE_REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_CHARS}}}")
 
 
-def bytes_tensor_items(raw: bytes, name: object = TEXT_INPUT) -> list[bytes]:
-    """The items of a binary BYTES tensor, read by KServe's own decoder; `InvalidTexts` when malformed."""
-    try:
-        return list(deserialize_bytes_tensor(raw))
-    except struct.error:
-        raise InvalidTexts(
-            f"input {name!r}: raw BYTES data is malformed (each item is a 4-byte length, then its bytes)"
-        ) from None
-
-
 def binary_v2_problem(body: bytes, json_length: str) -> str | None:
     """What is wrong with a v2 request in the binary-tensor format, or None. KServe decodes these before the
-    model sees them and answers a bad length, bad UTF-8 or a shape mismatch with a 500; we answer 400."""
+    model sees them and answers a bad length, bad UTF-8 or a shape mismatch with a 500; we answer 400. The
+    monitor reads the logged body with the same decoder."""
     if not json_length.isdigit() or int(json_length) > len(body):
         return "inference-header-content-length must be the byte length of the JSON header that starts the body"
-    header_end = int(json_length)
     try:
-        header = load_json(body[:header_end], "the JSON header of the binary request")
-    except JsonRefused as error:
+        binary_v2_document(body, int(json_length), "the binary request")
+    except (JsonRefused, TensorsRefused) as error:
         return str(error)
-    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
-        return 'the JSON header must be an object with an "inputs" list'
-    offset = header_end
-    for tensor in header["inputs"]:
-        if not isinstance(tensor, dict) or "data" in tensor:
-            continue
-        name = tensor.get("name")
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
-        if not isinstance(size, int) or size < 0 or offset + size > len(body):
-            return f"input {name!r}: parameters.binary_data_size must count the bytes of its data in the body"
-        if tensor.get("datatype") != "BYTES":
-            return f"input {name!r} must have datatype BYTES, not {tensor.get('datatype')}"
-        problem = _bytes_tensor_problem(body[offset : offset + size], tensor.get("shape"), name)
-        if problem:
-            return problem
-        offset += size
-    return None
-
-
-def _bytes_tensor_problem(data: bytes, shape: object, name: object) -> str | None:
-    try:
-        items = bytes_tensor_items(data, name)
-        for index, item in enumerate(items):
-            decode_text(item, index)
-    except InvalidTexts as error:
-        return str(error)
-    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
-        return f"input {name!r} must have shape [N], not {shape}"
-    if math.prod(shape) != len(items):
-        return f"input {name!r} declares shape {shape} but carries {len(items)} items"
     return None
 
 

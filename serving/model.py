@@ -23,6 +23,7 @@ from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferInput, InferOutput, to_http_parameters
 
 from textclf.config import ServingConfig
+from textclf.monitor.events import REQUEST_EVENT, RESPONSE_EVENT
 from textclf.registry.model_uri import resolve_model
 from textclf.registry.tracking import default_tracking_uri
 from textclf.runtime.cpu import release_free_memory, settle_long_lived_objects
@@ -32,6 +33,7 @@ from textclf.serve.classifier import TextClassifier, load_fastest
 from textclf.serve.explain import Explanation, ExplanationBatch, word_spans
 from textclf.serve.inputs import InputLimits, InvalidTexts, validate_texts
 from textclf.serving.prometheus import ServingMetrics
+from textclf.serving.request_logger import LoggedEvent, RequestLogger
 from textclf.serving.shadow import ShadowedRequest, ShadowModel
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ EXPLAIN_CHUNK_TEXTS = 16
 # ~50 MiB per 150 batches without), at no measurable cost in throughput.
 BATCHES_PER_MEMORY_TRIM = 10
 UNLOADED_DETAIL = "the model was unloaded: POST /v2/repository/models/{name}/load serves it again"
+GRPC_ENDPOINT = "grpc_model_infer"
+"""The `ce-endpoint` of events logged for gRPC `ModelInfer` (HTTP routes are logged by the middleware)."""
 WARMUP_TEXTS = ("warm-up text for the first forward pass", "a second, somewhat longer warm-up text " * 8)
 
 
@@ -127,6 +131,9 @@ class TextClassifierModel(Model):
         """Set by the repository's `unload`: requests get a 503 until its `load`, which clears it."""
         self.shadow: ShadowModel | None = None
         """A second model shown a share of the requests (`shadow_model`); `load` reloads it after the champion."""
+        self.request_logger: RequestLogger | None = None
+        """Where gRPC exchanges are logged (`request_logger_url`): HTTP ones pass the middleware, gRPC ones only
+        this model."""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -378,12 +385,46 @@ class TextClassifierModel(Model):
                 "model_version": result.model_version,
             }
         if result.request.protocol == "v2":
-            return self._v2_response(result, result.request.infer_request)
+            response = self._v2_response(result, result.request.infer_request)
+            if result.request.infer_request.from_grpc and self.request_logger is not None:
+                self._log_grpc_exchange(result, response, headers)
+            return response
         return {
             "predictions": [self.as_json(prediction) for prediction in result.predictions],
             "model_name": self.name,
             "model_version": result.model_version,
         }
+
+    def _log_grpc_exchange(self, classified: Classified, response: InferResponse, headers: dict | None) -> None:
+        """A gRPC `ModelInfer` as the request logger sends an HTTP v2 exchange: its request and response in v2's
+        JSON form, under the request's id."""
+        request = classified.request
+        texts = request.texts
+        request_document = {
+            "id": request.infer_request.id,
+            "inputs": [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [len(texts)], "data": texts}],
+        }
+        response_document = {
+            "id": response.id,
+            "model_name": self.name,
+            "model_version": classified.model_version,
+            "outputs": [
+                {"name": output.name, "datatype": output.datatype, "shape": output.shape, "data": output.data}
+                for output in response.outputs
+            ],
+        }
+        request_id = self._request_id(request, headers)
+        for event_type, document in ((REQUEST_EVENT, request_document), (RESPONSE_EVENT, response_document)):
+            self.request_logger.log(
+                LoggedEvent(
+                    event_type,
+                    request_id,
+                    orjson.dumps(document),
+                    "application/json",
+                    GRPC_ENDPOINT,
+                    classified.model_version,
+                )
+            )
 
     def get_input_types(self) -> list[dict]:
         return [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]

@@ -12,19 +12,27 @@ each (id, kind) once, so a retry never duplicates. Sending never delays or fails
 full the new event is dropped. A sink that refuses an event for good (a 4xx other than 408 and 429: a bad token,
 a model name it does not monitor, a payload it cannot store) gets it dropped at once. Every event given up is
 counted by reason; the log says so at most once per `DROP_LOG_SECONDS`, with the counts since.
+
+A graceful stop (SIGTERM, as a rolling update sends) flushes: `close` keeps delivering for at most `flush_seconds`,
+then writes what is left to `spool_dir` (an emptyDir on a cluster), which the next start sends first; without a spool
+directory the events left are counted (reason `shutdown`) and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import enum
 import logging
+import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import httpx
+import orjson
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 logger = logging.getLogger(__name__)
@@ -35,6 +43,7 @@ RETRIED_STATUSES = frozenset({408, 429})
 MAX_ATTEMPTS = 8
 """Answers of 5xx (or 408, 429) an event may get before it is given up: with the backoff, 5 to 12 s of trying."""
 DROP_LOG_SECONDS = 60.0
+FLUSH_POLL_SECONDS = 0.02
 
 
 class Delivery(enum.Enum):
@@ -60,6 +69,18 @@ class LoggedEvent:
     def size(self) -> int:
         return len(self.body) + len(self.request_id) + len(self.content_type) + 256
 
+    def spooled(self) -> bytes:
+        """One line of a spool file."""
+        fields = asdict(self)
+        fields["body"] = base64.b64encode(self.body).decode()
+        return orjson.dumps(fields) + b"\n"
+
+    @classmethod
+    def from_spool(cls, line: bytes) -> LoggedEvent:
+        fields = orjson.loads(line)
+        fields["body"] = base64.b64decode(fields["body"])
+        return cls(**fields)
+
 
 @dataclass
 class _Queued:
@@ -82,12 +103,17 @@ class RequestLogger:
         buffer_bytes: int = 64 * 1024 * 1024,
         token: str = "",
         registry: CollectorRegistry = REGISTRY,
+        flush_seconds: float = 10.0,
+        spool_dir: str = "",
     ):
         self.url = url
         self.model_name = model_name
         self.source = source
         self.buffer_bytes = buffer_bytes
         self.token = token
+        self.flush_seconds = flush_seconds
+        self.spool_dir = Path(spool_dir) if spool_dir else None
+        self._closed = False
         self._pending: collections.deque[_Queued] = collections.deque()
         self._pending_bytes = 0
         self._unlogged_drops: collections.Counter[str] = collections.Counter()
@@ -97,7 +123,8 @@ class RequestLogger:
         self.sent = Counter("textclf_request_log_events", "CloudEvents the sink acknowledged", registry=registry)
         self.dropped = Counter(
             "textclf_request_log_dropped",
-            "CloudEvents given up on: buffer_full, refused (a 4xx for good), dead_letter (MAX_ATTEMPTS 5xx answers)",
+            "CloudEvents given up on: buffer_full, refused (a 4xx for good), dead_letter (MAX_ATTEMPTS 5xx answers), "
+            "shutdown (unsent at a stop, with no spool directory)",
             ["reason"],
             registry=registry,
         )
@@ -109,17 +136,89 @@ class RequestLogger:
         return len(self._pending)
 
     def log(self, event: LoggedEvent) -> None:
-        """Queue an event for delivery (from the event loop); drop and count it when the buffer is full."""
-        if self._worker is None or self._worker.done():
-            self._wakeup = asyncio.Event()
-            self._worker = asyncio.get_running_loop().create_task(self._deliver_forever())
+        """Queue an event for delivery (from the event loop); drop and count it when the buffer is full. After
+        `close` (gRPC still answers while HTTP has stopped) it goes straight to the spool."""
+        if self._closed:
+            self._leave([event])
+            return
+        self.start()
+        self._enqueue(event)
+        self._wakeup.set()
+
+    def start(self) -> None:
+        """Start delivering (from the event loop): what an earlier stop spooled first, then new events."""
+        if self._worker is not None and not self._worker.done():
+            return
+        self._wakeup = asyncio.Event()
+        self._worker = asyncio.get_running_loop().create_task(self._deliver_forever())
+        for event in self._read_spool():
+            self._enqueue(event)
+        if self._pending:
+            self._wakeup.set()
+
+    async def close(self) -> None:
+        """A graceful stop: deliver for at most `flush_seconds`, then spool (or count and log) what is left."""
+        deadline = time.monotonic() + self.flush_seconds
+        while self._pending and self._worker is not None and not self._worker.done() and time.monotonic() < deadline:
+            await asyncio.sleep(FLUSH_POLL_SECONDS)
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+        left = [queued.event for queued in self._pending]
+        self._pending.clear()
+        self._pending_bytes = 0
+        self.buffered.set(0)
+        self._leave(left)
+
+    def _enqueue(self, event: LoggedEvent) -> None:
         if self._pending_bytes + event.size > self.buffer_bytes:
             self._drop(event, "buffer_full", f"the {self.buffer_bytes}-byte buffer is full")
             return
         self._pending.append(_Queued(event))
         self._pending_bytes += event.size
         self.buffered.set(self._pending_bytes)
-        self._wakeup.set()
+
+    def _leave(self, events: list[LoggedEvent]) -> None:
+        """Events this process will not send: into a new spool file, or counted and logged as lost."""
+        if not events:
+            return
+        if self.spool_dir is not None:
+            try:
+                self.spool_dir.mkdir(parents=True, exist_ok=True)
+                path = self.spool_dir / f"events-{time.time_ns()}-{os.getpid()}.jsonl"
+                partial = path.with_suffix(".partial")
+                partial.write_bytes(b"".join(event.spooled() for event in events))
+                partial.replace(path)  # whole or absent: the next start never reads half a file
+                logger.warning("request log: %d unsent events spooled to %s for the next start", len(events), path)
+                return
+            except OSError as error:
+                why = f"the spool directory {self.spool_dir} cannot be written ({error})"
+        else:
+            why = "no spool directory is set (request_logger_spool_dir)"
+        self.dropped.labels("shutdown").inc(len(events))
+        logger.warning(
+            "request log: %d events (%d bytes) not sent before the stop and lost: %s",
+            len(events), sum(event.size for event in events), why,
+        )  # fmt: skip
+
+    def _read_spool(self) -> list[LoggedEvent]:
+        """What earlier stops spooled, oldest first; each file is removed once read."""
+        if self.spool_dir is None or not self.spool_dir.is_dir():
+            return []
+        events, unreadable = [], 0
+        for path in sorted(self.spool_dir.glob("events-*.jsonl")):
+            for line in path.read_bytes().splitlines():
+                try:
+                    events.append(LoggedEvent.from_spool(line))
+                except (ValueError, TypeError, KeyError):
+                    unreadable += 1
+            path.unlink()
+        if events or unreadable:
+            logger.warning(
+                "request log: %d events from an earlier stop to send (%d unreadable lines skipped)",
+                len(events), unreadable,
+            )  # fmt: skip
+        return events
 
     def headers(self, event: LoggedEvent) -> dict[str, str]:
         headers = {

@@ -130,10 +130,19 @@ def build_server(config: ServingConfig, metrics: ServingMetrics) -> tuple[LocalM
             config.model_name,
             buffer_bytes=config.request_logger_buffer_bytes,
             token=config.request_logger_token.get_secret_value(),
+            flush_seconds=config.request_logger_flush_seconds,
+            spool_dir=config.request_logger_spool_dir,
         )
         if events_url
         else None
     )
+    if request_logger is not None:
+        # Uvicorn runs these around serving: the shutdown hook after requests in flight are answered on SIGTERM
+        # (uvicorn `Server.shutdown`), so their events are in the buffer it flushes.
+        model_server.app.router.on_startup.append(request_logger.start)
+        model_server.app.router.on_shutdown.append(request_logger.close)
+    if config.request_logger_url:
+        model.request_logger = request_logger
     if config.shadow_model:
         model.shadow = ShadowModel(config, metrics, request_logger)
     model.load()

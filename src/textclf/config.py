@@ -265,6 +265,19 @@ class ServingConfig(BaseModel):
         ge=1024,
         description="request-log events held for delivery while the monitor is away; beyond it new ones are dropped",
     )
+    request_logger_flush_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="on a graceful stop (SIGTERM), how long buffered request-log events may take to reach the "
+        "monitor; it follows KServe's wait for requests in flight, and the pod's termination grace period (30 s by "
+        "default) must cover both",
+    )
+    request_logger_spool_dir: str = Field(
+        "",
+        description="where request-log events still unsent after that flush are written, to be sent first at the "
+        "next start (an emptyDir on a cluster); empty = they are counted (shutdown) and logged as lost",
+    )
     shadow_model: str = Field(
         "",
         description="a second model (models:/NAME@challenger, a version, run or directory) that sees a share of the "

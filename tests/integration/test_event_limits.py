@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,10 +58,13 @@ def stored_at_once(client: httpx.Client, event_id: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMonitor]:
-    with monitor_server(
-        tmp_path_factory.mktemp("monitor"), "--check-interval", "0", "--set", f"write_token={TOKEN}"
-    ) as m:
+def monitor_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("monitor")
+
+
+@pytest.fixture(scope="module")
+def monitor(monitor_dir: Path) -> Iterator[RunningMonitor]:
+    with monitor_server(monitor_dir, "--check-interval", "0", "--set", f"write_token={TOKEN}") as m:
         yield m
 
 
@@ -176,3 +181,112 @@ def test_generated_hostile_events_never_get_a_5xx(monitor: RunningMonitor) -> No
         probe()
         assert stored_at_once(client, "after-the-fuzz") < STORED_WITHIN_SECONDS
     assert len(statuses) == FUZZ_EXAMPLES and {400} <= set(statuses)
+
+
+def stored_texts(monitor_dir: Path, request_id: str) -> list[tuple[str, str]]:
+    """(text, predicted label) of one request as the monitor's store holds them."""
+    engine = sa.create_engine(f"sqlite:///{monitor_dir / 'monitor.db'}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text('SELECT text, predicted_label FROM predictions WHERE request_id = :id ORDER BY "index"'),
+                {"id": request_id},
+            )
+            return [tuple(row) for row in rows]
+    finally:
+        engine.dispose()
+
+
+def binary_v2_body(texts: list[str]) -> tuple[bytes, int]:
+    """A v2 request in the binary-tensor format, as tritonclient sends by default, asking for binary outputs."""
+    raw = b"".join(len(text.encode()).to_bytes(4, "little") + text.encode() for text in texts)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "text",
+                    "datatype": "BYTES",
+                    "shape": [len(texts)],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "outputs": [
+                {"name": name, "parameters": {"binary_data": True}} for name in ("label", "score", "probabilities")
+            ],
+        }
+    ).encode()
+    return header + raw, len(header)
+
+
+def grpc_infer(target: str, texts: list[str], request_id: str) -> list[str]:
+    """One gRPC ModelInfer with the texts as raw contents (tritonclient's way); the labels answered."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    raw = b"".join(len(text.encode()).to_bytes(4, "little") + text.encode() for text in texts)
+    request = pb.ModelInferRequest(
+        model_name="textclf",
+        id=request_id,
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)])],
+        raw_input_contents=[raw],
+    )
+    with grpc.insecure_channel(target) as channel:
+        response = GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
+    labels = next(index for index, output in enumerate(response.outputs) if output.name == "label")
+    return [item.decode() for item in _bytes_items(response.raw_output_contents[labels])]
+
+
+def _bytes_items(raw: bytes) -> list[bytes]:
+    items, offset = [], 0
+    while offset < len(raw):
+        length = int.from_bytes(raw[offset : offset + 4], "little")
+        items.append(raw[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    return items
+
+
+def test_every_protocol_the_predictor_answers_reaches_the_store(
+    logging_server: RunningServer, monitor: RunningMonitor, monitor_dir: Path
+) -> None:
+    url = logging_server.url
+    sent: dict[str, tuple[list[str], list[str]]] = {}  # request id -> (texts, labels answered)
+    with httpx.Client(timeout=60) as client:
+        texts = ["v1 one", "v1 two"]
+        answer = client.post(f"{url}/v1/models/textclf:predict", json={"instances": texts},
+                             headers={"x-request-id": "protocol-v1"})  # fmt: skip
+        sent["protocol-v1"] = (texts, [item["label"] for item in answer.json()["predictions"]])
+        texts = ["v2 json"]
+        answer = client.post(
+            f"{url}/v2/models/textclf/infer",
+            headers={"x-request-id": "protocol-v2-json"},
+            json={"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": texts}]},
+        )
+        sent["protocol-v2-json"] = (texts, answer.json()["outputs"][0]["data"])
+        texts = ["v2 binary, café", "a second binary text"]
+        body, header_length = binary_v2_body(texts)
+        answer = client.post(f"{url}/v2/models/textclf/infer", content=body,
+                             headers={"inference-header-content-length": str(header_length),
+                                      "x-request-id": "protocol-v2-binary"})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        sent["protocol-v2-binary"] = (texts, None)  # the labels arrive as binary outputs: read from the store below
+        answer = client.post(f"{url}/predict", json={"text": "simple"}, headers={"x-request-id": "protocol-simple"})
+        sent["protocol-simple"] = (["simple"], [answer.json()["label"]])
+        texts = ["batch one", "batch two", "batch three"]
+        answer = client.post(f"{url}/predict_batch", json={"texts": texts},
+                             headers={"x-request-id": "protocol-batch"})  # fmt: skip
+        sent["protocol-batch"] = (texts, [item["label"] for item in answer.json()["predictions"]])
+    texts = ["over gRPC", "and a second"]
+    sent["protocol-grpc"] = (texts, grpc_infer(logging_server.grpc_target, texts, "protocol-grpc"))
+
+    deadline = time.monotonic() + 30
+    while any(len(stored_texts(monitor_dir, id_)) < len(texts) for id_, (texts, _) in sent.items()):
+        assert time.monotonic() < deadline, {id_: stored_texts(monitor_dir, id_) for id_ in sent}
+        time.sleep(0.1)
+    labels = httpx.get(f"{url}/health").json()["labels"]
+    for request_id, (texts, answered) in sent.items():
+        stored = stored_texts(monitor_dir, request_id)
+        assert [text for text, _ in stored] == texts, request_id
+        assert all(label in labels for _, label in stored), request_id
+        if answered is not None:
+            assert [label for _, label in stored] == answered, request_id

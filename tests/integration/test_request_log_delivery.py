@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.support.events import recording_sink
+from textclf.runtime.local_processes import free_port
 from textclf.serving.request_logger import MAX_ATTEMPTS, LoggedEvent, RequestLogger
 
 pytestmark = pytest.mark.integration
@@ -23,31 +23,10 @@ GOOD = [f"good-{i}" for i in range(6)]
 
 
 @pytest.fixture
-def sink() -> Iterator[tuple[str, list[str]]]:
-    """A sink that answers 500 for POISON, 422 for REFUSED and 202 for any other ce-id; yields its URL and the
-    ids of every event it received, in order."""
-    received: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            event_id = self.headers["ce-id"]
-            received.append(event_id)
-            status = {POISON: 500, REFUSED: 422}.get(event_id, 202)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/events", received
-    finally:
-        server.shutdown()
-        server.server_close()
+def sink() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """A sink that answers 500 for POISON, 422 for REFUSED and 202 for any other ce-id."""
+    with recording_sink(lambda event_id: {POISON: 500, REFUSED: 422}.get(event_id, 202)) as running:
+        yield running
 
 
 def event(event_id: str) -> LoggedEvent:
@@ -57,7 +36,7 @@ def event(event_id: str) -> LoggedEvent:
 def test_one_event_the_sink_cannot_take_never_holds_back_the_others(
     sink: tuple[str, list[str]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    url, received = sink
+    url, pairs = sink
     registry = CollectorRegistry()
     logger = RequestLogger(url, "textclf", registry=registry)
 
@@ -73,6 +52,7 @@ def test_one_event_the_sink_cannot_take_never_holds_back_the_others(
     with caplog.at_level(logging.WARNING, logger="textclf.serving.request_logger"):
         seconds = asyncio.run(deliver())
     assert logger.pending == 0, f"still pending after {seconds:.0f} s"
+    received = [event_id for event_id, _ in pairs]
     assert [event_id for event_id in received if event_id.startswith("good")] == GOOD
     assert received.count(POISON) == MAX_ATTEMPTS and received.count(REFUSED) == 1
     # The good events did not wait for the poison's retries: all arrived before its second try.
@@ -84,3 +64,20 @@ def test_one_event_the_sink_cannot_take_never_holds_back_the_others(
     assert dropped("dead_letter") == 1 and dropped("refused") == 1
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1 and "request log events dropped (1 refused)" in warnings[0], warnings
+
+
+def test_events_left_at_a_stop_without_a_spool_are_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    logger = RequestLogger(f"http://127.0.0.1:{free_port()}/events", "textclf", registry=registry, flush_seconds=0.3)
+
+    async def stop_with_the_sink_away() -> None:
+        for index in range(3):
+            logger.log(event(f"lost-{index}"))
+        await logger.close()
+        logger.log(event("after-the-stop"))  # gRPC may still answer while HTTP has stopped
+
+    with caplog.at_level(logging.WARNING, logger="textclf.serving.request_logger"):
+        asyncio.run(stop_with_the_sink_away())
+    assert registry.get_sample_value("textclf_request_log_dropped_total", {"reason": "shutdown"}) == 4
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("3 events" in warning and "lost" in warning for warning in warnings), warnings

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def v2_exchange(texts: list[str], labels: list[str], model_version: str = "1") -> tuple[dict, dict]:
@@ -44,3 +49,32 @@ def structured_cloud_event(event_id: str, kind: str, payload: dict, model_versio
     document["datacontenttype"] = "application/json"
     document["data"] = payload
     return {"content-type": "application/cloudevents+json"}, json.dumps(document).encode()
+
+
+@contextmanager
+def recording_sink(
+    status_of: Callable[[str], int] = lambda event_id: 202, seconds_per_event: float = 0.0, port: int = 0
+) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """A request-log sink on 127.0.0.1 that answers each event `status_of(its ce-id)` after `seconds_per_event`;
+    yields its URL and the (ce-id, ce-type) of every event it received, in order of arrival."""
+    received: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(seconds_per_event)
+            received.append((self.headers["ce-id"], self.headers["ce-type"]))
+            self.send_response(status_of(self.headers["ce-id"]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/events", received
+    finally:
+        server.shutdown()
+        server.server_close()

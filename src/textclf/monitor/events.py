@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from textclf.runtime.wire import MAX_JSON_DEPTH, JsonRefused, load_json
+from textclf.runtime.wire import (
+    MAX_JSON_DEPTH,
+    JsonRefused,
+    TensorsRefused,
+    binary_v2_document,
+    json_header_length,
+    load_json,
+)
 
 REQUEST_EVENT = "org.kubeflow.serving.inference.request"
 RESPONSE_EVENT = "org.kubeflow.serving.inference.response"
@@ -109,6 +116,20 @@ def _json(data: bytes | str, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise MalformedEvent(str(error)) from None
 
 
+def _payload(data: bytes, what: str) -> Any:
+    """An event's payload: JSON, or a v2 body in the binary-tensor format (tritonclient's default, logged as sent)
+    read into its JSON form."""
+    try:
+        return load_json(data, what)
+    except JsonRefused as not_json:
+        if json_header_length(data) is None:
+            raise MalformedEvent(str(not_json)) from None
+    try:
+        return binary_v2_document(data, what=what)
+    except (JsonRefused, TensorsRefused) as error:
+        raise MalformedEvent(f"{what} is neither JSON nor a v2 binary-tensor body: {error}") from None
+
+
 def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
     """One CloudEvent, binary or structured mode, as an `InferenceEvent`; `MalformedEvent` otherwise."""
     lowered = {key.lower(): value for key, value in headers.items()}
@@ -122,16 +143,17 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
         attributes = {key.lower(): value for key, value in document.items()}
         if "data_base64" in attributes:
             try:
-                payload = _json(base64.b64decode(attributes["data_base64"], validate=True), "data_base64")
+                data = base64.b64decode(attributes["data_base64"], validate=True)
             except (ValueError, TypeError):
-                raise MalformedEvent("data_base64 is not base64-encoded JSON") from None
+                raise MalformedEvent("data_base64 is not base64") from None
+            payload = _payload(data, "data_base64")
         else:
             payload = attributes.get("data")
             if isinstance(payload, str):
                 payload = _json(payload, "data")
     else:
         attributes = {key.removeprefix("ce-"): value for key, value in lowered.items() if key.startswith("ce-")}
-        payload = _json(body, "the event body")
+        payload = _payload(body, "the event body")
     missing = [name for name in ("specversion", "id", "type", "source") if not attributes.get(name)]
     if missing:
         raise MalformedEvent(f"the CloudEvent lacks required attribute(s) {missing}")
@@ -173,7 +195,7 @@ def _response_predictions(payload: Any) -> tuple[list[tuple[str, float, list[flo
     if isinstance(payload.get("outputs"), list):
         outputs = {tensor.get("name"): tensor for tensor in payload["outputs"] if isinstance(tensor, dict)}
         if not {"label", "score"} <= set(outputs):
-            raise MalformedEvent("the v2 response lacks its 'label' and 'score' outputs (binary outputs are not read)")
+            raise MalformedEvent("the v2 response lacks its 'label' and 'score' outputs")
         labels, scores = outputs["label"].get("data") or [], outputs["score"].get("data") or []
         if len(labels) != len(scores):
             raise MalformedEvent(f"the v2 response has {len(labels)} labels but {len(scores)} scores")
