@@ -117,10 +117,26 @@ Labeller = Annotated[str, Depends(require_labeller)]
 router = APIRouter()
 
 
+LABELLER_HEADER = "x-textclf-labeller"
+"""The person behind a correction, as a token-holding client (the UI) names them; recorded with the label's source."""
+MAX_LABELLER_CHARS = 100
+
+
+def labeller_of(request: Request, credential: str) -> str:
+    """The named person, when a client that presented a token names one (printable ASCII, at most
+    MAX_LABELLER_CHARS); else empty. Without a token a name would be anyone's claim."""
+    if credential not in ("feedback-token", "write-token"):
+        return ""
+    name = request.headers.get(LABELLER_HEADER, "")
+    return "".join(char for char in name if " " < char <= "~")[:MAX_LABELLER_CHARS]
+
+
 class FeedbackItem(BaseModel):
     request_id: str = Field(min_length=1, max_length=200, description="the prediction's request id (x-request-id)")
     label: str = Field(min_length=1, max_length=200, description="the true class name")
-    index: int = Field(Feedback.index, ge=0, description="which text of a multi-text request (0 for the first)")
+    index: int = Field(
+        Feedback.index, ge=0, lt=2**31, description="which text of a multi-text request (0 for the first)"
+    )
 
 
 class FeedbackBatch(BaseModel):
@@ -219,7 +235,9 @@ async def feedback(
             {"error": "no labels: send at least one {'request_id': ..., 'label': ...}"}, status_code=422
         )
     client = request.client.host if request.client else "unknown"
-    stored = [Feedback(item.request_id, item.label, item.index, f"{credential}@{client}") for item in items]
+    labeller = labeller_of(request, credential)
+    source = f"{credential}:{labeller}@{client}" if labeller else f"{credential}@{client}"
+    stored = [Feedback(item.request_id, item.label, item.index, source) for item in items]
     matched = await run_in_threadpool(store.add_feedback, stored)
     metrics.feedback.inc(len(stored))
     # Feedback for a prediction not logged yet is kept: the request logger may still be sending it.

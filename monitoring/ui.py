@@ -3,13 +3,19 @@ monitor's checks, quality, retraining, reports and feedback).
 
 The page talks to this small server alone, which forwards a fixed set of calls to the predictor and the monitor:
 one origin, so neither needs CORS, and the monitor's feedback token stays here instead of in the browser. The
-same UI then works against a local server, the Compose stack and a cluster: only the two URLs change."""
+same UI then works against a local server, the Compose stack and a cluster: only the two URLs change.
+
+Because this server holds the feedback token, no other site may drive it through a visitor's browser: it answers
+only the host names it is configured for (a rebound DNS name is refused), takes calls that change anything only
+from its own page (no foreign `Origin` or `Sec-Fetch-Site`, and JSON bodies only, which a cross-site form cannot
+send without a preflight), and asks for a user and password (HTTP Basic) when configured, as it must be when it
+listens beyond localhost."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, TypeVar
@@ -20,13 +26,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from textclf.config import UiConfig
-from textclf.monitoring.routes import FeedbackItem, problems_of, read_body
+from textclf.monitoring.routes import LABELLER_HEADER, FeedbackItem, problems_of, read_body
+from textclf.runtime.auth import basic_user
 
 STATIC_FILES = {"ui.js": "text/javascript", "ui.css": "text/css"}
 MONITOR_READS = ("checks", "quality", "retraining", "reports")
 # Headers a report page answers with that the browser should see as they are.
 PASSED_HEADERS = ("content-type", "x-request-id")
 REPORT_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+UNGUARDED_PATHS = frozenset({"/health"})
+"""Answered whatever the Host and credentials: probes (the kubelet sends the pod's IP as Host) and reveal nothing."""
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 Call = TypeVar("Call", bound=BaseModel)
 
 
@@ -48,6 +59,46 @@ def _relayed(response: httpx.Response) -> Response:
     return Response(response.content, status_code=response.status_code, headers=headers)
 
 
+def host_name(host_header: str) -> str:
+    """A Host header's name, without its port (`[::1]:8090` -> `::1`)."""
+    if host_header.startswith("["):
+        return host_header[1 : host_header.find("]")] if "]" in host_header else host_header
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def allowed_host_names(config: UiConfig) -> frozenset[str]:
+    configured = {name.strip().lower() for name in config.allowed_hosts.split(",") if name.strip()}
+    listening = {config.host.strip("[]").lower()} if config.host not in ("0.0.0.0", "::", "") else set()
+    return LOOPBACK_NAMES | configured | listening
+
+
+def refusal(request: Request, allowed_hosts: frozenset[str], credentials: str) -> tuple[JSONResponse | None, str]:
+    """Why the UI will not answer this request (None if it will), and the user it names (empty if none)."""
+    host = request.headers.get("host", "")
+    if host_name(host).lower() not in allowed_hosts:
+        return _problem(
+            400,
+            f"this UI is not served under the host {host[:100]!r}: add the name to allowed_hosts "
+            "(TEXTCLF_UI_ALLOWED_HOSTS) if it is yours",
+        ), ""
+    user = ""
+    if credentials:
+        user = basic_user(request.headers.get("authorization"), credentials) or ""
+        if not user:
+            answer = _problem(401, "sign in with a user and password of this UI (its credentials setting)")
+            answer.headers["www-authenticate"] = 'Basic realm="textclf UI", charset="UTF-8"'
+            return answer, ""
+    if request.method not in SAFE_METHODS:
+        origin = request.headers.get("origin")
+        if origin is not None and httpx.URL(origin).netloc.decode("ascii", "replace") != host:
+            return _problem(403, f"calls from another site ({origin[:100]}) are refused: use this UI's own page"), ""
+        if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+            return _problem(403, "calls from another site are refused: use this UI's own page"), ""
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return _problem(415, "send the body as JSON, with Content-Type: application/json"), ""
+    return None, user
+
+
 def create_ui_app(config: UiConfig) -> FastAPI:
     """The UI's page and its forwarding routes."""
     serving = config.serving_url.rstrip("/")
@@ -61,6 +112,18 @@ def create_ui_app(config: UiConfig) -> FastAPI:
         await client.aclose()
 
     app = FastAPI(title="textclf UI", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    allowed_hosts = allowed_host_names(config)
+    credentials = config.credentials.get_secret_value()
+
+    @app.middleware("http")
+    async def same_site_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path in UNGUARDED_PATHS:
+            return await call_next(request)
+        refused, user = refusal(request, allowed_hosts, credentials)
+        if refused is not None:
+            return refused
+        request.state.user = user
+        return await call_next(request)
 
     async def forward(service: str, url: str, method: str = "GET", **kwargs: Any) -> Response:
         """The service's answer as it gave it, or a 502 naming the service that did not answer."""
@@ -127,6 +190,8 @@ def create_ui_app(config: UiConfig) -> FastAPI:
         if isinstance(correction, Response):
             return correction
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if request.state.user:
+            headers[LABELLER_HEADER] = request.state.user
         return await forward("monitor", f"{monitor}/feedback", "POST", json=correction.model_dump(), headers=headers)
 
     @app.get("/api/monitor/{what}")

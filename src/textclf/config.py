@@ -9,6 +9,7 @@ fields from them (it stays flat: pipeline parameters are primitives), `MonitorCo
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -394,6 +395,38 @@ class UiConfig(BaseModel):
     max_body_bytes: int = Field(
         MAX_REQUEST_BYTES, ge=1024, description="largest body a page call may send (the predictor's default limit)"
     )
+    allowed_hosts: str = Field(
+        "",
+        description="comma-separated host names the page is served under (the Host header, port left out), e.g. an "
+        "Ingress's; localhost, 127.0.0.1 and ::1 always are, and `host` when it names one address",
+    )
+    credentials: SecretStr = Field(
+        SecretStr(""),
+        description="comma-separated user:password pairs the page asks for (HTTP Basic); required when `host` is not "
+        "a loopback address; the feedback a user gives is recorded under their name",
+    )
+
+    @model_validator(mode="after")
+    def _credentials_beyond_localhost(self) -> UiConfig:
+        if not self.credentials.get_secret_value() and not is_loopback(self.host):
+            raise ValueError(
+                f"the UI listens on {self.host}, beyond this machine, and would let anyone who reaches it classify "
+                "and label: set credentials (TEXTCLF_UI_CREDENTIALS=user:password), or listen on 127.0.0.1"
+            )
+        for pair in self.credentials.get_secret_value().split(","):
+            if pair and (":" not in pair or not pair.split(":", 1)[0] or not pair.split(":", 1)[1]):
+                raise ValueError("credentials must be user:password pairs, comma-separated")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps a server on this machine (a name other than localhost is not assumed to)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _nested_model(field: FieldInfo) -> type[BaseModel] | None:

@@ -7,6 +7,7 @@ again."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import secrets
@@ -131,6 +132,8 @@ def test_docker_compose_up_runs_the_whole_stack_and_keeps_its_volumes(
         name: secrets.token_urlsafe(24)
         for name in ("SERVE_ADMIN_TOKEN", "MONITOR_WRITE_TOKEN", "MONITOR_FEEDBACK_TOKEN")
     }
+    ui_user = f"tester:{secrets.token_urlsafe(16)}"
+    ui_auth = {"Authorization": "Basic " + base64.b64encode(ui_user.encode()).decode()}
     registry, _, tag = images["serving"].rpartition(":")
     env_file = tmp_path / ".env"
     env_file.write_text(
@@ -139,6 +142,7 @@ def test_docker_compose_up_runs_the_whole_stack_and_keeps_its_volumes(
             for name, value in {
                 "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
                 **tokens,
+                "UI_CREDENTIALS": ui_user,
                 "TRAIN_DATA": f"/data/{REVIEWS_CSV.name}",
                 "TEXTCLF_IMAGE_REGISTRY": registry.rpartition("/")[0],
                 "TEXTCLF_IMAGE_TAG": tag,
@@ -165,15 +169,16 @@ def test_docker_compose_up_runs_the_whole_stack_and_keeps_its_volumes(
         )
         assert answer["model_version"] == version, answer
         wait_until(lambda: stored(project, "predictions") >= len(TEXTS), 60, "the request log stored", project.logs)
-        labels = http_json(f"{ui}/api/model")["parameters"]["labels"]
+        labels = http_json(f"{ui}/api/model", headers=ui_auth)["parameters"]["labels"]
         feedback = {"Authorization": f"Bearer {tokens['MONITOR_FEEDBACK_TOKEN']}"}
         http_json(f"{monitor}/feedback", {"request_id": request_id, "index": 0, "label": labels[0]}, feedback)
-        http_json(f"{ui}/api/feedback", {"request_id": request_id, "index": 1, "label": labels[-1]})
+        http_json(f"{ui}/api/feedback", {"request_id": request_id, "index": 1, "label": labels[-1]}, ui_auth)
         check = http_json(
             f"{monitor}/checks", {}, {"Authorization": f"Bearer {tokens['MONITOR_WRITE_TOKEN']}"}, timeout=600
         )
         assert check["window"]["size"] == len(TEXTS) and check["window"]["labelled"] == 2, check
-        assert answers(f"{ui}/") and http_json(f"{ui}/api/monitor/checks")
+        assert answers(f"{ui}/", headers=ui_auth) and http_json(f"{ui}/api/monitor/checks", headers=ui_auth)
+        assert not answers(f"{ui}/"), "the UI answered without its credentials"
         before = {table: stored(project, table) for table in ("predictions", "feedback", "drift_checks")}
 
         project("down", timeout=300)

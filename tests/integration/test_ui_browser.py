@@ -4,8 +4,11 @@ the dashboard and see a check; bodies at and past the UI's limit. Screenshots go
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +32,7 @@ FEEDBACK_TOKEN = "ui-test-feedback-token"
 # Debian's chromium package (`make browser` installs it).
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TEXT = "A warm, funny and beautifully acted film with a wonderful cast."
+JSON_BODY = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -235,11 +239,75 @@ def test_bodies_up_to_the_limit_are_forwarded_and_larger_ones_refused_unread(sta
             for start in range(0, len(oversized), 64 * 1024):
                 yield oversized[start : start + 64 * 1024]
 
-        streamed = client.post("/api/classify", content=in_chunks())
+        streamed = client.post("/api/classify", content=in_chunks(), headers=JSON_BODY)
         assert streamed.status_code == 413
         assert streamed.json()["error"] == f"body is over the {limit}-byte limit; send fewer or shorter texts"
         correction = b'{"request_id": "' + b"r" * limit + b'", "label": "positive"}'
-        refused = client.post("/api/feedback", content=correction)
+        refused = client.post("/api/feedback", content=correction, headers=JSON_BODY)
         assert refused.status_code == 413 and "send one correction at a time" in refused.json()["error"]
-        assert client.post("/api/classify", content=b"\xff\xfe{").status_code == 422
+        assert client.post("/api/classify", content=b"\xff\xfe{", headers=JSON_BODY).status_code == 422
         assert client.post("/api/classify", json={"texts": [TEXT], "explain": False}).status_code == 200
+
+
+CROSS_SITE = {
+    "another site's Origin": ({"origin": "http://evil.example", **JSON_BODY}, 403),
+    "Sec-Fetch-Site cross-site": ({"sec-fetch-site": "cross-site", **JSON_BODY}, 403),
+    "Sec-Fetch-Site same-site": ({"sec-fetch-site": "same-site", **JSON_BODY}, 403),
+    "a text/plain body (a simple request, no preflight)": ({"content-type": "text/plain"}, 415),
+    "a form body": ({"content-type": "application/x-www-form-urlencoded"}, 415),
+    "no content type": ({}, 415),
+    "a rebound DNS name": ({"host": "evil.example", **JSON_BODY}, 400),
+}
+
+
+def test_the_ui_refuses_to_be_driven_from_another_site(stack: dict) -> None:
+    """Issue 33: `POST /api/feedback` with `Origin: http://evil.example` and `Content-Type: text/plain` stored
+    feedback (the UI adds the token itself), and `Host: evil.example` was served."""
+    labels = httpx.get(f"{stack['predictor']}/v2/models/textclf").json()["parameters"]["labels"]
+    correction = json.dumps({"request_id": "cross-site", "label": labels[0]})
+    for case, (headers, status) in CROSS_SITE.items():
+        answer = httpx.post(f"{stack['ui']}/api/feedback", content=correction, headers=headers)
+        assert answer.status_code == status, (case, answer.text)
+        assert answer.json()["error"], case
+    assert not [row for row in _feedback_rows(stack["workdir"]) if row["request_id"] == "cross-site"]
+    assert httpx.get(f"{stack['ui']}/", headers={"host": "evil.example"}).status_code == 400
+    assert httpx.get(f"{stack['ui']}/health", headers={"host": "10.1.2.3:8090"}).status_code == 200  # probes
+    # The page's own calls: same origin, JSON.
+    own = httpx.post(f"{stack['ui']}/api/feedback", content=correction, headers={"origin": stack["ui"], **JSON_BODY})
+    assert own.status_code == 200, own.text
+    assert [row["request_id"] for row in _feedback_rows(stack["workdir"])].count("cross-site") == 1
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_a_ui_with_credentials_asks_for_them_and_records_who_labelled(stack: dict, tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "textclf.cli", "ui", "--port", str(port),
+               "--serving-url", stack["predictor"], "--monitor-url", stack["monitor"]]  # fmt: skip
+    environment = {**os.environ, "TEXTCLF_UI_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
+                   "TEXTCLF_UI_CREDENTIALS": "ana:first-secret,bo:second-secret"}  # fmt: skip
+    labels = httpx.get(f"{stack['predictor']}/v2/models/textclf").json()["parameters"]["labels"]
+    with running_server(command, f"{url}/health", tmp_path / "ui.log", env=environment):
+        asked = httpx.get(f"{url}/")
+        assert asked.status_code == 401 and asked.headers["www-authenticate"].startswith("Basic")
+        for wrong in (basic("ana", "second-secret"), basic("eve", "first-secret"), {"authorization": "Bearer x"}):
+            assert httpx.get(f"{url}/api/model", headers=wrong).status_code == 401
+        assert httpx.get(f"{url}/", headers=basic("bo", "second-secret")).status_code == 200
+        answer = httpx.post(f"{url}/api/classify", json={"texts": [TEXT], "explain": False},
+                            headers=basic("ana", "first-secret"))  # fmt: skip
+        request_id = answer.headers["x-request-id"]
+        stored = httpx.post(f"{url}/api/feedback", json={"request_id": request_id, "label": labels[-1]},
+                            headers=basic("ana", "first-secret"))  # fmt: skip
+        assert stored.status_code == 200, stored.text
+    [row] = [row for row in _feedback_rows(stack["workdir"]) if row["request_id"] == request_id]
+    assert row["source"].startswith("feedback-token:ana@")
+
+
+def test_the_ui_will_not_listen_beyond_localhost_without_credentials(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "textclf.cli", "ui", "--host", "0.0.0.0", "--port", str(free_port())]
+    started = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert started.returncode != 0
+    assert "TEXTCLF_UI_CREDENTIALS" in started.stdout + started.stderr

@@ -129,9 +129,9 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Ca
     return time.monotonic() - started
 
 
-def answers(url: str, timeout: float = 2) -> bool:
+def answers(url: str, timeout: float = 2, headers: dict[str, str] | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False

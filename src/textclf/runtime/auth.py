@@ -51,3 +51,22 @@ def check_token(authorization: str | None, *accepted: str) -> Access:
     for token in tokens:
         matched |= hmac.compare_digest(candidate, token.encode("utf-8"))
     return Access.GRANTED if matched else Access.DENIED
+
+
+def basic_user(authorization: str | None, credentials: str) -> str | None:
+    """The user an `Authorization: Basic` header names when its password is that user's in `credentials`
+    (comma-separated user:password pairs), else None. Every pair is compared, in constant time."""
+    if not authorization:
+        return None
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        presented = base64.b64decode(encoded.strip(), validate=True)
+    except ValueError:
+        return None
+    user = None
+    for pair in credentials.split(","):
+        if pair and hmac.compare_digest(presented, pair.encode("utf-8")):
+            user = pair.partition(":")[0]
+    return user
