@@ -31,7 +31,7 @@ def build_app(config: MonitorConfig, launch_on_cluster: ClusterLauncher | None =
     from textclf.monitoring.app import create_app
 
     Path(config.workdir).mkdir(parents=True, exist_ok=True)
-    store = MonitorStore(database_url(config)).create()
+    store = MonitorStore(database_url(config), config.store_bounds()).create()
     checker = DriftChecker(config, store, tracking_uri_of(config), launch_on_cluster)
     return create_app(config, store, checker)
 

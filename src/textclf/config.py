@@ -23,6 +23,7 @@ from textclf.data.preprocess import PREDICT_MAX_LENGTH
 from textclf.data.sources import DataSource
 from textclf.deploy.rollout import ServingPlan
 from textclf.evaluate.behaviour import AUTOMATIC_SUITE, BUILT_IN_SUITES, check_spec
+from textclf.monitor.bounds import StoreBounds
 from textclf.monitor.decision import DriftPolicy
 from textclf.monitor.report import DriftReportSettings
 from textclf.names import (
@@ -356,9 +357,23 @@ class MonitorConfig(BaseModel):
         256 * 1024 * 1024, ge=0, description="disk kept for the reports that started retraining runs, on top"
     )
     record_retention_days: float = Field(
-        30, gt=0, description="events, predictions and feedback older than this are deleted at each check"
+        30,
+        gt=0,
+        description="events, predictions, feedback and checks received longer ago than this are deleted at each check",
     )
     max_event_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest event or feedback body accepted")
+    max_stored_event_bytes: int = Field(
+        StoreBounds.event_bytes,
+        ge=1024,
+        description="payload bytes of request-log events kept; past it the first received go (their predictions stay)",
+    )
+    max_stored_prediction_text_bytes: int = Field(
+        StoreBounds.prediction_text_bytes, ge=1024, description="characters of the stored predictions' texts kept"
+    )
+    max_stored_predictions: int = Field(StoreBounds.predictions, ge=1, description="prediction records kept")
+    max_stored_shadow_records: int = Field(StoreBounds.shadow_records, ge=1, description="shadow records kept")
+    max_stored_feedback: int = Field(StoreBounds.feedback, ge=1, description="feedback labels kept")
+    max_stored_checks: int = Field(StoreBounds.checks, ge=1, description="drift checks kept")
     write_token: SecretStr = Field(
         SecretStr(""), description="bearer token for /events, /checks (and /feedback); empty = writes are open"
     )
@@ -369,6 +384,16 @@ class MonitorConfig(BaseModel):
         default_factory=lambda: [INFERENCE_SERVICE_NAME],
         description="served model names whose events are accepted; events naming any other get a 4xx",
     )
+
+    def store_bounds(self) -> StoreBounds:
+        return StoreBounds(
+            event_bytes=self.max_stored_event_bytes,
+            prediction_text_bytes=self.max_stored_prediction_text_bytes,
+            predictions=self.max_stored_predictions,
+            shadow_records=self.max_stored_shadow_records,
+            feedback=self.max_stored_feedback,
+            checks=self.max_stored_checks,
+        )
 
     @field_validator("model_names", mode="before")
     @classmethod

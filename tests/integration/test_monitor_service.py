@@ -181,7 +181,8 @@ def test_feedback_single_and_batch_gives_live_quality(tmp_path: Path) -> None:
         quality = client.get(f"{url}/quality").json()
         assert quality["labelled"] == 3 and quality["accuracy"] == pytest.approx(2 / 3)
         assert quality["per_class_f1"] == {"negative": pytest.approx(2 / 3), "positive": pytest.approx(2 / 3)}
-        for body in ({"label": "positive"}, {"request_id": "r1", "label": ""}, {"items": []}, "nonsense"):
+        huge_index = {"request_id": "r1", "index": 2**63, "label": "positive"}  # issue 33: a 500
+        for body in ({"label": "positive"}, {"request_id": "r1", "label": ""}, {"items": []}, "nonsense", huge_index):
             refused = client.post(f"{url}/feedback", json=body)
             assert refused.status_code == 422 and refused.json()["error"], body
         assert client.post(f"{url}/feedback", content=b"\xff\xfe").status_code == 422

@@ -8,11 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support.events import binary_cloud_event, v2_exchange
+from textclf.monitor.bounds import StoreBounds
 from textclf.monitor.events import parse_event
 from textclf.monitor.store import Feedback, MonitorStore
-from textclf.monitor.tables import events_table, feedback_table, metadata, predictions_table
+from textclf.monitor.tables import (
+    events_table,
+    feedback_table,
+    metadata,
+    predictions_table,
+    shadow_table,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +168,9 @@ def test_retention_deletes_old_events_predictions_and_feedback_only(store: Monit
 
     removed = store.prune(now - timedelta(days=30))
 
-    assert removed == {"inference_events": 2, "predictions": 1, "shadow_predictions": 0, "feedback": 1}
+    assert removed == {
+        "inference_events": 2, "predictions": 1, "shadow_predictions": 0, "feedback": 1, "drift_checks": 0
+    }  # fmt: skip
     assert {request_id for request_id, _ in store.event_ids()} == {"new"}
     (row,) = store.labelled().itertuples()
     assert row.request_id == "new"
@@ -169,8 +179,6 @@ def test_retention_deletes_old_events_predictions_and_feedback_only(store: Monit
 
 
 def test_a_store_made_before_feedback_sources_gets_the_column(tmp_path: Path) -> None:
-    import sqlalchemy as sa
-
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as connection:
@@ -224,3 +232,69 @@ def test_shadow_events_are_stored_once_per_text_and_windowed_per_challenger(stor
     store.add_event(future)
     assert store.shadow_window(10, "4")["time"].max().to_pydatetime() <= datetime.now(UTC)
     assert store.prune(datetime.now(UTC) + timedelta(seconds=1))["shadow_predictions"] == 4
+
+
+def test_age_is_judged_by_arrival_not_by_the_senders_clock(store: MonitorStore) -> None:
+    """Issue 33: an event back-dated to 1970 had its prediction deleted at the next check."""
+    now = datetime.now(UTC)
+    for event in exchange_events("back-dated", ["a text"], ["positive"]):
+        store.add_event(replace(event, time=datetime(1970, 1, 1, tzinfo=UTC)), received_at=now)
+    store.add_check(now - timedelta(days=60), "1", "no_drift", "", {}, "")
+    store.add_check(now, "1", "no_drift", "", {}, "")
+    removed = store.prune(now - timedelta(days=30))
+    assert (removed["inference_events"], removed["predictions"], removed["drift_checks"]) == (0, 0, 1)
+    assert store.window("textclf", "1", 10)["request_id"].tolist() == ["back-dated"]
+    assert len(store.checks()) == 1
+
+
+def payload_characters(store: MonitorStore) -> int:
+    with store.engine.connect() as connection:
+        return int(connection.execute(sa.select(sa.func.sum(sa.func.length(events_table.c.payload)))).scalar() or 0)
+
+
+def test_every_table_is_held_to_its_bounds_as_it_fills_the_newest_kept(store: MonitorStore) -> None:
+    """Issue 33: 20 events of 5 MB added 100 MiB in 2.2 s, and drift checks were never pruned. Filled past every
+    bound, each table stays within it (rows, and the characters senders wrote) and keeps what arrived last."""
+    store.bounds = StoreBounds(
+        event_bytes=40_000, prediction_text_bytes=12_000, predictions=30, shadow_records=10, feedback=15, checks=5
+    )
+    start = datetime.now(UTC) - timedelta(hours=1)
+    for number in range(60):
+        moment = start + timedelta(seconds=number)
+        for event in exchange_events(f"r{number:03}", ["x" * 300], ["positive"]):
+            store.add_event(event, received_at=moment)
+        store.add_event(shadow_event(f"s{number:03}", ["pos"], ["neg"]), received_at=moment)
+        store.add_feedback([Feedback(f"r{number:03}", "negative")], received_at=moment)
+        store.add_check(moment, "1", "no_drift", "", {}, "")
+        # Trimmed as writes arrive: never more than one trim's worth over a bound.
+        assert payload_characters(store) <= store.bounds.event_bytes + store.bounds.trim_every_bytes
+        assert store.count(predictions_table) <= store.bounds.predictions + store.bounds.trim_every_rows
+    store.enforce_bounds()
+    assert payload_characters(store) <= 40_000
+    kept = store.window("textclf", "1", 100)["request_id"].tolist()
+    assert len(kept) <= 30 and len(kept) * 300 <= 12_000 and kept[-1] == "r059"
+    assert kept == sorted(kept) and kept == [f"r{n:03}" for n in range(60 - len(kept), 60)]
+    assert 0 < store.count(shadow_table) <= 10 and 0 < store.count(feedback_table) <= 15
+    assert [check.checked_at for check in store.checks()] == sorted(
+        (start + timedelta(seconds=n) for n in range(55, 60)), reverse=True
+    )
+
+
+def test_a_store_made_before_arrival_times_gets_them_and_judges_its_old_rows_by_their_time(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    old_columns = [column.copy() for column in predictions_table.columns if column.name != "received_at"]
+    sa.Table(predictions_table.name, sa.MetaData(), *old_columns).create(engine)
+    with engine.begin() as connection:
+        for request_id, moment in (("old", "2020-01-01 00:00:00"), ("recent", "2099-01-01 00:00:00")):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO predictions VALUES (:id, 0, :time, 'textclf', '1', 'a text', 'positive', 0.9, '[]')"
+                ),
+                {"id": request_id, "time": moment},
+            )
+    engine.dispose()
+    store = MonitorStore(url).create()
+    assert store.prune(datetime(2026, 1, 1, tzinfo=UTC))["predictions"] == 1
+    with store.engine.connect() as connection:
+        assert [row.request_id for row in connection.execute(predictions_table.select())] == ["recent"]

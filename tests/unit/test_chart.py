@@ -5,6 +5,8 @@ every rendered resource are in test_manifests.py)."""
 
 from __future__ import annotations
 
+import json
+
 import helm_python
 import pytest
 import yaml
@@ -141,3 +143,24 @@ def test_postgresql_backs_mlflow_the_monitor_and_the_tuning_study() -> None:
 def test_several_mlflow_servers_need_postgresql() -> None:
     with pytest.raises(Exception, match=r"needs postgresql\.enabled"):
         render_chart({"mlflow": {"replicas": 2}})
+
+
+def test_the_store_bounds_set_in_the_chart_reach_the_monitors_settings() -> None:
+    """Every bound the chart offers names a MonitorConfig field (TEXTCLF_MONITOR_<FIELD>), and unset ones leave
+    textclf's defaults in force."""
+    from textclf.config import MonitorConfig
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    offered = schema["properties"]["monitor"]["properties"]["storeBounds"]["properties"]
+    bounds = {name: 5_000 + index for index, name in enumerate(offered)}
+    (config,) = [d for d in render_chart({"monitor": {"storeBounds": bounds}}) if d["kind"] == "ConfigMap"]
+    settings = {
+        key.removeprefix("TEXTCLF_MONITOR_").lower(): value
+        for key, value in config["data"].items()
+        if key.startswith("TEXTCLF_MONITOR_MAX_STORED_")
+    }
+    assert len(settings) == len(offered)
+    stored = MonitorConfig(**settings).store_bounds()
+    assert sorted(vars(stored).values()) == sorted(bounds.values())
+    (default,) = [d for d in render_chart() if d["kind"] == "ConfigMap"]
+    assert not [key for key in default["data"] if key.startswith("TEXTCLF_MONITOR_MAX_STORED_")]

@@ -191,8 +191,9 @@ class DriftChecker:
     def _check(self, now: datetime) -> CheckOutcome:
         self.refresh_runs()
         removed = self.store.prune(now - timedelta(days=self.config.record_retention_days))
-        if any(removed.values()):
-            log.info("retention: deleted %s", removed)
+        trimmed = self.store.enforce_bounds()
+        if any(removed.values()) or any(trimmed.values()):
+            log.info("retention: deleted %s by age, %s past the store's bounds", removed, trimmed)
         latest = self.store.latest_model_version(None)
         if latest is None:
             return self._record(now, judge(None, DriftWindow(0, ""), self.policy), None)

@@ -11,6 +11,7 @@ and the conversions of their rows are in `textclf.monitor.tables`.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from textclf.monitor.bounds import StoreBounds
 from textclf.monitor.events import InferenceEvent, MalformedEvent, prediction_records, shadow_records
 from textclf.monitor.tables import (
     as_event,
@@ -37,6 +39,12 @@ from textclf.monitor.tables import (
     window_frame,
 )
 
+# Columns added since stores were first created: `create_all` makes missing tables, not missing columns.
+ADDED_COLUMNS = (
+    ("feedback", "source", "VARCHAR(300) NOT NULL DEFAULT ''"),
+    ("predictions", "received_at", "TIMESTAMP"),
+    ("shadow_predictions", "received_at", "TIMESTAMP"),
+)
 FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed"})
 """A retraining run is first "claimed" (its episode is taken), then "running" once launched, then one of these."""
 
@@ -98,9 +106,13 @@ def create_engine(url: str) -> Engine:
 
 
 class MonitorStore:
-    def __init__(self, url: str):
+    def __init__(self, url: str, bounds: StoreBounds | None = None):
         self.url = url
         self.engine = create_engine(url)
+        self.bounds = bounds or StoreBounds()
+        self._rows_since_trim = 0
+        self._bytes_since_trim = 0
+        self._trimming = threading.Lock()
 
     def create(self) -> MonitorStore:
         metadata.create_all(self.engine)
@@ -108,11 +120,11 @@ class MonitorStore:
         return self
 
     def _add_missing_columns(self) -> None:
-        """Columns added since a store was created (create_all makes missing tables, not missing columns)."""
-        existing = {column["name"] for column in sa.inspect(self.engine).get_columns(feedback_table.name)}
-        if "source" not in existing:
-            with self.engine.begin() as connection:
-                connection.execute(sa.text("ALTER TABLE feedback ADD COLUMN source VARCHAR(300) NOT NULL DEFAULT ''"))
+        inspector = sa.inspect(self.engine)
+        for table, column, definition in ADDED_COLUMNS:
+            if column not in {existing["name"] for existing in inspector.get_columns(table)}:
+                with self.engine.begin() as connection:
+                    connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -149,12 +161,14 @@ class MonitorStore:
             "payload": json.dumps(event.payload),
         }
         if event.kind == "shadow":
-            return self._add_shadow(replace(event, time=min(event.time, received)), row)
-        with self.engine.begin() as connection:
-            inserted = connection.execute(self._insert(events_table).values(**row).on_conflict_do_nothing())
-        new = inserted.rowcount == 1
-        added, error = self._pair(event.event_id)
-        return EventOutcome(new, added, error)
+            outcome = self._add_shadow(replace(event, time=min(event.time, received)), row)
+        else:
+            with self.engine.begin() as connection:
+                inserted = connection.execute(self._insert(events_table).values(**row).on_conflict_do_nothing())
+            added, error = self._pair(event.event_id)
+            outcome = EventOutcome(inserted.rowcount == 1, added, error)
+        self._written(1 + outcome.predictions_added + outcome.shadow_added, len(row["payload"]))
+        return outcome
 
     def _add_shadow(self, event: InferenceEvent, row: dict[str, Any]) -> EventOutcome:
         """A shadow event is whole by itself: read it before storing, so an unreadable one stores nothing."""
@@ -164,7 +178,8 @@ class MonitorStore:
             added = 0
             if inserted.rowcount == 1 and records:
                 result = connection.execute(
-                    self._insert(shadow_table).on_conflict_do_nothing(), [shadow_row(r) for r in records]
+                    self._insert(shadow_table).on_conflict_do_nothing(),
+                    [shadow_row(r, row["received_at"]) for r in records],
                 )
                 added = max(result.rowcount, 0)
         return EventOutcome(inserted.rowcount == 1, 0, shadow_added=added)
@@ -186,8 +201,11 @@ class MonitorStore:
                 return 0, str(error)
             if not records:
                 return 0, None
+            # Complete when its later half arrived.
+            received = max(half.received_at for half in halves.values())
             result = connection.execute(
-                self._insert(predictions_table).on_conflict_do_nothing(), [prediction_row(r) for r in records]
+                self._insert(predictions_table).on_conflict_do_nothing(),
+                [prediction_row(r, received) for r in records],
             )
             return max(result.rowcount, 0), None
 
@@ -217,6 +235,7 @@ class MonitorStore:
             index_elements=["request_id", "index"],
             set_={name: statement.excluded[name] for name in ("label", "received_at", "source")},
         )
+        self._written(len(rows))
         with self.engine.begin() as connection:
             connection.execute(statement, rows)
             keys = sa.tuple_(predictions_table.c.request_id, predictions_table.c.index)
@@ -228,18 +247,80 @@ class MonitorStore:
         return int(matched)
 
     def prune(self, before: datetime) -> dict[str, int]:
-        """Delete events, predictions, shadow records and feedback that arrived (or were made) before `before`."""
+        """Delete events, predictions, shadow records, feedback and checks that arrived (or were made) before
+        `before`, judged by when they arrived here: a back-dated event is as young as any other."""
         cutoff = utc_naive(before)
         with self.engine.begin() as connection:
             return {
                 table.name: max(connection.execute(table.delete().where(column < cutoff)).rowcount, 0)
-                for table, column in (
-                    (events_table, events_table.c.received_at),
-                    (predictions_table, predictions_table.c.time),
-                    (shadow_table, shadow_table.c.time),
-                    (feedback_table, feedback_table.c.received_at),
-                )
+                for table, column in self._arrival_columns()
             }
+
+    @staticmethod
+    def _arrival_columns() -> list[tuple[sa.Table, Any]]:
+        """Each bounded table and when its rows arrived (rows stored before `received_at` existed: their time)."""
+        return [
+            (events_table, events_table.c.received_at),
+            (predictions_table, sa.func.coalesce(predictions_table.c.received_at, predictions_table.c.time)),
+            (shadow_table, sa.func.coalesce(shadow_table.c.received_at, shadow_table.c.time)),
+            (feedback_table, feedback_table.c.received_at),
+            (checks_table, checks_table.c.checked_at),
+        ]
+
+    def enforce_bounds(self) -> dict[str, int]:
+        """Trim every table to its bounds (`self.bounds`: rows, and the size of what senders wrote), the rows that
+        arrived first going first; returns how many rows each lost. Rows that arrived at the same moment as the
+        first one over a bound go with it."""
+        with self._trimming:
+            self._rows_since_trim = self._bytes_since_trim = 0
+            bounds = self.bounds
+            row_bounds = {
+                events_table.name: None,
+                predictions_table.name: bounds.predictions,
+                shadow_table.name: bounds.shadow_records,
+                feedback_table.name: bounds.feedback,
+                checks_table.name: bounds.checks,
+            }
+            size_bounds = {
+                events_table.name: (events_table.c.payload, bounds.event_bytes),
+                predictions_table.name: (predictions_table.c.text, bounds.prediction_text_bytes),
+            }
+            removed = {}
+            with self.engine.begin() as connection:
+                for table, arrived in self._arrival_columns():
+                    over = []
+                    if (rows := row_bounds[table.name]) is not None:
+                        over.append(
+                            connection.execute(
+                                sa.select(arrived).order_by(arrived.desc()).limit(1).offset(rows)
+                            ).scalar()
+                        )
+                    if table.name in size_bounds:
+                        over.append(self._newest_over_size(connection, arrived, *size_bounds[table.name]))
+                    newest_over = max((moment for moment in over if moment is not None), default=None)
+                    deleted = 0
+                    if newest_over is not None:
+                        deleted = connection.execute(table.delete().where(arrived <= newest_over)).rowcount
+                    removed[table.name] = max(deleted, 0)
+            return removed
+
+    @staticmethod
+    def _newest_over_size(connection: sa.Connection, arrived: Any, content: sa.Column, limit: int) -> datetime | None:
+        """When the newest row arrived whose `content` no longer fits in `limit` characters, counted from the
+        newest; None when all fit. (Event payloads are stored as ASCII JSON: their length is their size.)"""
+        newer = sa.func.sum(sa.func.length(content)).over(order_by=arrived.desc()).label("newer")
+        ranked = sa.select(arrived.label("arrived"), newer).subquery()
+        return connection.execute(sa.select(sa.func.max(ranked.c.arrived)).where(ranked.c.newer > limit)).scalar()
+
+    def _written(self, rows: int, payload_bytes: int = 0) -> None:
+        """Count a write; trim to the bounds once enough has been written since the last trim."""
+        self._rows_since_trim += rows
+        self._bytes_since_trim += payload_bytes
+        if (
+            self._rows_since_trim >= self.bounds.trim_every_rows
+            or self._bytes_since_trim >= self.bounds.trim_every_bytes
+        ):
+            self.enforce_bounds()
 
     # ---- windows -----------------------------------------------------------------------------------------
 
@@ -335,7 +416,9 @@ class MonitorStore:
                     report_name=report_name,
                 )
             )
-            return int(inserted.inserted_primary_key[0])
+            check_id = int(inserted.inserted_primary_key[0])
+        self._written(1)
+        return check_id
 
     def checks(self, limit: int = 100) -> list[CheckRecord]:
         rows = self._read(sa.select(checks_table).order_by(checks_table.c.id.desc()).limit(limit))

@@ -43,6 +43,9 @@ predictions_table = sa.Table(
     sa.Column("predicted_label", sa.String(200), nullable=False),
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("probabilities", sa.Text, nullable=False),
+    # When the exchange was complete here: age and the row bound are judged by it, never by the sender's clock.
+    # Null in rows stored before it existed, which are judged by `time`.
+    sa.Column("received_at", sa.DateTime, nullable=True, index=True),
 )
 
 
@@ -61,6 +64,7 @@ shadow_table = sa.Table(
     sa.Column("challenger_score", sa.Float, nullable=False),
     sa.Column("champion_ms", sa.Float, nullable=False),
     sa.Column("challenger_ms", sa.Float, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=True, index=True),
 )
 
 
@@ -123,8 +127,9 @@ def as_event(row: Any) -> InferenceEvent:
     )
 
 
-def prediction_row(record: PredictionRecord) -> dict[str, Any]:
+def prediction_row(record: PredictionRecord, received_at: datetime) -> dict[str, Any]:
     return {
+        "received_at": utc_naive(received_at),
         "request_id": record.request_id,
         "index": record.index,
         "time": utc_naive(record.time),
@@ -137,11 +142,11 @@ def prediction_row(record: PredictionRecord) -> dict[str, Any]:
     }
 
 
-def shadow_row(record: ShadowRecord) -> dict[str, Any]:
-    return {**record.__dict__, "time": utc_naive(record.time)}
+def shadow_row(record: ShadowRecord, received_at: datetime) -> dict[str, Any]:
+    return {**record.__dict__, "time": utc_naive(record.time), "received_at": utc_naive(received_at)}
 
 
-SHADOW_COLUMNS = [column.name for column in shadow_table.columns]
+SHADOW_COLUMNS = [column.name for column in shadow_table.columns if column.name != "received_at"]
 
 
 def shadow_frame(rows: list[Any]) -> pd.DataFrame:
