@@ -17,7 +17,7 @@ BENCH_IMAGES_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install browser wrk run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve \
-	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers bench-shadow profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
+	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers bench-shadow bench-fairness profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu compose docker-engine base-image constraints bench-images
 
 # The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
@@ -154,6 +154,9 @@ bench-workers: install ## training samples/s with 1 and 2 local workers (torchru
 
 bench-serve: install wrk ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx)
 	$(BIN)/python benchmarks/bench_serve.py
+
+bench-fairness: install ## issue 33's probes (256 long texts over HTTP and gRPC, clients that leave, an explanation) against a one-text canary
+	$(BIN)/python benchmarks/bench_fairness.py
 
 bench-shadow: install wrk ## the champion's latency with and without a shadow model on 100 % of requests (wrk, c=1 and 32)
 	$(BIN)/python benchmarks/bench_shadow.py

@@ -5,6 +5,8 @@ inference traffic to the request logger."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -45,6 +47,8 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 INFERENCE_ROUTES = frozenset({"v1_predict", "v2_infer", "predict", "predict_batch"})
 ADMIN_ROUTES = frozenset({"v2_repository"})
+CLIENT_CLOSED_REQUEST = 499
+"""The status recorded (access log, metrics) for a request whose client left before its answer: nginx's."""
 # v2's versioned model routes. KServe 0.21.0 answers each with 501 "Model versioning not supported yet"
 # (kserve/protocol/rest/v2_endpoints.py) while the model metadata lists a version: here the version being served
 # is answered as the unversioned route, and any other gets a 404.
@@ -65,6 +69,12 @@ def binary_v2_problem(body: bytes, json_length: str) -> str | None:
     except (JsonRefused, TensorsRefused) as error:
         return str(error)
     return None
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Return when the client has gone (uvicorn answers `http.disconnect` then, or once the response is sent)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def usable_request_id(*presented: str | None) -> str:
@@ -204,11 +214,32 @@ class ServingMiddleware:
         ):
             await self._reject(exchange.send, 400, problem)
             return
-        if exchange.route in INFERENCE_ROUTES:
-            scope = with_request_id(scope, exchange.request_id)
-        await self.app(scope, self._replay(body), exchange.send)
+        if exchange.route not in INFERENCE_ROUTES:
+            await self.app(scope, self._replay(body), exchange.send)
+            return
+        scope = with_request_id(scope, exchange.request_id)
+        if not await self._unless_the_client_leaves(self.app(scope, self._replay(body), exchange.send), receive):
+            # Nobody reads the answer: the request stops taking turns on the model and is logged as no prediction.
+            exchange.status = CLIENT_CLOSED_REQUEST
+            return
         if exchange.logged and exchange.status < 400:
             self._log_events(exchange, body)
+
+    @staticmethod
+    async def _unless_the_client_leaves(answering: Awaitable[None], receive: Receive) -> bool:
+        """Run `answering`; cancel it if the client disconnects first (its batcher futures with it). Whether it
+        finished. Once the body is read, the server's next message for this request is `http.disconnect`."""
+        answer = asyncio.ensure_future(answering)
+        left = asyncio.ensure_future(_disconnect(receive))
+        await asyncio.wait({answer, left}, return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            left.cancel()
+            answer.result()
+            return True
+        answer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await answer
+        return False
 
     def _finish(self, exchange: _Exchange) -> None:
         seconds = time.perf_counter() - exchange.started

@@ -28,7 +28,7 @@ from textclf.registry.model_uri import resolve_model
 from textclf.registry.tracking import default_tracking_uri
 from textclf.runtime.cpu import release_free_memory, settle_long_lived_objects
 from textclf.serve.backends import AUTO_BACKEND, TIMING_BATCH_SIZES
-from textclf.serve.batching import BatcherClosed, MicroBatcher
+from textclf.serve.batching import BatcherClosed, MicroBatcher, token_cost
 from textclf.serve.classifier import TextClassifier, load_fastest
 from textclf.serve.explain import Explanation, ExplanationBatch, word_spans
 from textclf.serve.inputs import InputLimits, InvalidTexts, validate_texts
@@ -41,9 +41,6 @@ logger = logging.getLogger(__name__)
 TEXT_INPUT = "text"
 EXPLANATION_OUTPUT = "explanation"
 """v2 output when the request asks `"parameters": {"explain": true}`: one JSON document per text."""
-# Variants of an explanation classified in one go on the inference thread: a batch that arrives meanwhile waits
-# for one chunk (~16 short texts, a few tens of ms on 2 cores), not for the whole explanation.
-EXPLAIN_CHUNK_TEXTS = 16
 # Measured: trimming every 10 batches held a server's memory flat under varied batch shapes (it crept up
 # ~50 MiB per 150 batches without), at no measurable cost in throughput.
 BATCHES_PER_MEMORY_TRIM = 10
@@ -173,6 +170,8 @@ class TextClassifierModel(Model):
                 self.config.max_wait_ms,
                 on_batch=self.metrics.record_batch,
                 executor=self._inference_thread,
+                target_batch_ms=self.config.target_batch_ms,
+                cost_of=token_cost(classifier.metadata.prediction_length),
             )
             # A directory has no registry version; where the deployer knows it (KServe's /mnt/models holds a
             # registered version), it is named so the monitor finds that version's reference.
@@ -320,30 +319,27 @@ class TextClassifierModel(Model):
 
     async def explain(self, payload: TextsRequest, headers: dict[str, str] | None = None) -> Explained:
         """KServe's explain verb (`POST /v1/models/NAME:explain`) and v2's `explain` parameter: each text's
-        predicted label with one attribution per word, by occlusion. Its variants run on the inference thread in
-        chunks of `EXPLAIN_CHUNK_TEXTS`, so an ordinary batch waits for at most one chunk, never a whole
-        explanation."""
+        predicted label with one attribution per word, by occlusion. The variants go through the micro-batcher like
+        any request, so they take their turn with other requests' texts (fair sharing) instead of holding the
+        model; one explanation runs at a time."""
         self._check_explain_limits(payload.texts)
         async with self._explaining:
             loaded = self.loaded
             if loaded is None:
                 raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
             batch = ExplanationBatch.for_texts(payload.texts)
-            variants = batch.texts
-            loop = asyncio.get_running_loop()
-            chunks = []
-            for start in range(0, len(variants), EXPLAIN_CHUNK_TEXTS):
-                chunk = variants[start : start + EXPLAIN_CHUNK_TEXTS]
-                chunks.append(
-                    await loop.run_in_executor(
-                        self._inference_thread, lambda chunk=chunk: loaded.classifier.predict(chunk).probabilities
-                    )
-                )
-        explanations = batch.finish(np.concatenate(chunks), loaded.classifier.labels)
+            results = await loaded.batcher.predict(batch.texts)
+        explanations = batch.finish(np.stack([result.probabilities for result in results]), loaded.classifier.labels)
         return Explained(explanations, loaded.version, payload)
 
     def _check_explain_limits(self, texts: list[str]) -> None:
         config = self.config
+        words = [len(word_spans(text)) for text in texts]
+        if sum(words) > config.max_explain_request_words:
+            raise InvalidInput(
+                f"the texts have {sum(words)} words; one explanation request takes at most "
+                f"{config.max_explain_request_words} (each word is a forward pass): send fewer or shorter texts"
+            )
         if len(texts) > config.max_explain_texts:
             raise InvalidInput(
                 f"explain at most {config.max_explain_texts} texts per request (got {len(texts)}): send fewer"
@@ -354,10 +350,9 @@ class TextClassifierModel(Model):
                     f"text {index} has {len(text)} characters; explanations take at most {config.max_explain_chars}: "
                     "send a shorter text, or ask for a prediction without an explanation"
                 )
-            words = len(word_spans(text))
-            if words > config.max_explain_words:
+            if words[index] > config.max_explain_words:
                 raise InvalidInput(
-                    f"text {index} has {words} words; explanations take at most {config.max_explain_words}: "
+                    f"text {index} has {words[index]} words; explanations take at most {config.max_explain_words}: "
                     "send a shorter text, or ask for a prediction without an explanation"
                 )
 

@@ -237,6 +237,13 @@ class ServingConfig(BaseModel):
     max_wait_ms: float = Field(
         0.0, ge=0, le=1000, description="how long a batch waits for more requests once the model is free"
     )
+    target_batch_ms: float = Field(
+        100.0,
+        gt=0,
+        le=60_000,
+        description="compute one batch is sized to (measured as the server runs): a request's texts beyond it wait "
+        "their turn behind other requests' (fair sharing), so no request holds the model for long",
+    )
     torch_threads: int = Field(0, ge=0, description="intra-op threads of the forward pass; 0 = the CPU quota")
     backend: BackendChoice = Field(
         AUTO_BACKEND,
@@ -251,6 +258,12 @@ class ServingConfig(BaseModel):
         5_000, ge=1, description="longest text explained, in characters (explaining costs a forward pass per word)"
     )
     max_explain_words: int = Field(300, ge=1, description="most words of one text explained")
+    max_explain_request_words: int = Field(
+        1_200,
+        ge=1,
+        description="most words one explanation request may explain, all its texts together (each word is a forward "
+        "pass of its text)",
+    )
     request_logger_url: str = Field(
         "", description="send each request and response as CloudEvents to this URL (the monitoring service)"
     )

@@ -339,6 +339,7 @@ def test_v2_infer_with_the_explain_parameter_adds_an_explanation_output(serving_
         ({"instances": ["a text"] * 4 + ["one too many"]}, "explain at most 4 texts"),
         ({"instances": ["x" * 5_001]}, "characters; explanations take at most 5000"),
         ({"instances": ["a " * 301]}, "301 words; explanations take at most 300"),
+        ({"instances": ["a " * 260] * 4}, "1040 words; one explanation request takes at most 1000"),
         ({"instances": [""]}, "empty"),
         ({"texts": ["wrong key"]}, "instances"),
     ],
@@ -358,11 +359,12 @@ def test_a_bad_explain_parameter_gets_400(serving_server) -> None:
 
 
 def test_predictions_do_not_wait_for_a_running_explanation(serving_server) -> None:
-    """The largest explanation allowed here (4 texts of 300 words: 1,204 forward-pass texts) runs while a client
-    keeps asking for ordinary predictions: each waits for at most a chunk of it, never the whole."""
+    """A large explanation (3 texts of 300 words: 903 forward-pass texts) runs while a client keeps asking for
+    ordinary predictions: its variants take turns with them in the micro-batcher, so each waits for at most a slice
+    of it, never the whole."""
     import threading
 
-    long_texts = [" ".join(f"word{index}" for index in range(300))] * 4
+    long_texts = [" ".join(f"word{index}" for index in range(300))] * 3
     finished: dict[str, float] = {}
 
     def explain_all() -> None:

@@ -94,6 +94,7 @@ SERVING_TEST_LIMITS = (
     "max_body_bytes=65536",
     "max_text_chars=20000",
     "max_explain_texts=4",
+    "max_explain_request_words=1000",
 )
 
 

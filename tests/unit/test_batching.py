@@ -39,16 +39,18 @@ def test_concurrent_requests_share_batches_and_each_gets_its_own_results() -> No
     assert sum(stat.texts for stat in stats) == 24 and sum(stat.requests for stat in stats) == 12
 
 
-def test_max_batch_size_caps_a_batch_but_never_splits_a_request() -> None:
+def test_max_batch_size_caps_every_batch_and_a_request_is_answered_whole() -> None:
     batches: list[list[str]] = []
 
-    async def scenario() -> None:
+    async def scenario() -> list[list[str]]:
         batcher = MicroBatcher(slow_echo(batches), max_batch_size=4)
-        await asyncio.gather(*(batcher.predict([f"{i}a", f"{i}b", f"{i}c"]) for i in range(6)))
+        answers = await asyncio.gather(*(batcher.predict([f"{i}a", f"{i}b", f"{i}c"]) for i in range(6)))
         batcher.close()
+        return answers
 
-    asyncio.run(scenario())
-    assert all(len(batch) <= 6 for batch in batches)  # one 3-text request plus at most one more
+    answers = asyncio.run(scenario())
+    assert answers == [[f"{i}A", f"{i}B", f"{i}C"] for i in range(6)]
+    assert all(len(batch) <= 4 for batch in batches)
     assert sorted(text for batch in batches for text in batch) == sorted(f"{i}{c}" for i in range(6) for c in "abc")
 
 
@@ -112,3 +114,73 @@ def test_closing_answers_what_was_queued_and_refuses_new_work() -> None:
 def test_invalid_settings_are_refused(options: dict) -> None:
     with pytest.raises(ValueError):
         MicroBatcher(lambda texts: texts, **options)
+
+
+def recording(batches: list[list[str]], started: list[asyncio.Event], loop_of: list) -> object:
+    """A model taking 2 ms a text that records each batch and tells the event loop when one starts."""
+
+    def predict(texts: list[str]) -> list[str]:
+        batches.append(list(texts))
+        loop_of[0].call_soon_threadsafe(started[0].set)
+        time.sleep(0.002 * len(texts))
+        return [text.upper() for text in texts]
+
+    return predict
+
+
+def run_with_a_long_request(after_first_batch) -> list[list[str]]:
+    """A 200-text request; once its first batch is computing, `after_first_batch(batcher, long_task)` runs."""
+    batches: list[list[str]] = []
+
+    async def scenario() -> None:
+        started, loop_of = [asyncio.Event()], [asyncio.get_running_loop()]
+        # A budget of 20 ms: about 10 texts a batch once the first batch has been measured.
+        batcher = MicroBatcher(recording(batches, started, loop_of), max_batch_size=64, target_batch_ms=20)
+        long_task = asyncio.ensure_future(batcher.predict([f"long-{i}" for i in range(200)]))
+        await started[0].wait()
+        await after_first_batch(batcher, long_task)
+        batcher.close()
+
+    asyncio.run(scenario())
+    return batches
+
+
+def test_a_short_request_waits_for_one_slice_of_a_long_one_not_for_all_of_it() -> None:
+    """Issue 33: one request of 256 long texts held a one-text request for 46 s."""
+    answers = {}
+
+    async def send_short(batcher: MicroBatcher, long_task: asyncio.Future) -> None:
+        answers["short"] = await batcher.predict(["short"])
+        answers["long_done_first"] = long_task.done()
+        answers["long"] = await long_task
+
+    batches = run_with_a_long_request(send_short)
+    assert answers["short"] == ["SHORT"] and answers["long_done_first"] is False
+    assert answers["long"] == [f"LONG-{i}" for i in range(200)]
+    short_batch = next(index for index, batch in enumerate(batches) if "short" in batch)
+    assert short_batch <= 2, f"the short request waited for {short_batch} batches"
+    assert len(batches) > short_batch + 3 and max(len(batch) for batch in batches) < 200
+
+
+def test_two_long_requests_take_turns() -> None:
+    async def send_another(batcher: MicroBatcher, long_task: asyncio.Future) -> None:
+        other = await batcher.predict([f"other-{i}" for i in range(100)])
+        assert other == [f"OTHER-{i}" for i in range(100)] and not long_task.done()
+        await long_task
+
+    batches = run_with_a_long_request(send_another)
+    owners = ["other" if any(text.startswith("other") for text in batch) else "long" for batch in batches]
+    first_other = owners.index("other")
+    # From the other's first batch on, every batch but the first pair holds some of each, or they alternate.
+    assert "long" in owners[first_other + 1 : first_other + 3]
+
+
+def test_a_request_whose_caller_went_away_is_not_computed_further() -> None:
+    async def cancel(batcher: MicroBatcher, long_task: asyncio.Future) -> None:
+        long_task.cancel()
+        # Served after whatever was computing when the caller went: the long request gave no more texts.
+        assert await batcher.predict(["after"]) == ["AFTER"]
+
+    batches = run_with_a_long_request(cancel)
+    computed = sum(text.startswith("long") for batch in batches for text in batch)
+    assert computed < 200 and batches[-1] == ["after"]

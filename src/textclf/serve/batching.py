@@ -1,13 +1,20 @@
-"""Dynamic micro-batching: concurrent requests share one forward pass.
+"""Dynamic micro-batching with fair sharing: concurrent requests share forward passes, and no request holds the
+model for the others.
 
-Requests queue up while the model is busy; when it is free, the worker takes everything waiting (up to
-`max_batch_size` texts), optionally waits `max_wait_ms` for more, and runs one batch. A lone request
-therefore pays no batching delay, and under load batches fill by themselves.
+Each request's texts wait until the model is free. A batch is then formed from the waiting requests in turn: each
+gives its next texts until the batch holds `max_batch_size` texts or its compute budget is spent, `target_batch_ms`
+of expected compute (estimated from the batches so far, a text costing `cost_of(text)`: its length in tokens,
+say). A request of 256 long texts is computed a slice at a time, and a short request that arrives meanwhile waits
+for one slice, not for the whole; a request with texts left goes behind the others for its next slice. A lone
+short request pays no batching delay, and under load batches fill by themselves. A request whose caller went away
+(its awaiting task was cancelled: the client disconnected) gives no more texts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,18 +22,50 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
-_STOP = object()
+CHARS_PER_TOKEN = 4.0
+"""English averages about four characters a token in BERT's vocabularies: enough to compare texts' costs."""
+RATE_SMOOTHING = 0.3
+"""Weight of the latest batch in the estimate of compute seconds per unit of cost."""
 
 
 class BatcherClosed(RuntimeError):
     """The batcher was closed (its model replaced); send the texts to the current one."""
 
 
-@dataclass
+def token_cost(max_tokens: int) -> Callable[[str], float]:
+    """A text's cost as the tokens a model of `max_tokens` positions computes for it (estimated from its length;
+    longer texts are cut), plus its special tokens."""
+    return lambda text: min(len(text) / CHARS_PER_TOKEN, max_tokens) + 2
+
+
+@dataclass(eq=False)
 class _Pending:
     texts: list[str]
+    costs: list[float]
     future: asyncio.Future
     enqueued_at: float = field(default_factory=time.perf_counter)
+    handed_out: int = 0
+    """Texts given to batches so far (in order: a request's slices are computed in order)."""
+    results: list = field(default_factory=list)
+
+    @property
+    def has_more(self) -> bool:
+        return self.handed_out < len(self.texts) and not self.future.done()
+
+
+@dataclass(frozen=True)
+class _Slice:
+    pending: _Pending
+    start: int
+    end: int
+
+    @property
+    def texts(self) -> list[str]:
+        return self.pending.texts[self.start : self.end]
+
+    @property
+    def cost(self) -> float:
+        return sum(self.pending.costs[self.start : self.end])
 
 
 @dataclass(frozen=True)
@@ -51,16 +90,24 @@ class MicroBatcher(Generic[Result]):
         max_wait_ms: float = 0.0,
         on_batch: Callable[[BatchStats], None] | None = None,
         executor: ThreadPoolExecutor | None = None,
+        target_batch_ms: float = math.inf,
+        cost_of: Callable[[str], float] = lambda text: 1.0,
     ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         if max_wait_ms < 0:
             raise ValueError("max_wait_ms must not be negative")
+        if not target_batch_ms > 0:
+            raise ValueError("target_batch_ms must be positive")
         self._predict_batch = predict_batch
         self.max_batch_size = max_batch_size
         self.max_wait_seconds = max_wait_ms / 1000
+        self.target_batch_seconds = target_batch_ms / 1000
+        self._cost_of = cost_of
         self._on_batch = on_batch
-        self._queue: asyncio.Queue | None = None
+        self._waiting: collections.deque[_Pending] = collections.deque()
+        self._seconds_per_cost: float | None = None
+        self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task | None = None
         self._closed = False
@@ -68,14 +115,15 @@ class MicroBatcher(Generic[Result]):
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="textclf-batch")
 
     async def predict(self, texts: list[str]) -> list[Result]:
-        """The results for `texts`, computed in whichever batch they land in."""
+        """The results for `texts`, computed in as many batches as fair sharing takes."""
         if self._closed:
             raise BatcherClosed("this batcher was closed")
         if not texts:
             return []
         self._ensure_worker()
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(texts, future))
+        self._waiting.append(_Pending(list(texts), [self._cost_of(text) for text in texts], future))
+        self._wakeup.set()
         return await future
 
     def close(self) -> None:
@@ -84,75 +132,121 @@ class MicroBatcher(Generic[Result]):
         if self._worker is None or self._loop is None or self._loop.is_closed():
             self._release_executor()
             return
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, _STOP)
+        self._loop.call_soon_threadsafe(self._wakeup.set)
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
             self._loop = asyncio.get_running_loop()
-            self._queue = asyncio.Queue()
+            self._wakeup = asyncio.Event()
             self._worker = self._loop.create_task(self._run())
 
-    async def _collect(self) -> tuple[list[_Pending], bool]:
-        """The next batch, and whether the batcher was closed while collecting it."""
-        first = await self._queue.get()
-        if first is _STOP:
-            return [], True
-        batch, size = [first], len(first.texts)
-        deadline = time.perf_counter() + self.max_wait_seconds
-        while size < self.max_batch_size:
-            if not self._queue.empty():
-                pending = self._queue.get_nowait()
-            else:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                try:
-                    pending = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if pending is _STOP:
-                return batch, True
-            batch.append(pending)
-            size += len(pending.texts)
-        return batch, False
-
     async def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch, stopping = await self._collect()
-            await self._process(batch)
+        while True:
+            if not self._waiting:
+                if self._closed:
+                    break
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._gather_more()
+            batch = self._next_batch()
+            if batch:
+                await self._process(batch)
         self._release_executor()
+
+    async def _gather_more(self) -> None:
+        """With `max_wait_ms`, wait that long for more requests while the waiting texts would not fill a batch."""
+        deadline = time.perf_counter() + self.max_wait_seconds
+        while not self._closed and self._waiting_texts() < self.max_batch_size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _waiting_texts(self) -> int:
+        return sum(len(pending.texts) - pending.handed_out for pending in self._waiting if pending.has_more)
+
+    def _cost_budget(self) -> float:
+        """The cost one batch may have: `target_batch_ms` of compute at the measured rate. Before any batch is
+        measured, nothing: the first batch holds one text, and its time is the first measurement."""
+        if math.isinf(self.target_batch_seconds):
+            return math.inf
+        if self._seconds_per_cost is None:
+            return 0.0
+        return self.target_batch_seconds / self._seconds_per_cost
+
+    def _next_batch(self) -> list[_Slice]:
+        """Slices of the waiting requests, in turn, up to `max_batch_size` texts and the cost budget (a batch
+        always holds at least one text). A request with texts left goes behind the others."""
+        batch: list[_Slice] = []
+        room, budget = self.max_batch_size, self._cost_budget()
+        while self._waiting and room > 0:
+            pending = self._waiting[0]
+            if not pending.has_more:
+                self._waiting.popleft()
+                continue
+            start = end = pending.handed_out
+            while end < len(pending.texts) and room > 0:
+                first_of_batch = not batch and end == start
+                if pending.costs[end] > budget and not first_of_batch:
+                    break
+                budget -= pending.costs[end]
+                room -= 1
+                end += 1
+            if end == start:
+                break
+            pending.handed_out = end
+            batch.append(_Slice(pending, start, end))
+            self._waiting.popleft()
+            if pending.has_more:
+                self._waiting.append(pending)
+        return batch
 
     def _release_executor(self) -> None:
         if self._owns_executor:
             self._executor.shutdown(wait=False)
 
-    async def _process(self, batch: list[_Pending]) -> None:
-        live = [pending for pending in batch if not pending.future.done()]
+    async def _process(self, batch: list[_Slice]) -> None:
+        live = [piece for piece in batch if not piece.pending.future.done()]
         if not live:
             return
-        texts = [text for pending in live for text in pending.texts]
+        texts = [text for piece in live for text in piece.texts]
         started = time.perf_counter()
         try:
             results = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict_batch, texts)
         except Exception as error:  # one bad batch fails its callers, never the worker
-            for pending in live:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+            for piece in live:
+                if not piece.pending.future.done():
+                    piece.pending.future.set_exception(error)
             return
         finished = time.perf_counter()
+        self._measured(sum(piece.cost for piece in live), finished - started)
         offset = 0
-        for pending in live:
-            count = len(pending.texts)
+        for piece in live:
+            count = piece.end - piece.start
+            pending = piece.pending
             if not pending.future.done():
-                pending.future.set_result(list(results[offset : offset + count]))
+                pending.results.extend(results[offset : offset + count])
+                if len(pending.results) == len(pending.texts):
+                    pending.future.set_result(pending.results)
             offset += count
         if self._on_batch is not None:
             self._on_batch(
                 BatchStats(
                     texts=len(texts),
-                    requests=len(live),
-                    queue_seconds=max(started - pending.enqueued_at for pending in live),
+                    requests=len({id(piece.pending) for piece in live}),
+                    queue_seconds=max(started - piece.pending.enqueued_at for piece in live),
                     compute_seconds=finished - started,
                 )
             )
+
+    def _measured(self, cost: float, seconds: float) -> None:
+        if cost <= 0:
+            return
+        observed = seconds / cost
+        previous = self._seconds_per_cost
+        self._seconds_per_cost = observed if previous is None else previous + RATE_SMOOTHING * (observed - previous)
