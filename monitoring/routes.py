@@ -139,11 +139,17 @@ class FeedbackItem(BaseModel):
     )
 
 
+MAX_FEEDBACK_ITEMS = 10_000
+"""Most labels one /feedback call stores, in either of its list shapes."""
+
+
 class FeedbackBatch(BaseModel):
-    items: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
+    items: list[FeedbackItem] = Field(min_length=1, max_length=MAX_FEEDBACK_ITEMS)
 
 
-FEEDBACK_BODY = TypeAdapter(FeedbackItem | FeedbackBatch | list[FeedbackItem])
+FEEDBACK_BODY = TypeAdapter(
+    FeedbackItem | FeedbackBatch | Annotated[list[FeedbackItem], Field(max_length=MAX_FEEDBACK_ITEMS)]
+)
 
 
 def problems_of(error: ValidationError | RequestValidationError) -> str:

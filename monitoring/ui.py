@@ -13,6 +13,7 @@ listens beyond localhost."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +30,7 @@ from textclf.config import UiConfig
 from textclf.monitoring.routes import LABELLER_HEADER, FeedbackItem, problems_of, read_body
 from textclf.runtime.auth import basic_user
 
+logger = logging.getLogger(__name__)
 STATIC_FILES = {"ui.js": "text/javascript", "ui.css": "text/css"}
 MONITOR_READS = ("checks", "quality", "retraining", "reports")
 # Headers a report page answers with that the browser should see as they are.
@@ -130,7 +132,9 @@ def create_ui_app(config: UiConfig) -> FastAPI:
         try:
             return _relayed(await client.request(method, url, **kwargs))
         except httpx.HTTPError as error:
-            return _problem(502, f"the {service} at {url} did not answer ({type(error).__name__}: {error}); is it up?")
+            # Its address and the error stay in the UI's log: a page's visitor learns nothing of the network.
+            logger.warning("the %s at %s did not answer: %s: %s", service, url, type(error).__name__, error)
+            return _problem(502, f"the {service} did not answer; is it up? (the UI's log says where it looked)")
 
     async def parsed(request: Request, call: type[Call], expected: str, too_large: str) -> Call | Response:
         """The page's call, or a 4xx saying what to send: the body is read only up to `max_body_bytes`."""
@@ -212,4 +216,6 @@ def create_ui_app(config: UiConfig) -> FastAPI:
 def serve_ui(config: UiConfig) -> None:
     import uvicorn
 
-    uvicorn.run(create_ui_app(config), host=config.host, port=config.port, log_level="warning")
+    from textclf.monitoring.server import bounded_http
+
+    uvicorn.run(create_ui_app(config), host=config.host, port=config.port, log_level="warning", **bounded_http())

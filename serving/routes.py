@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StrictStr
 from timing_asgi import TimingMiddleware
 
-from textclf.serving.model import TextClassifierModel
+from textclf.serving.model import UNLOADED_DETAIL, TextClassifierModel
 
 
 class PredictRequest(BaseModel):
@@ -66,6 +66,8 @@ def simple_api_router(model: TextClassifierModel) -> APIRouter:
     router = APIRouter()
 
     def require_ready() -> None:
+        if model.unloaded:
+            raise HTTPException(503, UNLOADED_DETAIL.format(name=model.name))
         if not model.ready or model.loaded is None:
             raise HTTPException(503, "the model is still loading: retry shortly")
 

@@ -17,8 +17,13 @@ def test_the_report_that_started_a_run_becomes_its_html_artifact(kfp_local: Path
     assert task.outputs["report"].metadata["source"] == str(source)
 
 
-def test_a_missing_report_fails_the_step_with_its_location(kfp_local: Path, tmp_path: Path) -> None:
+def test_a_missing_report_fails_the_step_with_its_location(
+    kfp_local: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
     from textclf.components.drift_report.component import attach_drift_report
 
-    with pytest.raises(RuntimeError):
-        attach_drift_report(drift_report=str(tmp_path / "gone.html"))
+    missing = tmp_path / "gone.html"
+    with pytest.raises(RuntimeError, match=r"attach-drift-report.*FAILURE"):
+        attach_drift_report(drift_report=str(missing))
+    captured = capfd.readouterr()
+    assert f"drift report {missing} cannot be read" in captured.out + captured.err

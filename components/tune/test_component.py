@@ -82,8 +82,12 @@ def test_two_tuning_workers_share_one_study_under_kfp_local(
         trial for trial in study.trials if trial.state.is_finished() and not trial.user_attrs.get("over_budget")
     ]
     assert [trial.number for trial in finished] == [0, 1, 2, 3]
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(step_inputs["tracking_uri"])
-    trials = mlflow.search_runs(
-        search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{fresh_run_id}'"
-    )
+    try:
+        trials = mlflow.search_runs(
+            search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{fresh_run_id}'"
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)  # later tests must not inherit this store
     assert sorted(trials["tags.mlflow.runName"]) == [f"trial-{number}" for number in range(4)]

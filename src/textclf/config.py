@@ -338,6 +338,11 @@ class MonitorConfig(BaseModel):
         description="a second port serving only POST /events, without a token, for KServe's agent (which cannot "
         "send one); admit only the predictor pods to it. 0 = none",
     )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses of proxies whose X-Forwarded-For names the client (the address "
+        "recorded with feedback); empty = the header is ignored and the connection's address is recorded",
+    )
     public_url: str = Field(
         "", description="how pipeline steps reach this service (cluster runs); empty = hand them local paths"
     )

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,8 @@ import pytest
 from tests.support.events import binary_cloud_event, structured_cloud_event, v2_exchange
 from tests.support.servers import free_port, monitor_server, start_monitor
 from textclf.monitor.store import MonitorStore
-from textclf.monitor.tables import events_table, predictions_table
+from textclf.monitor.tables import events_table, feedback_table, predictions_table
+from textclf.monitoring.server import MAX_HEADER_BYTES
 from textclf.runtime.local_processes import stop_process
 
 pytestmark = pytest.mark.integration
@@ -137,7 +139,9 @@ def test_every_acknowledged_event_survives_a_kill_in_the_middle_of_a_stream(
 
     sender = threading.Thread(target=stream)
     sender.start()
+    deadline = time.monotonic() + 120
     while len(acknowledged) < 150:
+        assert time.monotonic() < deadline and sender.is_alive(), f"only {len(acknowledged)} events acknowledged"
         threading.Event().wait(0.05)
     os.kill(monitor.process.pid, signal.SIGKILL)
     monitor.process.wait()
@@ -186,6 +190,24 @@ def test_feedback_single_and_batch_gives_live_quality(tmp_path: Path) -> None:
             refused = client.post(f"{url}/feedback", json=body)
             assert refused.status_code == 422 and refused.json()["error"], body
         assert client.post(f"{url}/feedback", content=b"\xff\xfe").status_code == 422
+        # One cap for every shape (issue 33: a bare list of 20,000 was stored while {"items": ...} refused 10,001).
+        too_many = [{"request_id": f"r{i}", "label": "positive"} for i in range(10_001)]
+        assert client.post(f"{url}/feedback", json=too_many).status_code == 422
+        # X-Forwarded-For is a proxy's word, and no proxy is configured: the connection's address is recorded.
+        forged = client.post(
+            f"{url}/feedback",
+            json={"request_id": "r1", "label": "positive"},
+            headers={"x-forwarded-for": "203.0.113.9"},
+        )
+        assert forged.status_code == 200
+        with MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}").engine.connect() as connection:
+            sources = {row.source for row in connection.execute(feedback_table.select())}
+        assert sources == {"unauthenticated@127.0.0.1"}
+        # A request head far over the limit is refused before it is read whole, and the monitor goes on (issue 33:
+        # a 64 MB header was read, stalling the event loop for 4.6 s).
+        huge = client.get(f"{url}/health", headers={"x-padding": "a" * (16 * MAX_HEADER_BYTES)})
+        assert huge.status_code in (400, 431)
+        assert client.get(f"{url}/health").status_code == 200
 
 
 def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inputs: dict) -> None:

@@ -191,11 +191,18 @@ def test_a_full_shadow_queue_skips_texts_and_an_unload_keeps_the_server_answerin
             return [answer.status_code for answer in answers]
 
         assert asyncio.run(burst()) == [200] * 64
-        time.sleep(1)
-        skipped, shadowed = (
-            metric_total(server.url, "textclf_shadow_skipped_texts"),
-            metric_total(server.url, "textclf_shadow_texts"),
-        )
+
+        def counted() -> tuple[float, float]:
+            return (
+                metric_total(server.url, "textclf_shadow_skipped_texts"),
+                metric_total(server.url, "textclf_shadow_texts"),
+            )
+
+        # Every text is either shadowed or skipped once the queue has drained: wait for that, not a fixed time.
+        deadline = time.monotonic() + 60
+        while sum(counted()) < 64 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        skipped, shadowed = counted()
         assert skipped > 0 and shadowed > 0 and skipped + shadowed == 64
 
         admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -58,13 +58,14 @@ def test_max_wait_gathers_requests_that_arrive_a_little_later() -> None:
     batches: list[list[str]] = []
 
     async def scenario() -> None:
-        batcher = MicroBatcher(slow_echo(batches, delay=0.0), max_batch_size=8, max_wait_ms=200)
+        # The batch is full at the third text: it goes then, so the long wait only bounds a stalled machine.
+        batcher = MicroBatcher(slow_echo(batches, delay=0.0), max_batch_size=3, max_wait_ms=5_000)
 
         async def later(text: str, delay: float) -> list[str]:
             await asyncio.sleep(delay)
             return await batcher.predict([text])
 
-        await asyncio.gather(later("first", 0), later("second", 0.05), later("third", 0.1))
+        await asyncio.gather(later("first", 0), later("second", 0.02), later("third", 0.04))
         batcher.close()
 
     asyncio.run(scenario())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mlflow
 import pytest
 
@@ -13,9 +11,8 @@ from textclf.steps.ingest import TRIGGER_TAG
 pytestmark = pytest.mark.unit
 
 
-def test_each_episode_gets_its_runs_gate_decision(tmp_path: Path) -> None:
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
+def test_each_episode_gets_its_runs_gate_decision(local_tracking_uri: str) -> None:
+    tracking_uri = local_tracking_uri
     decided, running = episode_key("textclf", "3", 0), episode_key("textclf", "3", 1)
     mlflow.set_experiment("retraining")
     with mlflow.start_run() as finished:
