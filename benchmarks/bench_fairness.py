@@ -76,15 +76,15 @@ class Canary:
         }
 
 
-def sink() -> tuple[str, list[bytes]]:
-    """A request-log sink counting the response events it receives."""
-    received: list[bytes] = []
+def sink() -> tuple[str, list[str]]:
+    """A request-log sink recording the ids of the response events it receives."""
+    received: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.headers["ce-type"].endswith("response"):
-                received.append(body)
+                received.append(self.headers["ce-id"])
             self.send_response(202)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -125,15 +125,18 @@ def long_grpc(_: str, target: str) -> dict:
     return {}
 
 
-def make_gone(logged: list[bytes]) -> Callable[[str, str], dict]:
+def make_gone(logged: list[str]) -> Callable[[str, str], dict]:
     def gone(url: str, _: str) -> dict:
-        before = len(logged)
-
-        def leave_after_a_second() -> None:
+        def leave_after_a_second(number: int) -> None:
             with contextlib.suppress(httpx.TimeoutException):
-                httpx.post(f"{url}/v1/models/textclf:predict", json={"instances": texts(64, 2_000)}, timeout=1.0)
+                httpx.post(
+                    f"{url}/v1/models/textclf:predict",
+                    json={"instances": texts(64, 2_000)},
+                    headers={"x-request-id": f"gone-{number}"},
+                    timeout=1.0,
+                )
 
-        leavers = [threading.Thread(target=leave_after_a_second) for _ in range(3)]
+        leavers = [threading.Thread(target=leave_after_a_second, args=(number,)) for number in range(3)]
         for thread in leavers:
             thread.start()
         for thread in leavers:
@@ -142,7 +145,8 @@ def make_gone(logged: list[bytes]) -> Callable[[str, str], dict]:
         httpx.post(f"{url}/predict", json={"text": TWENTY_WORDS}, timeout=600).raise_for_status()
         next_wait = time.perf_counter() - started
         time.sleep(3)  # the request logger's buffer reaches the sink
-        return {"next_request_ms": round(next_wait * 1000, 1), "left_requests_logged": len(logged) - before - 1}
+        left_logged = sum(event_id.startswith("gone-") for event_id in logged)
+        return {"next_request_ms": round(next_wait * 1000, 1), "left_requests_logged": left_logged}
 
     return gone
 
@@ -194,7 +198,7 @@ def main() -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(row.get(column, "")) for column in columns))
-    Console().print(table)
+    Console(width=160).print(table)
     (RESULTS / "bench_fairness.json").write_text(json.dumps({"model": str(model), "rows": rows}, indent=2))
 
 

@@ -155,6 +155,23 @@ hostile_bodies = st.one_of(
     st.builds(lambda value: json.dumps({"label": "positive", "score": value, "text": value}).encode(), json_values),
     st.builds(lambda s: b'{"text": "\\u%04x"}' % s, st.integers(0xD800, 0xDFFF)),
     st.sampled_from([b"1e400", b"-1e400", b"[" * 2000, b'{"text": 123456789012345678901234567890}']),
+    # v2 binary-tensor bodies (a JSON header, then raw bytes) with hostile headers, sizes and data.
+    st.builds(
+        lambda datatype, size, shape, tail: (
+            json.dumps(
+                {
+                    "inputs": [
+                        {"name": "text", "datatype": datatype, "shape": shape, "parameters": {"binary_data_size": size}}
+                    ]
+                }
+            ).encode()
+            + tail
+        ),
+        st.sampled_from(["BYTES", "FP32", "BF16", "INT64", "BOOL", None]),
+        st.one_of(st.integers(-5, 80), st.just(2**70), st.text(max_size=3)),
+        st.one_of(st.lists(st.integers(-2, 4), max_size=3), st.none(), st.just([2**40])),
+        st.binary(max_size=80),
+    ),
 )
 hostile_times = st.one_of(
     st.none(),

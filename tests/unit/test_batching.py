@@ -130,7 +130,8 @@ def recording(batches: list[list[str]], started: list[asyncio.Event], loop_of: l
 
 
 def run_with_a_long_request(after_first_batch) -> list[list[str]]:
-    """A 200-text request; once its first batch is computing, `after_first_batch(batcher, long_task)` runs."""
+    """A 200-text request; once its first batch is computing, `after_first_batch(batcher, long_task, batches)`
+    runs (`batches`: each batch as it starts)."""
     batches: list[list[str]] = []
 
     async def scenario() -> None:
@@ -139,7 +140,7 @@ def run_with_a_long_request(after_first_batch) -> list[list[str]]:
         batcher = MicroBatcher(recording(batches, started, loop_of), max_batch_size=64, target_batch_ms=20)
         long_task = asyncio.ensure_future(batcher.predict([f"long-{i}" for i in range(200)]))
         await started[0].wait()
-        await after_first_batch(batcher, long_task)
+        await after_first_batch(batcher, long_task, batches)
         batcher.close()
 
     asyncio.run(scenario())
@@ -150,7 +151,7 @@ def test_a_short_request_waits_for_one_slice_of_a_long_one_not_for_all_of_it() -
     """Issue 33: one request of 256 long texts held a one-text request for 46 s."""
     answers = {}
 
-    async def send_short(batcher: MicroBatcher, long_task: asyncio.Future) -> None:
+    async def send_short(batcher: MicroBatcher, long_task: asyncio.Future, _: list) -> None:
         answers["short"] = await batcher.predict(["short"])
         answers["long_done_first"] = long_task.done()
         answers["long"] = await long_task
@@ -164,7 +165,7 @@ def test_a_short_request_waits_for_one_slice_of_a_long_one_not_for_all_of_it() -
 
 
 def test_two_long_requests_take_turns() -> None:
-    async def send_another(batcher: MicroBatcher, long_task: asyncio.Future) -> None:
+    async def send_another(batcher: MicroBatcher, long_task: asyncio.Future, _: list) -> None:
         other = await batcher.predict([f"other-{i}" for i in range(100)])
         assert other == [f"OTHER-{i}" for i in range(100)] and not long_task.done()
         await long_task
@@ -177,7 +178,7 @@ def test_two_long_requests_take_turns() -> None:
 
 
 def test_a_request_whose_caller_went_away_is_not_computed_further() -> None:
-    async def cancel(batcher: MicroBatcher, long_task: asyncio.Future) -> None:
+    async def cancel(batcher: MicroBatcher, long_task: asyncio.Future, _: list) -> None:
         long_task.cancel()
         # Served after whatever was computing when the caller went: the long request gave no more texts.
         assert await batcher.predict(["after"]) == ["AFTER"]
@@ -185,3 +186,23 @@ def test_a_request_whose_caller_went_away_is_not_computed_further() -> None:
     batches = run_with_a_long_request(cancel)
     computed = sum(text.startswith("long") for batch in batches for text in batch)
     assert computed < 200 and batches[-1] == ["after"]
+
+
+def test_a_short_request_goes_before_long_ones_however_many_are_waiting() -> None:
+    """Least attained compute first: with three long requests waiting, a one-text request waits for the slice being
+    computed, not for one slice of each."""
+    found = {}
+
+    async def send_more(batcher: MicroBatcher, long_task: asyncio.Future, batches: list) -> None:
+        others = [asyncio.ensure_future(batcher.predict([f"other{n}-{i}" for i in range(100)])) for n in range(2)]
+        await asyncio.sleep(0.05)  # the long ones have had turns
+        found["computing"] = len(batches) - 1  # the batch computing now
+        found["short"] = await batcher.predict(["short"])
+        await asyncio.gather(long_task, *others)
+
+    batches = run_with_a_long_request(send_more)
+    assert found["short"] == ["SHORT"]
+    assert any("other1-0" in batch for batch in batches[: found["computing"] + 1]), "the long ones had not started"
+    short_batch = next(index for index, batch in enumerate(batches) if "short" in batch)
+    # The batch after the one computing when it came (one more only if a batch started as it was sent).
+    assert short_batch - found["computing"] <= 2, batches[found["computing"] : short_batch + 1]

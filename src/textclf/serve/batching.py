@@ -1,19 +1,19 @@
 """Dynamic micro-batching with fair sharing: concurrent requests share forward passes, and no request holds the
 model for the others.
 
-Each request's texts wait until the model is free. A batch is then formed from the waiting requests in turn: each
-gives its next texts until the batch holds `max_batch_size` texts or its compute budget is spent, `target_batch_ms`
-of expected compute (estimated from the batches so far, a text costing `cost_of(text)`: its length in tokens,
-say). A request of 256 long texts is computed a slice at a time, and a short request that arrives meanwhile waits
-for one slice, not for the whole; a request with texts left goes behind the others for its next slice. A lone
-short request pays no batching delay, and under load batches fill by themselves. A request whose caller went away
-(its awaiting task was cancelled: the client disconnected) gives no more texts.
+Each request's texts wait until the model is free. A batch is then formed from the waiting requests, the one that
+has had the least compute so far first (least attained service): each gives its next texts until the batch holds
+`max_batch_size` texts or its compute budget is spent, `target_batch_ms` of expected compute (estimated from the
+batches so far, a text costing `cost_of(text)`: its length in tokens, say). A request of 256 long texts is computed
+a slice at a time; a short request that arrives meanwhile goes first in the next batch, so it waits for the slice
+being computed, however many long requests are waiting; long requests take turns. A lone short request pays no
+batching delay, and under load batches fill by themselves. A request whose caller went away (its awaiting task was
+cancelled: the client disconnected) gives no more texts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +46,8 @@ class _Pending:
     enqueued_at: float = field(default_factory=time.perf_counter)
     handed_out: int = 0
     """Texts given to batches so far (in order: a request's slices are computed in order)."""
+    attained: float = 0.0
+    """The cost of those texts: the compute this request has had."""
     results: list = field(default_factory=list)
 
     @property
@@ -105,7 +107,7 @@ class MicroBatcher(Generic[Result]):
         self.target_batch_seconds = target_batch_ms / 1000
         self._cost_of = cost_of
         self._on_batch = on_batch
-        self._waiting: collections.deque[_Pending] = collections.deque()
+        self._waiting: list[_Pending] = []
         self._seconds_per_cost: float | None = None
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -180,15 +182,12 @@ class MicroBatcher(Generic[Result]):
         return self.target_batch_seconds / self._seconds_per_cost
 
     def _next_batch(self) -> list[_Slice]:
-        """Slices of the waiting requests, in turn, up to `max_batch_size` texts and the cost budget (a batch
-        always holds at least one text). A request with texts left goes behind the others."""
+        """Slices of the waiting requests, least attained compute first, up to `max_batch_size` texts and the cost
+        budget (a batch always holds at least one text)."""
+        self._waiting = [pending for pending in self._waiting if pending.has_more]
         batch: list[_Slice] = []
         room, budget = self.max_batch_size, self._cost_budget()
-        while self._waiting and room > 0:
-            pending = self._waiting[0]
-            if not pending.has_more:
-                self._waiting.popleft()
-                continue
+        for pending in sorted(self._waiting, key=lambda pending: (pending.attained, pending.enqueued_at)):
             start = end = pending.handed_out
             while end < len(pending.texts) and room > 0:
                 first_of_batch = not batch and end == start
@@ -200,10 +199,8 @@ class MicroBatcher(Generic[Result]):
             if end == start:
                 break
             pending.handed_out = end
+            pending.attained += sum(pending.costs[start:end])
             batch.append(_Slice(pending, start, end))
-            self._waiting.popleft()
-            if pending.has_more:
-                self._waiting.append(pending)
         return batch
 
     def _release_executor(self) -> None:
