@@ -103,3 +103,26 @@ def test_the_untrained_baseline_predicts_within_the_encoders_positions(tiny_mode
     test = pd.DataFrame({"text": [" ".join(f"word{index}" for index in range(300))] * 4, "label": ["a", "b"] * 2})
     metrics = untrained_baseline(str(tiny_model_dir), test, LabelMap(("a", "b")), CleaningConfig(), 16, 512, 0)
     assert metrics["samples"] == 4
+
+
+def test_texts_of_very_different_lengths_go_in_separate_sub_batches() -> None:
+    """A short text beside long ones would be padded to their length: a one-text request sharing a batch with a
+    long request's slice cost as much as a long text."""
+    from textclf.serve.classifier import length_groups
+
+    lengths = [512, 30, 512, 28, 40, 200, 512, 90]
+    groups = length_groups(lengths, batch_size=2)
+    assert sorted(int(index) for group in groups for index in group) == list(range(len(lengths)))
+    assert all(len(group) <= 2 for group in groups)
+    for group in groups:
+        shortest, longest = min(lengths[i] for i in group), max(lengths[i] for i in group)
+        assert longest <= max(2 * shortest, shortest + 32), [lengths[i] for i in group]
+    assert [len(group) for group in length_groups([30] * 5 + [512] * 5, batch_size=64)] == [5, 5]
+
+
+def test_predictions_do_not_depend_on_the_texts_beside_them(model_dir: Path) -> None:
+    classifier = TextClassifier.load(model_dir, backend="torch")
+    short, long = "a short text", " ".join(f"word{index}" for index in range(40))
+    alone = classifier.predict([short]).probabilities
+    mixed = classifier.predict([long, short, long]).probabilities
+    assert abs(mixed[1] - alone[0]).max() < 1e-5

@@ -79,6 +79,25 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def length_groups(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices of texts by token count, in sub-batches of at most `batch_size` that each pass pads to its longest.
+    A sub-batch ends where the next text is over twice as long as its shortest (and 32 tokens longer): a short
+    text among long ones would be padded to their length and cost as much as one of them (a one-text request
+    sharing a batch with a long request's slice, say)."""
+    order = np.argsort(lengths, kind="stable")
+    groups, start = [], 0
+    for position in range(1, len(order) + 1):
+        shortest = lengths[order[start]]
+        if (
+            position == len(order)
+            or position - start >= batch_size
+            or lengths[order[position]] > max(2 * shortest, shortest + 32)
+        ):
+            groups.append(order[start:position])
+            start = position
+    return groups
+
+
 def forward_texts(
     backend: Backend,
     tokenizer: PreTrainedTokenizerBase,
@@ -90,23 +109,22 @@ def forward_texts(
     temperature: float = 1.0,
     num_labels: int | None = None,
 ) -> ForwardResult:
-    """One forward pass of any backend over already-cleaned texts, batched by length so padding stays small;
+    """One forward pass of any backend over already-cleaned texts, in sub-batches of like lengths (`length_groups`)
+    so padding stays small;
     long texts are truncated as in training (`encode_texts`), and the logits divided by the model's
     `temperature`.
 
     The fast tokenizer records what truncation removed, so the truncation flags cost no second tokenization;
     the sentence embeddings come from the same pass as the probabilities."""
-    truncated = np.zeros(len(texts), dtype=bool)
     if not texts:
-        return ForwardResult(np.zeros((0, num_labels or 0), dtype=np.float32), truncated, None)
-    order = np.argsort([len(text) for text in texts], kind="stable")
+        return ForwardResult(np.zeros((0, num_labels or 0), dtype=np.float32), np.zeros(0, dtype=bool), None)
+    ids, cut = encode_texts(tokenizer, list(texts), max_length, truncation)
+    truncated = np.array(cut, dtype=bool)
     probabilities: np.ndarray | None = None
     pooled: np.ndarray | None = None
-    for start in range(0, len(texts), batch_size):
-        batch_index = order[start : start + batch_size]
-        ids, truncated[batch_index] = encode_texts(tokenizer, [texts[i] for i in batch_index], max_length, truncation)
+    for batch_index in length_groups([len(text_ids) for text_ids in ids], batch_size):
         encoded = tokenizer.pad(
-            {"input_ids": ids},
+            {"input_ids": [ids[i] for i in batch_index]},
             padding=True,
             pad_to_multiple_of=PAD_TO_MULTIPLE_OF if max_length % PAD_TO_MULTIPLE_OF == 0 else None,
             return_tensors="np",
