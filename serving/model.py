@@ -281,17 +281,7 @@ class TextClassifierModel(Model):
         """The texts through the micro-batcher of the version loaded now; 503 when none is. Once answered, the
         texts are offered to the shadow model, if any, under the request's id."""
         started = time.perf_counter()
-        while True:
-            loaded = self.loaded
-            if loaded is None:
-                raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
-            try:
-                results = await loaded.batcher.predict(payload.texts)
-                break
-            except BatcherClosed:
-                if self.loaded is loaded:
-                    raise ModelUnavailable(self.name, "the model is shutting down: retry on another replica") from None
-                # The version was swapped between reading it and queueing: send the texts to the new one.
+        results, loaded = await self._classified(payload.texts)
         self.metrics.truncated.inc(sum(result.truncated for result in results))
         if self.shadow is not None:
             self.shadow.offer(
@@ -305,6 +295,19 @@ class TextClassifierModel(Model):
             )
         explanations = (await self.explain(payload)).explanations if payload.explain else None
         return Classified(results, loaded.version, payload, explanations)
+
+    async def _classified(self, texts: list[str]) -> tuple[list[TextPrediction], LoadedModel]:
+        """The texts through the micro-batcher of the version loaded now, and that version; 503 when none is."""
+        while True:
+            loaded = self.loaded
+            if loaded is None:
+                raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
+            try:
+                return await loaded.batcher.predict(texts), loaded
+            except BatcherClosed:
+                if self.loaded is loaded:
+                    raise ModelUnavailable(self.name, "the model is shutting down: retry on another replica") from None
+                # The version was swapped between reading it and queueing: send the texts to the new one.
 
     @staticmethod
     def _request_id(payload: TextsRequest, headers: dict[str, str] | None) -> str:
@@ -324,11 +327,8 @@ class TextClassifierModel(Model):
         model; one explanation runs at a time."""
         self._check_explain_limits(payload.texts)
         async with self._explaining:
-            loaded = self.loaded
-            if loaded is None:
-                raise ModelUnavailable(self.name, UNLOADED_DETAIL.format(name=self.name))
             batch = ExplanationBatch.for_texts(payload.texts)
-            results = await loaded.batcher.predict(batch.texts)
+            results, loaded = await self._classified(batch.texts)
         explanations = batch.finish(np.stack([result.probabilities for result in results]), loaded.classifier.labels)
         return Explained(explanations, loaded.version, payload)
 

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StoreBounds:
-    """Most the store keeps of each table, whatever its senders do: past a bound the rows received first go.
-    Enforced as writes arrive (after every `trim_every_rows` rows or `trim_every_bytes` of payload) and at each
-    check, so a store overshoots a bound by at most that much."""
+    """Most the store keeps of each table, whatever its senders do: past a bound the rows received first go, down
+    to 90 % of it. Enforced as writes arrive and at each check."""
 
     event_bytes: int = 512 * 1024**2
     """Payload bytes of the stored request-log events (their predictions stay when an event goes)."""
@@ -20,11 +19,3 @@ class StoreBounds:
     shadow_records: int = 1_000_000
     feedback: int = 1_000_000
     checks: int = 10_000
-
-    @property
-    def trim_every_rows(self) -> int:
-        return max(1, min(1_000, self.predictions // 20, self.feedback // 20, self.checks // 20))
-
-    @property
-    def trim_every_bytes(self) -> int:
-        return max(1, min(16 * 1024**2, self.event_bytes // 20, self.prediction_text_bytes // 20))

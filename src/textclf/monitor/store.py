@@ -46,6 +46,11 @@ ADDED_COLUMNS = (
     ("shadow_predictions", "received_at", "TIMESTAMP"),
 )
 FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed"})
+SENDER_CONTENT = {events_table.name: events_table.c.payload, predictions_table.name: predictions_table.c.text}
+"""What senders wrote, where its size is bounded: event payloads (ASCII JSON: length is size) and texts."""
+TRIM_TO = 0.9
+"""A table over a bound is trimmed to this share of it: trims come once per tenth of a bound written, not at every
+write."""
 """A retraining run is first "claimed" (its episode is taken), then "running" once launched, then one of these."""
 
 
@@ -110,8 +115,7 @@ class MonitorStore:
         self.url = url
         self.engine = create_engine(url)
         self.bounds = bounds or StoreBounds()
-        self._rows_since_trim = 0
-        self._bytes_since_trim = 0
+        self._usage: dict[str, list[int]] | None = None
         self._trimming = threading.Lock()
 
     def create(self) -> MonitorStore:
@@ -167,7 +171,14 @@ class MonitorStore:
                 inserted = connection.execute(self._insert(events_table).values(**row).on_conflict_do_nothing())
             added, error = self._pair(event.event_id)
             outcome = EventOutcome(inserted.rowcount == 1, added, error)
-        self._written(1 + outcome.predictions_added + outcome.shadow_added, len(row["payload"]))
+        size = len(row["payload"])
+        # The texts of the predictions are in the request's payload: counting it (JSON around them included) can
+        # only trim sooner, after which the counts are measured again.
+        self._written(
+            inference_events=(1, size),
+            predictions=(outcome.predictions_added, size if outcome.predictions_added else 0),
+            shadow_predictions=(outcome.shadow_added, 0),
+        )
         return outcome
 
     def _add_shadow(self, event: InferenceEvent, row: dict[str, Any]) -> EventOutcome:
@@ -235,7 +246,6 @@ class MonitorStore:
             index_elements=["request_id", "index"],
             set_={name: statement.excluded[name] for name in ("label", "received_at", "source")},
         )
-        self._written(len(rows))
         with self.engine.begin() as connection:
             connection.execute(statement, rows)
             keys = sa.tuple_(predictions_table.c.request_id, predictions_table.c.index)
@@ -244,6 +254,7 @@ class MonitorStore:
                 .select_from(predictions_table)
                 .where(keys.in_([(i.request_id, i.index) for i in items]))
             ).scalar_one()
+        self._written(feedback=(len(rows), 0))
         return int(matched)
 
     def prune(self, before: datetime) -> dict[str, int]:
@@ -267,59 +278,83 @@ class MonitorStore:
             (checks_table, checks_table.c.checked_at),
         ]
 
+    def _limits(self) -> dict[str, tuple[int | None, int | None]]:
+        """Each bounded table's most rows and most characters of what senders wrote (None: not bounded so)."""
+        bounds = self.bounds
+        return {
+            events_table.name: (None, bounds.event_bytes),
+            predictions_table.name: (bounds.predictions, bounds.prediction_text_bytes),
+            shadow_table.name: (bounds.shadow_records, None),
+            feedback_table.name: (bounds.feedback, None),
+            checks_table.name: (bounds.checks, None),
+        }
+
+    def _measure(self) -> dict[str, list[int]]:
+        """Each bounded table's rows and characters now: one scan of each."""
+        usage = {}
+        with self.engine.connect() as connection:
+            for table, _ in self._arrival_columns():
+                content = SENDER_CONTENT.get(table.name)
+                size = sa.func.coalesce(sa.func.sum(sa.func.length(content)), 0) if content is not None else 0
+                rows, characters = connection.execute(sa.select(sa.func.count(), size).select_from(table)).one()
+                usage[table.name] = [int(rows), int(characters)]
+        return usage
+
+    def _over(self, usage: dict[str, list[int]]) -> list[str]:
+        return [
+            name
+            for name, (rows, characters) in self._limits().items()
+            if (rows is not None and usage[name][0] > rows) or (characters is not None and usage[name][1] > characters)
+        ]
+
     def enforce_bounds(self) -> dict[str, int]:
-        """Trim every table to its bounds (`self.bounds`: rows, and the size of what senders wrote), the rows that
-        arrived first going first; returns how many rows each lost. Rows that arrived at the same moment as the
-        first one over a bound go with it."""
+        """Trim each table over a bound (`self.bounds`: rows, and the characters senders wrote) to TRIM_TO of it,
+        the rows that arrived first going first; returns how many rows each lost. Rows that arrived at the same
+        moment as the first one over go with it."""
         with self._trimming:
-            self._rows_since_trim = self._bytes_since_trim = 0
-            bounds = self.bounds
-            row_bounds = {
-                events_table.name: None,
-                predictions_table.name: bounds.predictions,
-                shadow_table.name: bounds.shadow_records,
-                feedback_table.name: bounds.feedback,
-                checks_table.name: bounds.checks,
-            }
-            size_bounds = {
-                events_table.name: (events_table.c.payload, bounds.event_bytes),
-                predictions_table.name: (predictions_table.c.text, bounds.prediction_text_bytes),
-            }
-            removed = {}
-            with self.engine.begin() as connection:
-                for table, arrived in self._arrival_columns():
-                    over = []
-                    if (rows := row_bounds[table.name]) is not None:
-                        over.append(
-                            connection.execute(
-                                sa.select(arrived).order_by(arrived.desc()).limit(1).offset(rows)
-                            ).scalar()
-                        )
-                    if table.name in size_bounds:
-                        over.append(self._newest_over_size(connection, arrived, *size_bounds[table.name]))
-                    newest_over = max((moment for moment in over if moment is not None), default=None)
-                    deleted = 0
-                    if newest_over is not None:
-                        deleted = connection.execute(table.delete().where(arrived <= newest_over)).rowcount
-                    removed[table.name] = max(deleted, 0)
+            over = self._over(self._measure())
+            removed = {table.name: 0 for table, _ in self._arrival_columns()}
+            if over:
+                with self.engine.begin() as connection:
+                    for table, arrived in self._arrival_columns():
+                        if table.name in over:
+                            removed[table.name] = self._trim(connection, table, arrived, *self._limits()[table.name])
+            self._usage = self._measure()
             return removed
 
     @staticmethod
-    def _newest_over_size(connection: sa.Connection, arrived: Any, content: sa.Column, limit: int) -> datetime | None:
-        """When the newest row arrived whose `content` no longer fits in `limit` characters, counted from the
-        newest; None when all fit. (Event payloads are stored as ASCII JSON: their length is their size.)"""
-        newer = sa.func.sum(sa.func.length(content)).over(order_by=arrived.desc()).label("newer")
-        ranked = sa.select(arrived.label("arrived"), newer).subquery()
-        return connection.execute(sa.select(sa.func.max(ranked.c.arrived)).where(ranked.c.newer > limit)).scalar()
+    def _trim(
+        connection: sa.Connection, table: sa.Table, arrived: Any, rows: int | None, characters: int | None
+    ) -> int:
+        """Delete the rows that arrived first until TRIM_TO of each bound is left; how many went."""
+        cutoffs = []
+        if rows is not None:
+            keep = max(1, int(rows * TRIM_TO))
+            cutoffs.append(
+                connection.execute(sa.select(arrived).order_by(arrived.desc()).limit(1).offset(keep)).scalar()
+            )
+        if characters is not None:
+            newer = sa.func.sum(sa.func.length(SENDER_CONTENT[table.name])).over(order_by=arrived.desc())
+            ranked = sa.select(arrived.label("arrived"), newer.label("newer")).subquery()
+            cutoffs.append(
+                connection.execute(
+                    sa.select(sa.func.max(ranked.c.arrived)).where(ranked.c.newer > int(characters * TRIM_TO))
+                ).scalar()
+            )
+        newest_gone = max((moment for moment in cutoffs if moment is not None), default=None)
+        if newest_gone is None:
+            return 0
+        return max(connection.execute(table.delete().where(arrived <= newest_gone)).rowcount, 0)
 
-    def _written(self, rows: int, payload_bytes: int = 0) -> None:
-        """Count a write; trim to the bounds once enough has been written since the last trim."""
-        self._rows_since_trim += rows
-        self._bytes_since_trim += payload_bytes
-        if (
-            self._rows_since_trim >= self.bounds.trim_every_rows
-            or self._bytes_since_trim >= self.bounds.trim_every_bytes
-        ):
+    def _written(self, **added: tuple[int, int]) -> None:
+        """Count rows and characters just written, by table; past a bound, trim (`enforce_bounds`). The counts
+        are measured at the first write and after every trim, and only added to between: cheap per write."""
+        if self._usage is None:
+            self._usage = self._measure()
+        for name, (rows, characters) in added.items():
+            self._usage[name][0] += rows
+            self._usage[name][1] += characters
+        if self._over(self._usage):
             self.enforce_bounds()
 
     # ---- windows -----------------------------------------------------------------------------------------
@@ -417,7 +452,7 @@ class MonitorStore:
                 )
             )
             check_id = int(inserted.inserted_primary_key[0])
-        self._written(1)
+        self._written(drift_checks=(1, 0))
         return check_id
 
     def checks(self, limit: int = 100) -> list[CheckRecord]:
