@@ -134,3 +134,66 @@ def test_after_drift_the_gate_judges_both_models_on_the_labelled_window(
     assert "drift-window accuracy" in tags["promotion_reason"]
     metrics = client.get_run(second_run).data.metrics
     assert metrics["drift_window_accuracy"] == metrics["drift_window_champion_accuracy"]
+
+
+def test_a_strictly_worse_challenger_is_refused_and_the_champion_keeps_its_alias(
+    kfp_local: Path, step_inputs: dict, fresh_run_id: str, tmp_path: Path
+) -> None:
+    """Issue 33: the gate was shown refusing only an equal model or the same weights. Here the second version's
+    evaluation is worse on accuracy and on every class, through the registry the steps use."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from textclf.components.register.component import promote, promotion_gate, register
+
+    name = "worse-challenger-test"
+    client = MlflowClient(step_inputs["tracking_uri"], step_inputs["tracking_uri"])
+    worse = json.loads(step_inputs["evaluation"].read_text())
+    worse["test"]["accuracy"] -= 0.1
+    for scores in worse["test"]["per_class"].values():
+        scores["f1"] = max(0.0, scores["f1"] - 0.1)
+    worse_evaluation = tmp_path / "worse.json"
+    worse_evaluation.write_text(json.dumps(worse))
+
+    @dsl.pipeline
+    def register_gate_promote(evaluation_uri: str, run_id: str) -> Outputs:
+        registered = register(
+            model=dsl.importer(artifact_uri=str(step_inputs["model"]), artifact_class=Model).output,
+            evaluation=dsl.importer(artifact_uri=evaluation_uri, artifact_class=Artifact).output,
+            registered_model_name=name,
+            data_fingerprint=step_inputs["fingerprint"],
+            tracking_uri=step_inputs["tracking_uri"],
+            mlflow_run_id=run_id,
+        )
+        gate = promotion_gate(
+            registered_model_name=name,
+            version=registered.output,
+            min_accuracy_gain=0.0,
+            max_class_f1_drop=1.0,
+            drift_window_data="",
+            require_approval=False,
+            max_behaviour_failure_rate=1.0,
+            min_shadow_texts=0,
+            min_shadow_agreement=0.0,
+            shadow_accuracy_win=False,
+            tracking_uri=step_inputs["tracking_uri"],
+            mlflow_run_id=run_id,
+        )
+        with dsl.If(gate.output == True):  # noqa: E712
+            promote(
+                registered_model_name=name,
+                version=registered.output,
+                tracking_uri=step_inputs["tracking_uri"],
+                mlflow_run_id=run_id,
+            )
+        return Outputs(registered.output, gate.output)
+
+    first = register_gate_promote(evaluation_uri=str(step_inputs["evaluation"]), run_id=fresh_run_id).outputs
+    assert first == {"version": "1", "promote": True}
+    second_run = client.create_run(client.get_run(fresh_run_id).info.experiment_id).info.run_id
+    second = register_gate_promote(evaluation_uri=str(worse_evaluation), run_id=second_run).outputs
+    assert second == {"version": "2", "promote": False}
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    tags = client.get_run(second_run).data.tags
+    assert tags["promotion_decision"] == "keep_champion" and "accuracy" in tags["promotion_reason"]
