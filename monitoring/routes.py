@@ -224,7 +224,7 @@ async def events(request: Request, _: Writer, config: Config, store: Store, metr
 
 @router.post("/feedback", summary="True labels for logged predictions: one object, {'items': [...]}, or a list")
 async def feedback(
-    request: Request, credential: Labeller, config: Config, store: Store, metrics: Metrics
+    request: Request, credential: Labeller, config: Config, store: Store, checker: Checker, metrics: Metrics
 ) -> JSONResponse:
     body = await read_body(request, config.max_event_bytes)
     try:
@@ -240,6 +240,10 @@ async def feedback(
         return JSONResponse(
             {"error": "no labels: send at least one {'request_id': ..., 'label': ...}"}, status_code=422
         )
+    unknown = await run_in_threadpool(checker.unknown_labels, [(i.request_id, i.index, i.label) for i in items])
+    if unknown:
+        shown = "; ".join(unknown[:5]) + (f"; and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        return JSONResponse({"error": f"labels must be classes of the model: {shown}"}, status_code=422)
     client = request.client.host if request.client else "unknown"
     labeller = labeller_of(request, credential)
     source = f"{credential}:{labeller}@{client}" if labeller else f"{credential}@{client}"

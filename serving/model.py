@@ -334,27 +334,29 @@ class TextClassifierModel(Model):
 
     def _check_explain_limits(self, texts: list[str]) -> None:
         config = self.config
-        words = [len(word_spans(text)) for text in texts]
-        if sum(words) > config.max_explain_request_words:
-            raise InvalidInput(
-                f"the texts have {sum(words)} words; one explanation request takes at most "
-                f"{config.max_explain_request_words} (each word is a forward pass): send fewer or shorter texts"
-            )
         if len(texts) > config.max_explain_texts:
             raise InvalidInput(
                 f"explain at most {config.max_explain_texts} texts per request (got {len(texts)}): send fewer"
             )
+        total_words = 0
         for index, text in enumerate(texts):
             if len(text) > config.max_explain_chars:
                 raise InvalidInput(
                     f"text {index} has {len(text)} characters; explanations take at most {config.max_explain_chars}: "
                     "send a shorter text, or ask for a prediction without an explanation"
                 )
-            if words[index] > config.max_explain_words:
+            words = len(word_spans(text))
+            if words > config.max_explain_words:
                 raise InvalidInput(
-                    f"text {index} has {words[index]} words; explanations take at most {config.max_explain_words}: "
+                    f"text {index} has {words} words; explanations take at most {config.max_explain_words}: "
                     "send a shorter text, or ask for a prediction without an explanation"
                 )
+            total_words += words
+        if total_words > config.max_explain_request_words:
+            raise InvalidInput(
+                f"the texts have {total_words} words; one explanation request takes at most "
+                f"{config.max_explain_request_words} (each word is a forward pass): send fewer or shorter texts"
+            )
 
     @staticmethod
     def _explanation_asked(request: InferRequest) -> bool:

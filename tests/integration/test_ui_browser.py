@@ -312,3 +312,38 @@ def test_the_ui_will_not_listen_beyond_localhost_without_credentials(tmp_path: P
     started = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert started.returncode != 0
     assert "TEXTCLF_UI_CREDENTIALS" in started.stdout + started.stderr
+
+
+def test_a_label_that_is_no_class_of_the_model_is_refused(stack: dict) -> None:
+    """Issue 33: feedback naming a class the model does not have was stored (future training data)."""
+    labels = httpx.get(f"{stack['predictor']}/v2/models/textclf").json()["parameters"]["labels"]
+    answer = httpx.post(f"{stack['predictor']}/predict", json={"text": TEXT}, headers={"x-request-id": "classes-1"})
+    assert answer.status_code == 200
+    feedback = {"authorization": f"Bearer {FEEDBACK_TOKEN}"}
+    deadline = time.monotonic() + 30
+    while not any(row["request_id"] == "classes-1" for row in _prediction_rows(stack["workdir"])):
+        assert time.monotonic() < deadline, "the prediction was not logged"
+        time.sleep(0.1)
+    refused = httpx.post(
+        f"{stack['monitor']}/feedback", json={"request_id": "classes-1", "label": "no-such-class"}, headers=feedback
+    )
+    assert refused.status_code == 422 and "no-such-class" in refused.json()["error"]
+    assert all(label in refused.json()["error"] for label in labels)
+    not_logged_yet = httpx.post(
+        f"{stack['monitor']}/feedback", json={"request_id": "later", "label": "no-such-class"}, headers=feedback
+    )
+    assert not_logged_yet.status_code == 422, "judged by the version served latest"
+    stored = httpx.post(
+        f"{stack['monitor']}/feedback", json={"request_id": "classes-1", "label": labels[0]}, headers=feedback
+    )
+    assert stored.status_code == 200 and stored.json()["matched_predictions"] == 1
+
+
+def _prediction_rows(workdir: Path) -> list[dict]:
+    engine = sa.create_engine(f"sqlite:///{workdir / 'monitor.db'}")
+    try:
+        with engine.connect() as connection:
+            table = sa.Table("predictions", sa.MetaData(), autoload_with=connection)
+            return [row._asdict() for row in connection.execute(sa.select(table))]
+    finally:
+        engine.dispose()

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from textclf.config import MonitorConfig
+from textclf.monitor.classes import ModelClasses
 from textclf.monitor.decision import DriftPolicy, DriftWindow, decide
 from textclf.monitor.descriptors import whole_word_vocabulary
 from textclf.monitor.quality import live_quality
@@ -141,6 +142,7 @@ class DriftChecker:
         self.settings = config.report
         self.policy = config.policy
         self._models: OrderedDict[str, ReferenceModel] = OrderedDict()
+        self.classes = ModelClasses(config.registered_model_name, tracking_uri, config.reference_model)
         # One check at a time per process; racing processes are kept apart by the store's episode key.
         self._lock = threading.Lock()
         self._processes: dict[str, LaunchedRun] = {}
@@ -148,6 +150,20 @@ class DriftChecker:
     @property
     def reports_dir(self) -> Path:
         return self.reports.directory
+
+    def unknown_labels(self, labels: list[tuple[str, int, str]]) -> list[str]:
+        """Which feedback labels (request id, index, label) are no class of the version that made their prediction
+        (for one not logged yet: of the version served latest). Versions whose classes cannot be read now are not
+        checked (`ModelClasses`)."""
+        versions = self.store.prediction_versions([(request_id, index) for request_id, index, _ in labels])
+        latest = self.store.latest_model_version(None)
+        problems = []
+        for number, (request_id, index, label) in enumerate(labels):
+            version = versions.get((request_id, index)) or (latest[1] if latest else "")
+            classes = self.classes.of(version) if version else None
+            if classes is not None and label not in classes:
+                problems.append(f"item {number}: {label[:60]!r} is no class of model version {version} {list(classes)}")
+        return problems
 
     # ---- references --------------------------------------------------------------------------------------
 

@@ -257,6 +257,14 @@ class MonitorStore:
         self._written(feedback=(len(rows), 0))
         return int(matched)
 
+    def prediction_versions(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """The model version that made each stored prediction among `keys` (request id, index)."""
+        columns = predictions_table.c
+        query = sa.select(columns.request_id, columns.index, columns.model_version).where(
+            sa.tuple_(columns.request_id, columns.index).in_(keys)
+        )
+        return {(row.request_id, row.index): row.model_version for row in self._read(query)}
+
     def prune(self, before: datetime) -> dict[str, int]:
         """Delete events, predictions, shadow records, feedback and checks that arrived (or were made) before
         `before`, judged by when they arrived here: a back-dated event is as young as any other."""
