@@ -68,6 +68,14 @@ def host_name(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
+def origin_host(origin: str) -> str | None:
+    """The host (and port) an `Origin` header names; None for `null` or one that is no URL."""
+    try:
+        return httpx.URL(origin).netloc.decode("ascii", "replace") or None
+    except httpx.InvalidURL:
+        return None
+
+
 def allowed_host_names(config: UiConfig) -> frozenset[str]:
     configured = {name.strip().lower() for name in config.allowed_hosts.split(",") if name.strip()}
     listening = {config.host.strip("[]").lower()} if config.host not in ("0.0.0.0", "::", "") else set()
@@ -92,7 +100,7 @@ def refusal(request: Request, allowed_hosts: frozenset[str], credentials: str) -
             return answer, ""
     if request.method not in SAFE_METHODS:
         origin = request.headers.get("origin")
-        if origin is not None and httpx.URL(origin).netloc.decode("ascii", "replace") != host:
+        if origin is not None and origin_host(origin) != host:
             return _problem(403, f"calls from another site ({origin[:100]}) are refused: use this UI's own page"), ""
         if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
             return _problem(403, "calls from another site are refused: use this UI's own page"), ""

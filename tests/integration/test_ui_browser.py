@@ -252,6 +252,8 @@ def test_bodies_up_to_the_limit_are_forwarded_and_larger_ones_refused_unread(sta
 
 CROSS_SITE = {
     "another site's Origin": ({"origin": "http://evil.example", **JSON_BODY}, 403),
+    "a malformed Origin": ({"origin": "http://[::1", **JSON_BODY}, 403),
+    "a null Origin (a sandboxed frame)": ({"origin": "null", **JSON_BODY}, 403),
     "Sec-Fetch-Site cross-site": ({"sec-fetch-site": "cross-site", **JSON_BODY}, 403),
     "Sec-Fetch-Site same-site": ({"sec-fetch-site": "same-site", **JSON_BODY}, 403),
     "a text/plain body (a simple request, no preflight)": ({"content-type": "text/plain"}, 415),
