@@ -207,12 +207,22 @@ class RequestLogger:
             return []
         events, unreadable = [], 0
         for path in sorted(self.spool_dir.glob("events-*.jsonl")):
-            for line in path.read_bytes().splitlines():
+            # A spool this process cannot read or remove must not stop the server: unread, it waits; unremoved,
+            # its events are sent again by a later start, and the monitor stores each (id, kind) once.
+            try:
+                lines = path.read_bytes().splitlines()
+            except OSError as error:
+                logger.warning("request log: spool file %s cannot be read: %s", path, error)
+                continue
+            try:
+                path.unlink()
+            except OSError as error:
+                logger.warning("request log: spool file %s cannot be removed: %s", path, error)
+            for line in lines:
                 try:
                     events.append(LoggedEvent.from_spool(line))
                 except (ValueError, TypeError, KeyError):
                     unreadable += 1
-            path.unlink()
         if events or unreadable:
             logger.warning(
                 "request log: %d events from an earlier stop to send (%d unreadable lines skipped)",

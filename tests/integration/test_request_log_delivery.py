@@ -81,3 +81,20 @@ def test_events_left_at_a_stop_without_a_spool_are_counted_and_logged(caplog: py
     assert registry.get_sample_value("textclf_request_log_dropped_total", {"reason": "shutdown"}) == 4
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert any("3 events" in warning and "lost" in warning for warning in warnings), warnings
+
+
+def test_a_spool_that_cannot_be_read_does_not_stop_the_start(tmp_path) -> None:
+    (tmp_path / "events-1-1.jsonl").mkdir()  # not a file: reading it fails
+    (tmp_path / "events-2-1.jsonl").write_bytes(event("spooled").spooled() + b"not a spooled event\n")
+    logger = RequestLogger(
+        f"http://127.0.0.1:{free_port()}/events", "textclf", registry=CollectorRegistry(), spool_dir=str(tmp_path)
+    )
+
+    async def start() -> int:
+        logger.start()
+        pending = logger.pending
+        logger._worker.cancel()
+        return pending
+
+    assert asyncio.run(start()) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["events-1-1.jsonl"]
