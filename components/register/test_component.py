@@ -13,27 +13,26 @@ class Outputs(NamedTuple):
     promote: bool
 
 
-def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str) -> None:
-    from mlflow.tracking import MlflowClient
-
+def register_gate_promote(step_inputs: dict, name: str, max_class_f1_drop: float):
+    """A pipeline of the training pipeline's last steps for the fixture model: register it with an evaluation,
+    gate it against the champion (no window, no approval, no shadow), and promote it when the gate passes."""
     from textclf.components.register.component import promote, promotion_gate, register
 
-    common = {"tracking_uri": step_inputs["tracking_uri"], "mlflow_run_id": fresh_run_id}
-
     @dsl.pipeline
-    def register_then_gate() -> Outputs:
+    def pipeline(evaluation_uri: str, run_id: str) -> Outputs:
+        common = {"tracking_uri": step_inputs["tracking_uri"], "mlflow_run_id": run_id}
         registered = register(
             model=dsl.importer(artifact_uri=str(step_inputs["model"]), artifact_class=Model).output,
-            evaluation=dsl.importer(artifact_uri=str(step_inputs["evaluation"]), artifact_class=Artifact).output,
-            registered_model_name="component-test",
+            evaluation=dsl.importer(artifact_uri=evaluation_uri, artifact_class=Artifact).output,
+            registered_model_name=name,
             data_fingerprint=step_inputs["fingerprint"],
             **common,
         )
         gate = promotion_gate(
-            registered_model_name="component-test",
+            registered_model_name=name,
             version=registered.output,
             min_accuracy_gain=0.0,
-            max_class_f1_drop=0.05,
+            max_class_f1_drop=max_class_f1_drop,
             drift_window_data="",
             require_approval=False,
             max_behaviour_failure_rate=1.0,
@@ -43,10 +42,21 @@ def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inp
             **common,
         )
         with dsl.If(gate.output == True):  # noqa: E712
-            promote(registered_model_name="component-test", version=registered.output, **common)
+            promote(registered_model_name=name, version=registered.output, **common)
         return Outputs(registered.output, gate.output)
 
-    first = register_then_gate().outputs
+    return pipeline
+
+
+def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh_run_id: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    pipeline = register_gate_promote(step_inputs, "component-test", max_class_f1_drop=0.05)
+
+    def register_then_gate() -> dict:
+        return pipeline(evaluation_uri=str(step_inputs["evaluation"]), run_id=fresh_run_id).outputs
+
+    first = register_then_gate()
     assert first == {"version": "1", "promote": True}
     client = MlflowClient(step_inputs["tracking_uri"], step_inputs["tracking_uri"])
     champion = client.get_model_version_by_alias("component-test", "champion")
@@ -56,7 +66,7 @@ def test_register_gate_and_promote_run_under_kfp_local(kfp_local: Path, step_inp
     assert {"test_accuracy", "test_per_class_f1", "git_commit", "param.learning_rate"} <= set(champion.tags)
 
     # The same run registered again: no second version, and the champion is not promoted over itself.
-    assert register_then_gate().outputs == {"version": "1", "promote": False}
+    assert register_then_gate() == {"version": "1", "promote": False}
     assert len(client.search_model_versions("name = 'component-test'")) == 1
 
 
@@ -145,8 +155,6 @@ def test_a_strictly_worse_challenger_is_refused_and_the_champion_keeps_its_alias
 
     from mlflow.tracking import MlflowClient
 
-    from textclf.components.register.component import promote, promotion_gate, register
-
     name = "worse-challenger-test"
     client = MlflowClient(step_inputs["tracking_uri"], step_inputs["tracking_uri"])
     worse = json.loads(step_inputs["evaluation"].read_text())
@@ -156,43 +164,12 @@ def test_a_strictly_worse_challenger_is_refused_and_the_champion_keeps_its_alias
     worse_evaluation = tmp_path / "worse.json"
     worse_evaluation.write_text(json.dumps(worse))
 
-    @dsl.pipeline
-    def register_gate_promote(evaluation_uri: str, run_id: str) -> Outputs:
-        registered = register(
-            model=dsl.importer(artifact_uri=str(step_inputs["model"]), artifact_class=Model).output,
-            evaluation=dsl.importer(artifact_uri=evaluation_uri, artifact_class=Artifact).output,
-            registered_model_name=name,
-            data_fingerprint=step_inputs["fingerprint"],
-            tracking_uri=step_inputs["tracking_uri"],
-            mlflow_run_id=run_id,
-        )
-        gate = promotion_gate(
-            registered_model_name=name,
-            version=registered.output,
-            min_accuracy_gain=0.0,
-            max_class_f1_drop=1.0,
-            drift_window_data="",
-            require_approval=False,
-            max_behaviour_failure_rate=1.0,
-            min_shadow_texts=0,
-            min_shadow_agreement=0.0,
-            shadow_accuracy_win=False,
-            tracking_uri=step_inputs["tracking_uri"],
-            mlflow_run_id=run_id,
-        )
-        with dsl.If(gate.output == True):  # noqa: E712
-            promote(
-                registered_model_name=name,
-                version=registered.output,
-                tracking_uri=step_inputs["tracking_uri"],
-                mlflow_run_id=run_id,
-            )
-        return Outputs(registered.output, gate.output)
+    pipeline = register_gate_promote(step_inputs, name, max_class_f1_drop=1.0)
 
-    first = register_gate_promote(evaluation_uri=str(step_inputs["evaluation"]), run_id=fresh_run_id).outputs
+    first = pipeline(evaluation_uri=str(step_inputs["evaluation"]), run_id=fresh_run_id).outputs
     assert first == {"version": "1", "promote": True}
     second_run = client.create_run(client.get_run(fresh_run_id).info.experiment_id).info.run_id
-    second = register_gate_promote(evaluation_uri=str(worse_evaluation), run_id=second_run).outputs
+    second = pipeline(evaluation_uri=str(worse_evaluation), run_id=second_run).outputs
     assert second == {"version": "2", "promote": False}
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     tags = client.get_run(second_run).data.tags

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.events import binary_cloud_event, v2_exchange
+from tests.support.events import binary_cloud_event, bytes_tensor, v2_exchange
 from tests.support.servers import RunningMonitor, RunningServer, monitor_server, textclf_server
 from textclf.monitor.events import REQUEST_EVENT, RESPONSE_EVENT
-from textclf.runtime.wire import MAX_JSON_DEPTH
+from textclf.runtime.wire import MAX_JSON_DEPTH, bytes_items
 
 pytestmark = pytest.mark.integration
 
@@ -216,7 +216,7 @@ def stored_texts(monitor_dir: Path, request_id: str) -> list[tuple[str, str]]:
 
 def binary_v2_body(texts: list[str]) -> tuple[bytes, int]:
     """A v2 request in the binary-tensor format, as tritonclient sends by default, asking for binary outputs."""
-    raw = b"".join(len(text.encode()).to_bytes(4, "little") + text.encode() for text in texts)
+    raw = bytes_tensor([text.encode() for text in texts])
     header = json.dumps(
         {
             "inputs": [
@@ -241,7 +241,7 @@ def grpc_infer(target: str, texts: list[str], request_id: str) -> list[str]:
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
     from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-    raw = b"".join(len(text.encode()).to_bytes(4, "little") + text.encode() for text in texts)
+    raw = bytes_tensor([text.encode() for text in texts])
     request = pb.ModelInferRequest(
         model_name="textclf",
         id=request_id,
@@ -251,16 +251,7 @@ def grpc_infer(target: str, texts: list[str], request_id: str) -> list[str]:
     with grpc.insecure_channel(target) as channel:
         response = GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
     labels = next(index for index, output in enumerate(response.outputs) if output.name == "label")
-    return [item.decode() for item in _bytes_items(response.raw_output_contents[labels])]
-
-
-def _bytes_items(raw: bytes) -> list[bytes]:
-    items, offset = [], 0
-    while offset < len(raw):
-        length = int.from_bytes(raw[offset : offset + 4], "little")
-        items.append(raw[offset + 4 : offset + 4 + length])
-        offset += 4 + length
-    return items
+    return [item.decode() for item in bytes_items(response.raw_output_contents[labels], "output 'label'")]
 
 
 def test_every_protocol_the_predictor_answers_reaches_the_store(

@@ -4,7 +4,6 @@ the Open Inference Protocol), v1, the simple API, metadata, metrics, request log
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
+from tests.support.events import bytes_tensor
 from textclf.monitor.events import parse_event, prediction_records
 
 pytestmark = pytest.mark.integration
@@ -187,7 +187,7 @@ def test_bad_requests_on_every_endpoint_get_4xx(serving_server) -> None:
 
 
 def test_invalid_utf8_in_a_binary_v2_tensor_is_a_400(serving_server) -> None:
-    raw = b"".join(struct.pack("<I", len(item)) + item for item in (b"fine", b"caf\xe9"))
+    raw = bytes_tensor([b"fine", b"caf\xe9"])
     header = json.dumps(
         {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "parameters": {"binary_data_size": len(raw)}}]}
     ).encode()

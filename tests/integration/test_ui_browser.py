@@ -114,11 +114,12 @@ def page(browser, page_errors: list[str]):
     assert not page_errors, f"the page reported errors: {page_errors}"
 
 
-def _feedback_rows(workdir: Path) -> list[dict]:
+def _rows(workdir: Path, table_name: str) -> list[dict]:
+    """Every row of one of the monitor's tables in the stack's store."""
     engine = sa.create_engine(f"sqlite:///{workdir / 'monitor.db'}")
     try:
         with engine.connect() as connection:
-            table = sa.Table("feedback", sa.MetaData(), autoload_with=connection)
+            table = sa.Table(table_name, sa.MetaData(), autoload_with=connection)
             return [row._asdict() for row in connection.execute(sa.select(table))]
     finally:
         engine.dispose()
@@ -148,7 +149,7 @@ def test_classify_explain_and_correct_a_label(stack: dict, page) -> None:
     page.screenshot(path=str(ARTIFACTS / "ui-classify.png"), full_page=True)
 
     request_id = page.locator("#classify-status").inner_text().rsplit("request ", 1)[1]
-    rows = _feedback_rows(stack["workdir"])
+    rows = _rows(stack["workdir"], "feedback")
     assert [(row["request_id"], row["index"], row["label"]) for row in rows if row["request_id"] == request_id] == [
         (request_id, 0, corrected)
     ]
@@ -272,13 +273,13 @@ def test_the_ui_refuses_to_be_driven_from_another_site(stack: dict) -> None:
         answer = httpx.post(f"{stack['ui']}/api/feedback", content=correction, headers=headers)
         assert answer.status_code == status, (case, answer.text)
         assert answer.json()["error"], case
-    assert not [row for row in _feedback_rows(stack["workdir"]) if row["request_id"] == "cross-site"]
+    assert not [row for row in _rows(stack["workdir"], "feedback") if row["request_id"] == "cross-site"]
     assert httpx.get(f"{stack['ui']}/", headers={"host": "evil.example"}).status_code == 400
     assert httpx.get(f"{stack['ui']}/health", headers={"host": "10.1.2.3:8090"}).status_code == 200  # probes
     # The page's own calls: same origin, JSON.
     own = httpx.post(f"{stack['ui']}/api/feedback", content=correction, headers={"origin": stack["ui"], **JSON_BODY})
     assert own.status_code == 200, own.text
-    assert [row["request_id"] for row in _feedback_rows(stack["workdir"])].count("cross-site") == 1
+    assert [row["request_id"] for row in _rows(stack["workdir"], "feedback")].count("cross-site") == 1
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -305,7 +306,7 @@ def test_a_ui_with_credentials_asks_for_them_and_records_who_labelled(stack: dic
         stored = httpx.post(f"{url}/api/feedback", json={"request_id": request_id, "label": labels[-1]},
                             headers=basic("ana", "first-secret"))  # fmt: skip
         assert stored.status_code == 200, stored.text
-    [row] = [row for row in _feedback_rows(stack["workdir"]) if row["request_id"] == request_id]
+    [row] = [row for row in _rows(stack["workdir"], "feedback") if row["request_id"] == request_id]
     assert row["source"].startswith("feedback-token:ana@")
 
 
@@ -323,7 +324,7 @@ def test_a_label_that_is_no_class_of_the_model_is_refused(stack: dict) -> None:
     assert answer.status_code == 200
     feedback = {"authorization": f"Bearer {FEEDBACK_TOKEN}"}
     deadline = time.monotonic() + 30
-    while not any(row["request_id"] == "classes-1" for row in _prediction_rows(stack["workdir"])):
+    while not any(row["request_id"] == "classes-1" for row in _rows(stack["workdir"], "predictions")):
         assert time.monotonic() < deadline, "the prediction was not logged"
         time.sleep(0.1)
     refused = httpx.post(
@@ -339,13 +340,3 @@ def test_a_label_that_is_no_class_of_the_model_is_refused(stack: dict) -> None:
         f"{stack['monitor']}/feedback", json={"request_id": "classes-1", "label": labels[0]}, headers=feedback
     )
     assert stored.status_code == 200 and stored.json()["matched_predictions"] == 1
-
-
-def _prediction_rows(workdir: Path) -> list[dict]:
-    engine = sa.create_engine(f"sqlite:///{workdir / 'monitor.db'}")
-    try:
-        with engine.connect() as connection:
-            table = sa.Table("predictions", sa.MetaData(), autoload_with=connection)
-            return [row._asdict() for row in connection.execute(sa.select(table))]
-    finally:
-        engine.dispose()

@@ -11,6 +11,11 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def bytes_tensor(items: list[bytes]) -> bytes:
+    """The raw contents of a v2 BYTES tensor: each item as a 4-byte little-endian length, then its bytes."""
+    return b"".join(len(item).to_bytes(4, "little") + item for item in items)
+
+
 def v2_exchange(texts: list[str], labels: list[str], model_version: str = "1") -> tuple[dict, dict]:
     """A v2 inference request and the response textclf's predictor gives it (scores 0.9)."""
     request = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}

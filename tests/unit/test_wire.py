@@ -9,13 +9,10 @@ import time
 import numpy as np
 import pytest
 
+from tests.support.events import bytes_tensor
 from textclf.runtime.wire import JsonRefused, TensorsRefused, binary_v2_document, json_header_length
 
 pytestmark = pytest.mark.unit
-
-
-def bytes_raw(items: list[bytes]) -> bytes:
-    return b"".join(len(item).to_bytes(4, "little") + item for item in items)
 
 
 def binary_body(tensors: list[tuple[dict, bytes]], key: str = "inputs") -> tuple[bytes, int]:
@@ -26,7 +23,7 @@ def binary_body(tensors: list[tuple[dict, bytes]], key: str = "inputs") -> tuple
 def test_a_binary_request_and_response_read_as_their_json_form() -> None:
     texts = ["café } {", 'a "quoted" text', "x" * 1000]
     body, length = binary_body(
-        [({"name": "text", "datatype": "BYTES", "shape": [3]}, bytes_raw([t.encode() for t in texts]))]
+        [({"name": "text", "datatype": "BYTES", "shape": [3]}, bytes_tensor([t.encode() for t in texts]))]
     )
     for given in (length, None):  # the header's length as the predictor has it, or found as the monitor must
         document = binary_v2_document(body, given)
@@ -34,7 +31,7 @@ def test_a_binary_request_and_response_read_as_their_json_form() -> None:
     scores = np.array([0.25, 0.5, 0.75], dtype="<f4")
     body, _ = binary_body(
         [
-            ({"name": "label", "datatype": "BYTES", "shape": [3]}, bytes_raw([b"a", b"b", b"c"])),
+            ({"name": "label", "datatype": "BYTES", "shape": [3]}, bytes_tensor([b"a", b"b", b"c"])),
             ({"name": "score", "datatype": "FP32", "shape": [3]}, scores.tobytes()),
             ({"name": "counts", "datatype": "INT64", "shape": [1, 3]}, np.array([1, 2, 3], "<i8").tobytes()),
         ],
@@ -53,11 +50,11 @@ def test_the_header_is_found_by_its_braces_outside_strings() -> None:
 
 
 MALFORMED = {
-    "length past the end": (bytes_raw([b"ok"])[:-1], "BYTES", [1], "malformed"),
-    "a partial length": (bytes_raw([b"ok"]) + b"\x01\x00", "BYTES", [2], "malformed"),
-    "bad UTF-8": (bytes_raw([b"caf\xe9"]), "BYTES", [1], "not valid UTF-8"),
-    "shape disagrees": (bytes_raw([b"a", b"b"]), "BYTES", [3], "carries 2 items"),
-    "negative shape": (bytes_raw([b"a"]), "BYTES", [-1], "non-negative"),
+    "length past the end": (bytes_tensor([b"ok"])[:-1], "BYTES", [1], "malformed"),
+    "a partial length": (bytes_tensor([b"ok"]) + b"\x01\x00", "BYTES", [2], "malformed"),
+    "bad UTF-8": (bytes_tensor([b"caf\xe9"]), "BYTES", [1], "not valid UTF-8"),
+    "shape disagrees": (bytes_tensor([b"a", b"b"]), "BYTES", [3], "carries 2 items"),
+    "negative shape": (bytes_tensor([b"a"]), "BYTES", [-1], "non-negative"),
     "no whole number of values": (b"\x00" * 5, "FP32", [1], "no whole number"),
     "unknown datatype": (b"\x00" * 4, "BF16", [2], "none of BYTES"),
 }
@@ -77,7 +74,7 @@ def test_sizes_that_do_not_fit_the_body_are_refused() -> None:
         header = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
                                          "parameters": {"binary_data_size": size}}]}).encode()  # fmt: skip
         with pytest.raises(TensorsRefused, match="binary_data_size"):
-            binary_v2_document(header + bytes_raw([b"ok"]))
+            binary_v2_document(header + bytes_tensor([b"ok"]))
     with pytest.raises(JsonRefused, match="nested"):
         binary_v2_document(b'{"inputs": ' + b"[" * 100 + b"]" * 100 + b"}\x00")
     with pytest.raises(TensorsRefused, match="inputs"):

@@ -155,8 +155,9 @@ class DriftChecker:
         """Which feedback labels (request id, index, label) are no class of the version that made their prediction
         (for one not logged yet: of the version served latest). Versions whose classes cannot be read now are not
         checked (`ModelClasses`)."""
-        versions = self.store.prediction_versions([(request_id, index) for request_id, index, _ in labels])
-        latest = self.store.latest_model_version(None)
+        keys = [(request_id, index) for request_id, index, _ in labels]
+        versions = self.store.prediction_versions(keys)
+        latest = self.store.latest_model_version(None) if len(versions) < len(set(keys)) else None
         problems = []
         for number, (request_id, index, label) in enumerate(labels):
             version = versions.get((request_id, index)) or (latest[1] if latest else "")
