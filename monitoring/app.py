@@ -20,6 +20,7 @@ from textclf.monitor.store import MonitorStore
 from textclf.monitoring.checks import CheckRunner, CheckSchedule
 from textclf.monitoring.prometheus import MonitorMetrics
 from textclf.monitoring.routes import arrived_on, problems_of, router
+from textclf.serving.unexpected_errors import UnexpectedErrors
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,9 @@ def create_app(config: MonitorConfig, store: MonitorStore, checker: DriftChecker
     app.state.checks = checks
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(SQLAlchemyError, store_unavailable)
-    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(HTTPException, http_error)
     app.include_router(router)
+    app.add_middleware(UnexpectedErrors, service="monitor")
     if config.events_port:
         app.add_middleware(EventsPortOnly, events_port=config.events_port)
     return app
@@ -87,11 +88,6 @@ async def store_unavailable(_: Request, error: SQLAlchemyError) -> JSONResponse:
     # Not acknowledged, so the sender may retry: nothing was stored.
     log.error("store error: %s", error)
     return JSONResponse({"error": "the prediction store is unavailable; retry later"}, status_code=503)
-
-
-async def unexpected(_: Request, error: Exception) -> JSONResponse:
-    log.exception("unexpected error")
-    return JSONResponse({"error": f"{type(error).__name__}: {error} (details in the monitor's log)"}, status_code=500)
 
 
 async def http_error(_: Request, error: HTTPException) -> JSONResponse:

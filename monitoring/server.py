@@ -49,18 +49,14 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("textclf").setLevel(logging.INFO)
 
 
-MAX_HEADER_BYTES = 64 * 1024
-"""Most bytes of an unfinished request head (request line and headers) the monitor and the UI buffer; past them
-the request gets 400. (A head that arrives whole in one read may be somewhat larger.)"""
-
-
 def bounded_http(trusted_proxies: str = "") -> dict:
-    """uvicorn settings for a server anyone may reach: h11, which stops buffering a request head past
-    MAX_HEADER_BYTES (httptools buffers any size: a 64 MB header stalled the event loop for 4.6 s), and
-    X-Forwarded-For believed only from `trusted_proxies` (uvicorn trusts 127.0.0.1 by default)."""
+    """uvicorn settings for a server anyone may reach: every request head within a deadline and a size bound
+    (`serving.http_protocol`), and X-Forwarded-For believed only from `trusted_proxies` (uvicorn trusts 127.0.0.1
+    by default)."""
+    from textclf.serving.http_protocol import head_limited_protocol
+
     return {
-        "http": "h11",
-        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "http": head_limited_protocol(),
         "proxy_headers": bool(trusted_proxies),
         "forwarded_allow_ips": trusted_proxies or None,
     }

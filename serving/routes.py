@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StrictStr
 from timing_asgi import TimingMiddleware
 
 from textclf.serving.model import UNLOADED_DETAIL, TextClassifierModel
+from textclf.serving.unexpected_errors import UnexpectedErrors
 
 
 class PredictRequest(BaseModel):
@@ -149,9 +150,9 @@ def skip_unlogged_timing(app: FastAPI) -> None:
 
 
 def install(app: FastAPI, served: TextClassifierModel, middleware: type, **middleware_options: Any) -> None:
-    """Add textclf's routes ahead of KServe's (so the metadata route answers first), the middleware, and
-    a validation-error handler (KServe registers none for it); leave out KServe's timing middleware unless its
-    log is on."""
+    """Add textclf's routes ahead of KServe's (so the metadata route answers first), the middleware, a 500
+    logged once for an unexpected error, and a validation-error handler (KServe registers none for it); leave out
+    KServe's timing middleware unless its log is on."""
     skip_unlogged_timing(app)
     app.include_router(simple_api_router(served))
     app.add_exception_handler(RequestValidationError, request_validation_handler)
@@ -161,3 +162,4 @@ def install(app: FastAPI, served: TextClassifierModel, middleware: type, **middl
         return get_swagger_ui_html(openapi_url="/openapi.json", title="textclf serving")
 
     app.add_middleware(middleware, **middleware_options)
+    app.add_middleware(UnexpectedErrors, service="predictor")

@@ -17,6 +17,7 @@ from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from textclf.config import ServingConfig
 from textclf.runtime.logs import JsonFormatter
+from textclf.serving.http_protocol import head_limited_protocol
 from textclf.serving.middleware import ServingMiddleware
 from textclf.serving.model import TextClassifierModel
 from textclf.serving.prometheus import ServingMetrics
@@ -100,7 +101,8 @@ class RefusedRepositoryExtension(ModelRepositoryExtension):
 
 
 class LocalModelServer(ModelServer):
-    """KServe's ModelServer listening on a chosen interface (its REST server binds 0.0.0.0 otherwise)."""
+    """KServe's ModelServer listening on a chosen interface (its REST server binds 0.0.0.0 otherwise), with a
+    deadline and a size bound on every request head."""
 
     def __init__(self, host: str, **kwargs: Any):
         super().__init__(**kwargs)
@@ -109,6 +111,9 @@ class LocalModelServer(ModelServer):
     def setup_event_loop(self) -> None:
         if self._rest_server is not None:
             self._rest_server.config.host = self.host
+            # KServe's uvicorn config names no protocol (kserve 0.21.0, protocol/rest/server.py `RESTServer`);
+            # uvicorn resolves `http` when the server starts, after this hook.
+            self._rest_server.config.http = head_limited_protocol()
         if self._grpc_server is not None:
             # ModelServer.start builds the gRPC server with the shared repository extension and starts it only
             # after this hook (kserve 0.21.0, model_server.py `start`; protocol/grpc/server.py builds its

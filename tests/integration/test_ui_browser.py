@@ -12,16 +12,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.support.heads import dribble_a_head, send_an_oversized_head
 from tests.support.hostile import HOSTILE_SHAPES
 from tests.support.servers import free_port, monitor_server, textclf_server
 from textclf.config import ServingConfig, UiConfig
 from textclf.runtime.local_processes import running_server
+from textclf.runtime.wire import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -280,6 +283,26 @@ def test_the_ui_refuses_to_be_driven_from_another_site(stack: dict) -> None:
     own = httpx.post(f"{stack['ui']}/api/feedback", content=correction, headers={"origin": stack["ui"], **JSON_BODY})
     assert own.status_code == 200, own.text
     assert [row["request_id"] for row in _rows(stack["workdir"], "feedback")].count("cross-site") == 1
+
+
+def test_every_server_bounds_a_request_heads_time_and_size(stack: dict) -> None:
+    """Issue 33: 50 half-sent heads per server were still open after 75 s, and a 64 MB header was read whole. Each
+    server of the stack (predictor, monitor, UI) answers a head sent a byte at a time with 408 once its deadline
+    passes, one over the size bound with 431, and serves other clients meanwhile."""
+    servers = {"predictor": stack["predictor"], "monitor": stack["monitor"], "ui": stack["ui"]}
+    for name, url in servers.items():
+        for pieces in (1, 64):
+            answer = send_an_oversized_head(url, 16 * MAX_REQUEST_HEAD_BYTES, pieces)
+            assert answer.startswith(b"HTTP/1.1 431 "), (name, pieces, answer[:80])
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        dribblers = {(name, n): pool.submit(dribble_a_head, url) for name, url in servers.items() for n in range(10)}
+        time.sleep(2)
+        for name, url in servers.items():
+            assert httpx.get(f"{url}/health" if name != "predictor" else url, timeout=10).status_code == 200, name
+        for (name, _), dribbler in dribblers.items():
+            answer, seconds = dribbler.result(timeout=REQUEST_HEAD_TIMEOUT_SECONDS + 60)
+            assert answer.startswith(b"HTTP/1.1 408 "), (name, answer[:80])
+            assert REQUEST_HEAD_TIMEOUT_SECONDS <= seconds < REQUEST_HEAD_TIMEOUT_SECONDS + 15, (name, seconds)
 
 
 def basic(user: str, password: str) -> dict[str, str]:

@@ -1,12 +1,14 @@
-"""`textclf serve` and `textclf monitor` as real processes on free 127.0.0.1 ports, and an HTTP sink that
-records what a request logger sends."""
+"""`textclf serve` and `textclf monitor` as real processes on free 127.0.0.1 ports, an HTTP sink that
+records what a request logger sends, and an ASGI app under a real uvicorn server in this process."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ __all__ = [
     "monitor_server",
     "start_monitor",
     "textclf_server",
+    "uvicorn_in_thread",
 ]
 
 
@@ -136,3 +139,24 @@ def create_database(server_url: str, name: str) -> str:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def uvicorn_in_thread(app: object, **settings: object) -> Iterator[str]:
+    """`app` served by uvicorn on a free 127.0.0.1 port in a thread of this process (so a test can reach into the
+    app and read its logs); yields the server's URL."""
+    import uvicorn
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", **settings))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -179,3 +179,14 @@ def test_responses_the_store_could_not_keep_are_malformed(response: dict, messag
     request = parse_event(*binary(REQUEST_EVENT, {"text": "fine"}))
     with pytest.raises(MalformedEvent, match=message):
         prediction_records(request, parse_event(*binary(RESPONSE_EVENT, response)))
+
+
+def test_the_version_that_answered_is_recorded() -> None:
+    """The response body names the version that computed the answer; the event's attribute the one served when
+    the event was logged (after a hot swap, the next one). Without a version in the body, the attribute's."""
+    request = parse_event(*binary(REQUEST_EVENT, V2_REQUEST, **{"Ce-Modelversion": "5"}))
+    response = parse_event(*binary(RESPONSE_EVENT, V2_RESPONSE, **{"Ce-Modelversion": "5"}))
+    assert {record.model_version for record in prediction_records(request, response)} == {"4"}
+    unversioned = {key: value for key, value in V2_RESPONSE.items() if key != "model_version"}
+    response = parse_event(*binary(RESPONSE_EVENT, unversioned, **{"Ce-Modelversion": "5"}))
+    assert {record.model_version for record in prediction_records(request, response)} == {"5"}

@@ -248,6 +248,10 @@ def prediction_records(request: InferenceEvent, response: InferenceEvent) -> lis
     _storable(predictions, response_version)
     if len(texts) != len(predictions):
         raise MalformedEvent(f"the request has {len(texts)} texts but the response {len(predictions)} predictions")
+    # The response body's version first: it names the version that computed the answer, while the event's
+    # attribute names the one served when the event was logged, which differs across a hot swap. Both are within
+    # MAX_ID_CHARS. KServe's agent sets no version attribute (pkg/logger/worker.go sets inferenceservicename,
+    # namespace, component and endpoint).
     version = response_version or response.model_version or request.model_version
     return [
         PredictionRecord(

@@ -25,6 +25,13 @@ import orjson
 MAX_JSON_DEPTH = 32
 """Most levels of nested arrays and objects a request, or an event's payload, may have."""
 
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
+"""Most bytes of one HTTP request head (request line and headers) any textclf server reads; past them, 431."""
+
+REQUEST_HEAD_TIMEOUT_SECONDS = 20.0
+"""Most seconds a client may take to send one HTTP request head (Apache's mod_reqtimeout allows 20 to 40); past
+them, 408 and the connection is closed."""
+
 
 class JsonRefused(ValueError):
     """Not JSON, or JSON nested deeper than allowed; the message says which and where."""
