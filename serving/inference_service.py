@@ -515,13 +515,13 @@ def deploy_to_cluster(
     """Roll the registered version out as the InferenceService, from its artifact in the object store."""
     from mlflow.tracking import MlflowClient
 
-    from textclf.deploy.rollout import storage_uri_for
+    from textclf.deploy.rollout import registered_storage_uri
 
-    source = MlflowClient(tracking_uri, tracking_uri).get_model_version_download_uri(model_name, version)
+    client = MlflowClient(tracking_uri, tracking_uri)
     settings = InferenceServiceSettings(
         name=inference_service_name,
         namespace=namespace,
-        storage_uri=storage_uri_for(source, artifact_store_uri),
+        storage_uri=registered_storage_uri(client, model_name, version, artifact_store_uri),
         model_version=version,
         image=image,
         request_logger_url=request_logger_url,

@@ -97,7 +97,7 @@ def test_a_registered_model_reaches_the_object_store_and_kserve_downloads_it(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from textclf.deploy.rollout import storage_uri_for
+    from textclf.deploy.rollout import registered_storage_uri
     from textclf.steps.register import run_register
 
     # The pipeline steps hold no object-store credentials: the server proxies every artifact.
@@ -112,13 +112,15 @@ def test_a_registered_model_reaches_the_object_store_and_kserve_downloads_it(
             version = run_register(
                 step_inputs["model"], step_inputs["evaluation"], run.info.run_id, "textclf", step_inputs["fingerprint"]
             )
-        source = MlflowClient(chart_mlflow).get_model_version_download_uri("textclf", version)
+        client = MlflowClient(chart_mlflow, chart_mlflow)
+        source = client.get_model_version_download_uri("textclf", version)
+        storage_uri = registered_storage_uri(client, "textclf", version, ARTIFACT_STORE_URI)
     finally:
         mlflow.set_tracking_uri(previous)
         mlflow.set_registry_uri(previous)
     assert source.startswith("mlflow-artifacts:")
-    storage_uri = storage_uri_for(source, ARTIFACT_STORE_URI)
-    assert storage_uri.startswith(f"{ARTIFACT_STORE_URI}/")
+    # The model directory inside the version's MLflow model, which is what KServe downloads.
+    assert storage_uri.startswith(f"{ARTIFACT_STORE_URI}/") and storage_uri.endswith("/artifacts/model")
 
     # What KServe's storage initializer runs, with the environment its credential builder derives from the
     # predictor's Secret (keys) and annotations (serving.kserve.io/s3-endpoint, s3-usehttps=0).

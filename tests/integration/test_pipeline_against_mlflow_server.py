@@ -10,12 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.support.servers import free_port
 from textclf.config import PipelineConfig
 from textclf.pipelines.runner import run_local
+from textclf.registry.model_uri import resolve_model_dir
 
 pytestmark = pytest.mark.integration
 MODEL_NAME = "pipeline-test"
@@ -62,8 +64,16 @@ def test_pipeline_registers_promotes_and_gates(
         Path(client.download_artifacts(run.info.run_id, "registry/promotion_gate.json", str(tmp_path))).read_text()
     )
     assert gate["promote"] is True and gate["champion"] is None
+    # The registered version is an MLflow model holding the model directory.
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        directory = resolve_model_dir(f"models:/{MODEL_NAME}/1", mlflow_server, tmp_path / "version-1")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    assert (tmp_path / "version-1" / "MLmodel").exists()
     for name in ("config.json", "model.safetensors", "tokenizer.json", "textclf.json", "reference.parquet"):
-        assert name in {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "model")}
+        assert (directory / name).exists(), name
 
     # Same data, same seed: the second model is registered as challenger but is no better, so the
     # champion stays where it is.

@@ -5,9 +5,12 @@ roll back). docs/cluster.md gives the KServe source behind each rule."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 # Schemes KServe's storage initializer downloads from (it mounts pvc:// instead of downloading).
 STORAGE_SCHEMES = ("s3://", "gs://", "https://", "http://", "pvc://", "hdfs://", "webhdfs://", "hf://", "oci://")
@@ -39,6 +42,24 @@ def storage_uri_for(artifact_source: str, artifact_store_uri: str = "") -> str:
         f"KServe cannot download {source!r}: register models on an object store "
         f"({', '.join(scheme.rstrip(':/') for scheme in STORAGE_SCHEMES)}), not a local path"
     )
+
+
+def registered_storage_uri(client: MlflowClient, model_name: str, version: str, artifact_store_uri: str = "") -> str:
+    """The storage URI of a registered version's model directory, for KServe's storage initializer."""
+    download_uri = client.get_model_version_download_uri(model_name, version)
+    tags = client.get_model_version(model_name, version).tags
+    return storage_uri_for(model_directory_uri(download_uri, tags), artifact_store_uri)
+
+
+def model_directory_uri(download_uri: str, version_tags: dict[str, str]) -> str:
+    """Where a registered version keeps its textclf model directory: inside the MLflow model at the path its
+    `model_directory` tag names (`textclf.registry.pyfunc`), or, for versions registered as raw artifacts, at the
+    version's root. KServe's storage initializer downloads that folder alone."""
+    from textclf.registry.model_dir import MODEL_DIRECTORY_TAG
+
+    inner = version_tags.get(MODEL_DIRECTORY_TAG, "").strip("/")
+    root = download_uri.rstrip("/")
+    return f"{root}/{inner}" if inner else root
 
 
 class ServingPlan(BaseModel):

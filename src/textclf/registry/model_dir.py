@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 REFERENCE_COLUMNS = ["text", "label", "predicted_label", "score"]
+
+MLMODEL_FILE = "MLmodel"
+MODEL_DIRECTORY_ARTIFACT = "model_dir"
+"""The name of the directory among a registered MLflow model's artifacts (`textclf.registry.pyfunc`)."""
+MODEL_DIRECTORY_TAG = "model_directory"
+"""On a registered version: the directory's path inside the version's artifacts (absent: the root)."""
 _RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "scikit-learn", "mlflow", "kfp")
 
 
@@ -98,3 +104,17 @@ def load_metadata(directory: Path) -> ModelMetadata:
 
 def load_reference(directory: Path) -> pd.DataFrame:
     return pd.read_parquet(Path(directory) / REFERENCE_SAMPLE_FILE)
+
+
+def locate_model_directory(root: Path) -> Path:
+    """The model directory within a downloaded registry version or run artifact: the root itself (versions logged
+    as raw artifacts), or the artifact the root's MLmodel file names (versions logged as MLflow models)."""
+    import yaml
+
+    if (root / MODEL_METADATA_FILE).exists() or not (root / MLMODEL_FILE).exists():
+        return root
+    flavor = yaml.safe_load((root / MLMODEL_FILE).read_text()).get("flavors", {}).get("python_function", {})
+    artifact = flavor.get("artifacts", {}).get(MODEL_DIRECTORY_ARTIFACT)
+    if artifact is None:
+        raise FileNotFoundError(f"{root} is an MLflow model but holds no textclf model directory")
+    return root / artifact["path"]

@@ -15,18 +15,21 @@ class ResolvedModel:
 
 
 def resolve_model_dir(reference: str, tracking_uri: str, download_to: Path | None = None) -> Path:
-    """`models:/NAME@ALIAS`, `models:/NAME/VERSION` and `runs:/ID/PATH` download through MLflow;
-    anything else must be a model directory on disk."""
+    """`models:/NAME@ALIAS`, `models:/NAME/VERSION` and `runs:/ID/PATH` download through MLflow (an MLflow model
+    or, registered before textclf logged those, the raw directory); anything else must be a model directory on
+    disk."""
     if reference.startswith(("models:/", "runs:/")):
         import mlflow
 
         from textclf.registry.tracking import configure
 
         configure(tracking_uri)
+        from textclf.registry.model_dir import locate_model_directory
+
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=reference, dst_path=str(download_to) if download_to else None
         )
-        return Path(local)
+        return locate_model_directory(Path(local))
     directory = Path(reference).expanduser()
     if not directory.is_dir():
         raise FileNotFoundError(f"model {reference!r} is neither a models:/ or runs:/ URI nor a directory on disk")

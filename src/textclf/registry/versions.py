@@ -28,9 +28,16 @@ def version_tags(metrics: dict[str, Any], data_fingerprint: str, commit: str, pa
 
 
 def register_version(
-    client: MlflowClient, name: str, run_id: str, source: str, tags: dict[str, str], description: str = ""
+    client: MlflowClient,
+    name: str,
+    run_id: str,
+    source: str,
+    tags: dict[str, str],
+    description: str = "",
+    model_id: str | None = None,
 ) -> ModelVersion:
-    """The run's model version, created once: registering the same run again returns the same version."""
+    """The run's model version, created once: registering the same run again returns the same version.
+    `model_id`: the logged MLflow model `source` points at (`models:/m-...`)."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -41,7 +48,9 @@ def register_version(
     if existing:
         version = existing[0]
     else:
-        version = client.create_model_version(name, source, run_id=run_id, tags=tags, description=description)
+        version = client.create_model_version(
+            name, source, run_id=run_id, tags=tags, description=description, model_id=model_id
+        )
     for key, value in tags.items():
         if version.tags.get(key) != value:
             client.set_model_version_tag(name, version.version, key, value)

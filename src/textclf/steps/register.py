@@ -15,28 +15,36 @@ from textclf.registry.gate import (
 )
 from textclf.steps.ingest import TRIGGER_TAG
 
+INPUT_EXAMPLE_CHARS = 500
+"""The logged model's input example: two texts of the reference sample, cut to this many characters."""
+
 
 def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name: str, data_fingerprint: str) -> str:
-    """Log the model directory and register it as the `challenger` (once per run); returns the version."""
+    """Log the model directory as an MLflow model (`textclf.registry.pyfunc`) and register it as the `challenger`
+    (once per run); returns the version."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from textclf.registry.model_dir import load_metadata
+    from textclf.registry.model_dir import MODEL_DIRECTORY_TAG, load_metadata, load_reference
+    from textclf.registry.pyfunc import log_pyfunc_model, model_directory_in
     from textclf.registry.tracking import git_commit
     from textclf.registry.versions import register_version, version_tags
 
     evaluation = json.loads(evaluation_path.read_text())
     test_metrics = evaluation["test"]
     metadata = load_metadata(model_dir)
-    mlflow.log_artifacts(str(model_dir), "model")
-    source = f"{mlflow.get_run(run_id).info.artifact_uri}/model"
+    examples = [text[:INPUT_EXAMPLE_CHARS] for text in load_reference(model_dir)["text"].head(2)]
+    logged = log_pyfunc_model(model_dir, metadata.labels, examples)
     tags = version_tags(test_metrics, data_fingerprint, git_commit(), metadata.training_params)
+    tags[MODEL_DIRECTORY_TAG] = model_directory_in(logged)
     if evaluation.get("behaviour"):
         tags[BEHAVIOUR_FAILURE_RATE_TAG] = f"{evaluation['behaviour']['max_failure_rate']:.6f}"
     # Where the training data came from travels with the version: the gate and a reviewer read it there.
     run_tags = mlflow.get_run(run_id).data.tags
     tags.update({name: run_tags[name] for name in (TRIGGER_TAG, TRAINED_ON_FEEDBACK_TAG) if name in run_tags})
-    version = register_version(MlflowClient(), model_name, run_id, source, tags, f"data {data_fingerprint}")
+    version = register_version(
+        MlflowClient(), model_name, run_id, logged.model_uri, tags, f"data {data_fingerprint}", logged.model_id
+    )
     mlflow.set_tags({"registered_model": model_name, "registered_version": str(version.version)})
     return str(version.version)
 
