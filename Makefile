@@ -20,7 +20,7 @@ BENCH_IMAGES_ARGS ?=
 	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers bench-shadow bench-fairness profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu compose docker-engine base-image constraints bench-images
 
-# The kind cluster (README: "Run it on a kind cluster"). Versions are pinned; override on the command line.
+# The kind cluster (docs/deploying.md: "Run it on a kind cluster"). Versions are pinned; override on the command line.
 # docs/cluster.md lists the upstream file behind every name, port and flag used below.
 CLUSTER_NAME ?= textclf
 # kind v0.29.0's own default node image (pkg/apis/config/defaults/image.go), digest included.
@@ -191,7 +191,7 @@ cluster: ## kind cluster "textclf" from kind-config.yaml (1 control plane + 1 wo
 	$(KUBECTL) taint nodes $(CLUSTER_NAME)-control-plane node-role.kubernetes.io/control-plane:NoSchedule- \
 		2>/dev/null || true
 
-# Debian's Docker engine, started here when none answers (README "Images").
+# Debian's Docker engine, started here when none answers (docs/deploying.md, "Images").
 DOCKERD_LOG ?= /var/log/textclf-dockerd.log
 # The images' base (IMAGES_ARGS="--base-image ...", default in src/textclf/names.py) and PyTorch's wheel index
 # (TORCH_CPU_INDEX) are the Dockerfile's build arguments: where the base cannot be pulled, `make images` builds an

@@ -24,7 +24,7 @@ MODEL = "textclf"
 TEXTS = ["A warm, funny and beautifully acted film.", "Dull, long and badly written."]
 SERVING_IMAGE_LIMIT_BYTES = 1_000_000_000
 READY_SECONDS = 60
-"""A generous bound for a shared 2-core machine; README's "Images" gives the measured time."""
+"""A generous bound for a shared 2-core machine; docs/deploying.md, "Images", gives the measured time."""
 
 GRPC_CLIENT = textwrap.dedent(
     """

@@ -1,4 +1,4 @@
-"""End to end on a kind cluster, driven by the Makefile targets the README gives a new user: create the
+"""End to end on a kind cluster, driven by the Makefile targets docs/deploying.md gives a new user: create the
 cluster, install Kubeflow Pipelines and KServe, build and load the images, deploy the stack with Helm, run the
 training pipeline through KFP, wait for the champion's InferenceService and ask it for a prediction (v2)."""
 

@@ -266,9 +266,9 @@ def test_the_gate_bounds_the_worst_behavioural_test() -> None:
     assert decide_promotion(untested, champion, PromotionPolicy()).promote, "1.0, the default, is no condition"
 
 
-def test_the_readme_example_suite_is_valid() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Behavioural tests") :]
+def test_the_documented_example_suite_is_valid() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    section = guide[guide.index("### Behavioural tests") :]
     example = section[section.index("```yaml") + len("```yaml") : section.index("```", section.index("```yaml") + 7)]
     suite, _ = load_suite(example, ("Sports", "World"))
     assert [test.type for test in suite.tests] == ["mft", "inv"]

