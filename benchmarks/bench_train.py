@@ -80,7 +80,7 @@ def run_seeds(budget_seconds: float) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-    from textclf.evaluate.metrics import classification_metrics
+    from textclf.metrics import classification_metrics
     from textclf.train.modeling import PACKAGED_MINILM, resolve_base_model
     from textclf.train.trainer import training_throughput
 

@@ -103,7 +103,7 @@ def train_and_score(
     from textclf.data.preprocess import LABEL_ID
     from textclf.data.sources import TEXT
     from textclf.evaluate.calibration import fit_temperature
-    from textclf.evaluate.metrics import classification_metrics
+    from textclf.metrics import classification_metrics
     from textclf.serve.backends import OnnxBackend, export_onnx
     from textclf.serve.classifier import forward_texts, predict_probabilities
     from textclf.train.modeling import PACKAGED_MINILM, prediction_max_length

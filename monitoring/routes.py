@@ -30,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from textclf.config import MonitorConfig
-from textclf.evaluate.metrics import label_quality
+from textclf.metrics import label_quality
 from textclf.monitor.check import CHECK_REPORT_PREFIX, CheckOutcome, DriftChecker
 from textclf.monitor.decision import json_safe
 from textclf.monitor.events import MalformedEvent, parse_event

@@ -18,7 +18,7 @@ from textclf.evaluate.calibration import (
     plot_reliability,
     reliability_bins,
 )
-from textclf.evaluate.metrics import expected_calibration_error
+from textclf.metrics import expected_calibration_error
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from textclf.evaluate.metrics import classification_metrics, expected_calibration_error
+from textclf.metrics import classification_metrics, expected_calibration_error
 
 pytestmark = pytest.mark.unit
 
@@ -35,7 +35,7 @@ def test_a_class_never_predicted_gets_zero_f1_not_an_error() -> None:
 
 
 def test_label_quality_from_feedback_labels() -> None:
-    from textclf.evaluate.metrics import label_quality
+    from textclf.metrics import label_quality
 
     quality = label_quality(["pos", "pos", "neg", "neg"], ["pos", "neg", "neg", "neg"])
     assert quality["labelled"] == 4 and quality["accuracy"] == 0.75

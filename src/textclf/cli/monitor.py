@@ -114,13 +114,15 @@ def drift(
     from textclf.registry.tracking import default_tracking_uri
 
     configure_logging(verbose)
+    settings = load_monitor_config(config)
     try:
         decision = compare_datasets(
             reference,
             current,
             tracking_uri or default_tracking_uri(),
             model,
-            load_monitor_config(config),
+            settings.report,
+            settings.policy,
             report_dir,
         )
     except (DataValidationError, FileNotFoundError) as error:

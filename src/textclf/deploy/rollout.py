@@ -53,7 +53,7 @@ def registered_storage_uri(client: MlflowClient, model_name: str, version: str, 
 
 def model_directory_uri(download_uri: str, version_tags: dict[str, str]) -> str:
     """Where a registered version keeps its textclf model directory: inside the MLflow model at the path its
-    `model_directory` tag names (`textclf.registry.pyfunc`), or, for versions registered as raw artifacts, at the
+    `model_directory` tag names (`textclf.serve.mlflow_model`), or, for versions registered as raw artifacts, at the
     version's root. KServe's storage initializer downloads that folder alone."""
     from textclf.registry.model_dir import MODEL_DIRECTORY_TAG
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from textclf.data.sources import LABEL, TEXT, DataSource, DataValidationError, load_source, validate_frame
-from textclf.evaluate.metrics import classification_metrics
+from textclf.metrics import classification_metrics
 from textclf.registry.model_uri import resolve_model_dir
 from textclf.serve.classifier import TextClassifier
 

@@ -11,7 +11,7 @@ import pandas as pd
 from textclf.data.cleaning import CleaningConfig, clean_texts
 from textclf.data.preprocess import LabelMap, Truncation
 from textclf.data.sources import LABEL, TEXT
-from textclf.evaluate.metrics import classification_metrics
+from textclf.metrics import classification_metrics
 
 
 def tfidf_baseline(

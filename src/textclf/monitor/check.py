@@ -16,11 +16,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from textclf.config import MonitorConfig
 from textclf.monitor.classes import ModelClasses
 from textclf.monitor.decision import DriftPolicy, DriftWindow, decide
 from textclf.monitor.descriptors import whole_word_vocabulary
@@ -117,13 +116,36 @@ def judge(
     return decision
 
 
+class CheckerConfig(Protocol):
+    """What a DriftChecker reads of the monitor's configuration (`textclf.config.MonitorConfig` is one): declared
+    here so that the checker does not depend on the configuration module, which depends on the monitor's settings."""
+
+    workdir: str
+    report: DriftReportSettings
+    policy: DriftPolicy
+    registered_model_name: str
+    reference_model: str
+    window_size: int
+    record_retention_days: float
+    report_retention_bytes: int
+    report_retention_days: float
+    triggering_report_retention_bytes: int
+    public_url: str
+    retrain: bool
+    kfp_host: str
+    training_config: str
+    training_workdir: str
+    new_data_dir: str
+    holdout_fraction: float
+
+
 class DriftChecker:
     """Checks the store's latest window; starts retraining runs locally (`textclf run` in a process of its own)
     or, with `kfp_host`, through `launch_on_cluster` (the composition root passes the KFP launcher)."""
 
     def __init__(
         self,
-        config: MonitorConfig,
+        config: CheckerConfig,
         store: MonitorStore,
         tracking_uri: str,
         launch_on_cluster: ClusterLauncher | None = None,

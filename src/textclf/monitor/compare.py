@@ -8,10 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from textclf.config import MonitorConfig
 from textclf.data.sources import TABLE_SUFFIXES
 from textclf.monitor.check import ReferenceModel, judge, load_reference_model
-from textclf.monitor.decision import DriftWindow
+from textclf.monitor.decision import DriftPolicy, DriftWindow
 from textclf.monitor.descriptors import whole_word_vocabulary
 from textclf.monitor.report import DriftReport, DriftReportSettings, build_drift_report
 from textclf.monitor.report_files import ReportArchive
@@ -38,7 +37,8 @@ def compare_datasets(
     current: str,
     tracking_uri: str,
     model: str = "",
-    config: MonitorConfig | None = None,
+    settings: DriftReportSettings | None = None,
+    policy: DriftPolicy | None = None,
     report_dir: Path | None = None,
 ) -> dict[str, Any]:
     """`textclf drift`: the same check on any two datasets. `reference` is a CSV/JSONL/Parquet table or a
@@ -47,7 +47,7 @@ def compare_datasets(
     from textclf.data.sources import DataValidationError, read_table
     from textclf.registry.model_uri import resolve_model
 
-    config = config or MonitorConfig()
+    settings = settings or DriftReportSettings()
     current_frame = read_table(current)
     reference_is_table = Path(reference.split("?", 1)[0]).suffix.lower() in TABLE_SUFFIXES
     model_reference = model or ("" if reference_is_table else reference)
@@ -55,7 +55,7 @@ def compare_datasets(
     if model_reference:
         with tempfile.TemporaryDirectory() as scratch:
             resolved = resolve_model(model_reference, tracking_uri, Path(scratch))
-            reference_model = load_reference_model(resolved.directory, resolved.version, config.report)
+            reference_model = load_reference_model(resolved.directory, resolved.version, settings)
     reference_frame = read_table(reference) if reference_is_table else reference_model.reference
     for name, frame in (("reference", reference_frame), ("current", current_frame)):
         if "text" not in frame.columns:
@@ -65,10 +65,10 @@ def compare_datasets(
         report = reference_model.report(
             reference_model.as_seen_by_model(reference_frame),
             _with_predictions(current_frame, reference_model),
-            config.report,
+            settings,
         )
     else:
-        report = _table_report(reference_frame, current_frame, config.report)
+        report = _table_report(reference_frame, current_frame, settings)
     quality = report.quality
     window = DriftWindow(
         size=len(current_frame),
@@ -76,7 +76,7 @@ def compare_datasets(
         labelled=quality["labelled"] if quality else 0,
         live_accuracy=quality["accuracy"] if quality else None,
     )
-    decision = judge(report, window, config.policy)
+    decision = judge(report, window, policy or DriftPolicy())
     if report_dir is not None:
         archive = ReportArchive(report_dir)
         archive.write("drift_report", "textclf drift", decision, report)

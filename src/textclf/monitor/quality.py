@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from textclf.evaluate.metrics import label_quality
+from textclf.metrics import label_quality
 from textclf.monitor.report import known_labels_only
 
 

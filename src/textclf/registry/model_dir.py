@@ -28,7 +28,7 @@ REFERENCE_COLUMNS = ["text", "label", "predicted_label", "score"]
 
 MLMODEL_FILE = "MLmodel"
 MODEL_DIRECTORY_ARTIFACT = "model_dir"
-"""The name of the directory among a registered MLflow model's artifacts (`textclf.registry.pyfunc`)."""
+"""The name of the directory among a registered MLflow model's artifacts (`textclf.serve.mlflow_model`)."""
 MODEL_DIRECTORY_TAG = "model_directory"
 """On a registered version: the directory's path inside the version's artifacts (absent: the root)."""
 _RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "scikit-learn", "mlflow", "kfp")

@@ -49,7 +49,6 @@ def run_evaluate(
     from textclf.evaluate.baselines import tfidf_baseline, untrained_baseline
     from textclf.evaluate.behaviour import load_suite, run_suite
     from textclf.evaluate.calibration import apply_temperature, plot_reliability, reliability_bins
-    from textclf.evaluate.metrics import classification_metrics, expected_calibration_error
     from textclf.evaluate.report import (
         ModelCardInputs,
         confident_mistakes,
@@ -57,6 +56,7 @@ def run_evaluate(
         model_card,
         plot_confusion_matrix,
     )
+    from textclf.metrics import classification_metrics, expected_calibration_error
     from textclf.registry.tracking import log_flat_metrics
     from textclf.serve.classifier import TextClassifier
     from textclf.train.cross_validation import cross_validation_section

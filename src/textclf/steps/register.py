@@ -20,15 +20,15 @@ INPUT_EXAMPLE_CHARS = 500
 
 
 def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name: str, data_fingerprint: str) -> str:
-    """Log the model directory as an MLflow model (`textclf.registry.pyfunc`) and register it as the `challenger`
+    """Log the model directory as an MLflow model (`textclf.serve.mlflow_model`) and register it as the `challenger`
     (once per run); returns the version."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from textclf.registry.model_dir import MODEL_DIRECTORY_TAG, load_metadata, load_reference
-    from textclf.registry.pyfunc import log_pyfunc_model, model_directory_in
     from textclf.registry.tracking import git_commit
     from textclf.registry.versions import register_version, version_tags
+    from textclf.serve.mlflow_model import log_pyfunc_model, model_directory_in
 
     evaluation = json.loads(evaluation_path.read_text())
     test_metrics = evaluation["test"]

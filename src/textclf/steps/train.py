@@ -31,7 +31,7 @@ def run_train(
     import mlflow
 
     from textclf.evaluate.calibration import apply_temperature, fit_temperature
-    from textclf.evaluate.metrics import expected_calibration_error
+    from textclf.metrics import expected_calibration_error
     from textclf.registry.model_dir import ModelMetadata, save_metadata, save_model_directory
     from textclf.serve.classifier import measure_backends, predict_probabilities
     from textclf.train.distributed import train_distributed

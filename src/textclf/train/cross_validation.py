@@ -128,7 +128,7 @@ def cross_validate(
     summary. Held-out rows are predicted at the prediction length, as the evaluate step does
     (`prediction_max_length`). `on_fold` hears of each fold as it finishes (a tracking run per fold, progress
     lines)."""
-    from textclf.evaluate.metrics import classification_metrics
+    from textclf.metrics import classification_metrics
     from textclf.serve.classifier import predict_probabilities
     from textclf.train.modeling import prediction_max_length
     from textclf.train.trainer import train_classifier

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from textclf.data.balance import SKEWED_CLASS_RATIO, ClassBalance, ClassWeighting
 from textclf.data.preprocess import INPUT_IDS, LABEL_ID, LENGTH, LabelMap, Truncation
 from textclf.data.sources import LABEL, TEXT
-from textclf.evaluate.metrics import classification_metrics
+from textclf.metrics import classification_metrics
 from textclf.runtime.cpu import configure_torch_threads, cpu_supports_bf16
 from textclf.serve.classifier import predict_probabilities
 from textclf.train.modeling import (

@@ -23,6 +23,7 @@ import pandas as pd
 
 from textclf.data.sources import TEXT
 from textclf.registry.model_dir import MODEL_DIRECTORY_ARTIFACT
+from textclf.serve.classifier import load_fastest
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -36,8 +37,6 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
     """Loads the directory with the fastest accurate backend installed (as `textclf serve --backend auto`)."""
 
     def load_context(self, context: Any) -> None:
-        from textclf.serve.classifier import load_fastest
-
         self.classifier = load_fastest(Path(context.artifacts[MODEL_DIRECTORY_ARTIFACT])).classifier
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -1,4 +1,6 @@
-"""Classification metrics as pure functions of labels, predictions and probabilities."""
+"""Classification metrics as pure functions of labels, predictions and probabilities: what training selects
+epochs and trials by, evaluation reports and the monitor's live quality computes. A leaf: it imports no other
+textclf module, so every stage may use it."""
 
 from __future__ import annotations
 
