@@ -20,6 +20,8 @@ import logging
 import re
 from typing import Any
 
+import h11
+
 from textclf.runtime.wire import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_TIMEOUT_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -136,8 +138,6 @@ class _H11HeadLimits(_HeadLimits):
     conn: Any
 
     def _previous_request_read(self) -> bool:
-        import h11
-
         return self.conn.their_state is h11.IDLE
 
 
