@@ -55,20 +55,20 @@ def splits_of(dataset: str, rows: int, max_test_rows: int):
 
 
 def main() -> None:
-    from textclf.config import PipelineConfig
+    from textclf.config import TuningConfig
 
-    pipeline = PipelineConfig()
+    tuning = TuningConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2000, help="rows of each dataset to train on (0 = all)")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: ag_news, imdb, sst2")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--max-test-rows", type=int, default=2000, help="held-back test rows (AG News, IMDB)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="TrainingParams KEY=VALUE")
-    parser.add_argument("--trials", type=int, default=pipeline.trials, help="tuned: Optuna trials (the pipeline's)")
+    parser.add_argument("--trials", type=int, default=tuning.trials, help="tuned: Optuna trials (the pipeline's)")
     parser.add_argument(
         "--tune-max-train-rows",
         type=int,
-        default=pipeline.tune_max_train_rows,
+        default=tuning.max_train_rows,
         help="tuned: training rows each trial sees (the pipeline's)",
     )
     parser.add_argument(

@@ -25,7 +25,7 @@ from quality import _prepare
 def run(workers: int, rows: int) -> dict:
     from textclf.train.distributed import train_distributed
     from textclf.train.modeling import PACKAGED_MINILM
-    from textclf.train.trainer import TrainingParams, train_classifier
+    from textclf.train.trainer import TrainingJob, TrainingParams, train_classifier
     from textclf.train.tuning import stratified_sample
 
     splits = load_splits().splits
@@ -37,11 +37,11 @@ def run(workers: int, rows: int) -> dict:
     params = TrainingParams(finetune="full", epochs=1, batch_size=32, early_stopping_patience=1)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work_dir:
-        arguments = (PACKAGED_MINILM, prepared["train"], prepared["validation"], label_map, params, Path(work_dir), 128)
+        job = TrainingJob(PACKAGED_MINILM, prepared["train"], prepared["validation"], label_map, params, 128)
         if workers == 1:
-            result = train_classifier(*arguments, show_progress=False)
+            result = train_classifier(job, Path(work_dir), show_progress=False)
         else:
-            result = train_distributed(*arguments, workers=workers)
+            result = train_distributed(job, Path(work_dir), workers=workers)
     return {
         "workers": workers,
         "train_rows": len(prepared["train"]),

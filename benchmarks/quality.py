@@ -58,14 +58,14 @@ ENCODING_SETTINGS = ("max_length", "truncation", "predict_max_length")
 
 
 def _encoding_and_params(overrides: dict[str, str]):
-    """The pipeline's encoding settings (`ENCODING_SETTINGS`, each the pipeline's unless overridden) and the
+    """The pipeline's encoder settings (`ENCODING_SETTINGS`, each the pipeline's unless overridden) and the
     `TrainingParams` overrides set."""
-    from textclf.config import PipelineConfig
+    from textclf.config import EncoderConfig
     from textclf.train.trainer import TrainingParams
 
     overrides = dict(overrides)
     encoding = {name: overrides.pop(name, None) for name in ENCODING_SETTINGS}
-    config = PipelineConfig(**{name: value for name, value in encoding.items() if value is not None})
+    config = EncoderConfig(**{name: value for name, value in encoding.items() if value is not None})
     return config, TrainingParams.model_validate(overrides)
 
 
@@ -107,22 +107,19 @@ def train_and_score(
     from textclf.serve.backends import OnnxBackend, export_onnx
     from textclf.serve.classifier import forward_texts, predict_probabilities
     from textclf.train.modeling import PACKAGED_MINILM, prediction_max_length
-    from textclf.train.trainer import train_classifier
+    from textclf.train.trainer import TrainingJob, train_classifier
 
     encoding, params = _encoding_and_params(overrides)
     max_length, truncation = encoding.max_length, encoding.truncation
     prepared, label_map = _prepare({"train": train, "validation": validation, "test": test}, max_length, truncation)
     params = params.for_model(PACKAGED_MINILM).for_data(len(prepared["train"]))
     with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
+        job = TrainingJob(
+            PACKAGED_MINILM, prepared["train"], prepared["validation"], label_map, params, max_length, truncation
+        )
         trained = train_classifier(
-            PACKAGED_MINILM,
-            prepared["train"],
-            prepared["validation"],
-            label_map,
-            params,
+            job,
             Path(work),
-            max_length,
-            truncation,
             callbacks=callbacks,
             show_progress=False,
         )

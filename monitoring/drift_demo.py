@@ -131,12 +131,11 @@ def run_drift_demo(settings: DemoSettings, progress=print) -> DemoResult:
         yaml.safe_dump(
             {
                 "data": str(train_csv),
-                "base_model": settings.base_model,
-                "trials": 0,
-                "epochs": settings.epochs,
-                "finetune": settings.finetune,
+                "encoder": {"base_model": settings.base_model},
+                "tuning": {"trials": 0},
+                "training": {"epochs": settings.epochs, "finetune": settings.finetune},
                 "tracking_uri": tracking_uri,
-                "serving_url": server,
+                "serving": {"url": server},
                 "seed": settings.seed,
             }
         )

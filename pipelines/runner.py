@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import builtins
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -18,6 +20,18 @@ from textclf.names import PIPELINE_NAME
 COMPILED_PIPELINE = Path(__file__).parent / "compiled" / "training_pipeline.yaml"
 
 
+_DICT_DEFAULT_COMMENT = re.compile(r"^(#\s+\w+: dict \[Default: )(\{.*\})\]$", re.MULTILINE)
+
+
+def _sorted_dict_defaults(spec: str) -> str:
+    """The spec with the dict defaults of its header comments in key order. kfp 2.17.3 writes them from a protobuf
+    Struct (`_write_pipeline_spec_comments` in kfp/compiler/pipeline_spec_builder.py), whose keys come out in hash
+    order: without this, two compilations of one pipeline differ."""
+    return _DICT_DEFAULT_COMMENT.sub(
+        lambda match: f"{match[1]}{dict(sorted(ast.literal_eval(match[2]).items()))}]", spec
+    )
+
+
 def compile_pipeline(path: Path = COMPILED_PIPELINE) -> Path:
     from kfp import compiler
 
@@ -25,6 +39,7 @@ def compile_pipeline(path: Path = COMPILED_PIPELINE) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(training_pipeline, str(path))
+    path.write_text(_sorted_dict_defaults(path.read_text()))
     return path
 
 
@@ -57,7 +72,7 @@ def run_local(config: PipelineConfig, pipeline_root: Path) -> None:
     warnings.filterwarnings("ignore", message="Task .* have no effect in the current", category=UserWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     with print_kept():
-        training_pipeline(**config.model_dump())
+        training_pipeline(**config.parameters())
 
 
 # KFP's v2beta1 RuntimeState (backend/api/v2beta1/run.proto at 2.14.3): a run ends in one of these. The kfp
@@ -110,12 +125,13 @@ def submit(
     from textclf.evaluate.behaviour import inline_spec
 
     client = kfp.Client(host=host)
+    # The steps run in pods that cannot read the submitter's files: a suite file travels as its text.
+    checks = config.checks.model_copy(update={"behaviour_tests": inline_spec(config.checks.behaviour_tests)})
     with tempfile.TemporaryDirectory() as scratch:
         package = compile_pipeline(Path(scratch) / f"{PIPELINE_NAME}.yaml")
         run = client.create_run_from_pipeline_package(
             str(package),
-            # The steps run in pods that cannot read the submitter's files: a suite file travels as its text.
-            arguments=config.model_dump() | {"behaviour_tests": inline_spec(config.behaviour_tests)},
+            arguments=config.model_copy(update={"checks": checks}).parameters(),
             experiment_name=experiment,
             enable_caching=False,
         )

@@ -11,7 +11,6 @@ import pytest
 
 from tests.support.registry import NAME, register_two_versions
 from tests.support.servers import free_port, textclf_server
-from textclf.deploy.rollout import ServingPlan
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +38,8 @@ def deploy_arguments(tracking_uri: str, run_id: str, serving_url: str) -> dict:
         "version": "2",
         "tracking_uri": tracking_uri,
         "mlflow_run_id": run_id,
-        "serving_url": serving_url,
-        "serving_namespace": "textclf",
-        "inference_service_name": NAME,
-        "serving_image": "unused-locally",
-        "artifact_store_uri": "",
-        "request_logger_url": "",
-        "shadow_model": "",
-        "deploy_timeout_seconds": 60,
-        **ServingPlan().model_dump(),
+        "serving": {"url": serving_url, "inference_service_name": NAME, "timeout_seconds": 60},
+        "namespace": "textclf",
     }
 
 

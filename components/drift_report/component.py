@@ -8,7 +8,6 @@ def attach_drift_report(drift_report: str, report: Output[HTML]) -> None:
     """Copy the drift report that started this run into the run, where the KFP UI shows it.
 
     Args:
-        drift_report: the drift report (path or URL) that started this run.
         report: the drift report as this run's HTML artifact.
     """
     from pathlib import Path

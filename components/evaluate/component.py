@@ -16,7 +16,7 @@ def evaluate(
     registered_model_name: str,
     split_sizes: dict,
     seed: int,
-    behaviour_tests: str,
+    checks: dict,
     tracking_uri: str,
     mlflow_run_id: str,
     metrics: Output[Metrics],
@@ -29,19 +29,8 @@ def evaluate(
     """Test-split metrics, baselines, confusion matrix, confident mistakes and the model card.
 
     Args:
-        model: the serving-ready model directory (the model-directory contract).
-        train_split: the raw training split (ingest's output).
-        test_data: the prepared test split.
         cross_validation: the cross-validate step's scores (empty when cv_folds is 0), for the model card.
-        data: 'demo[:domain]', 'hf:<dataset id>', or a CSV/JSONL/Parquet path or URL.
-        data_fingerprint: content hash of the ingested (text, label) pairs.
-        registered_model_name: MLflow registered model.
         split_sizes: rows per split, from ingest.
-        seed: seed for splitting, initialisation, data order and tuning.
-        behaviour_tests: behavioural tests to run: auto (the built-in sentiment suite on positive/negative
-            labels), none, a built-in suite ['sentiment'], a YAML file's path or the YAML text.
-        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
-        mlflow_run_id: the pipeline's MLflow run, opened by ingest; this step logs into it.
         metrics: test-split metrics and behavioural-test failure rates for the KFP UI.
         confusion_matrix: the test split's confusion matrix for the KFP UI.
         confusion_matrix_png: the confusion matrix as a PNG.
@@ -53,6 +42,7 @@ def evaluate(
     from collections import namedtuple
     from pathlib import Path
 
+    from textclf.config import QualityChecks
     from textclf.registry.tracking import resume_run
     from textclf.steps.evaluate import EvaluationPaths, behaviour_metrics, run_evaluate
 
@@ -72,7 +62,7 @@ def evaluate(
                 Path(error_analysis.path),
                 Path(confusion_matrix_png.path),
             ),
-            behaviour_tests,
+            QualityChecks.model_validate(checks).behaviour_tests,
             json.loads(Path(cross_validation.path).read_text()),
         )
     test = result["test"]

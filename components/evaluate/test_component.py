@@ -43,7 +43,7 @@ def test_evaluate_runs_under_kfp_local(kfp_local: Path, step_inputs: dict, fresh
             registered_model_name="fixture-model",
             split_sizes=step_inputs["split_sizes"],
             seed=0,
-            behaviour_tests="sentiment",
+            checks={"behaviour_tests": "sentiment"},
             tracking_uri=step_inputs["tracking_uri"],
             mlflow_run_id=fresh_run_id,
         )

@@ -8,12 +8,7 @@ from textclf.components import textclf_component
 @textclf_component
 def ingest(
     data: str,
-    text_column: str,
-    label_column: str,
-    hf_split: str,
-    hf_config: str,
-    validation_fraction: float,
-    test_fraction: float,
+    dataset: dict,
     seed: int,
     tracking_uri: str,
     experiment_name: str,
@@ -29,35 +24,22 @@ def ingest(
     open the pipeline's MLflow run.
 
     Args:
-        data: 'demo[:domain]', 'hf:<dataset id>', or a CSV/JSONL/Parquet path or URL.
-        text_column: column holding the text.
-        label_column: column holding the class label.
-        hf_split: split to load from a Hugging Face dataset.
-        hf_config: configuration name of a Hugging Face dataset, if it has several.
-        validation_fraction: share of rows held out for validation.
-        test_fraction: share of rows held out for the test split.
-        seed: seed for splitting, initialisation, data order and tuning.
-        tracking_uri: MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db.
-        experiment_name: MLflow experiment.
         run_name: name of the pipeline's MLflow run (the KFP run name).
-        extra_train_data: labelled rows (text, label) added to the training split only: feedback, new files.
-        trigger: what started this run (the monitor's drift episode), as an MLflow tag.
-        train_split: the raw training split (ingest's output).
-        validation_split: the raw validation split.
-        test_split: the raw test split.
         data_report: Markdown description of the data: rows read and dropped, class balance, lengths.
     """
     from collections import namedtuple
     from pathlib import Path
 
+    from textclf.config import DatasetConfig
     from textclf.data.sources import DataSource
     from textclf.steps.ingest import run_ingest
 
+    reading = DatasetConfig.model_validate(dataset)
     outputs = {"train": train_split, "validation": validation_split, "test": test_split}
     outcome = run_ingest(
-        DataSource(data, text_column, label_column, hf_split, hf_config),
-        validation_fraction,
-        test_fraction,
+        DataSource(data, reading.text_column, reading.label_column, reading.hf_split, reading.hf_config),
+        reading.validation_fraction,
+        reading.test_fraction,
         seed,
         {name: Path(artifact.path) for name, artifact in outputs.items()},
         Path(data_report.path),

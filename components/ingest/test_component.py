@@ -21,12 +21,7 @@ def test_ingest_runs_under_kfp_local(
     tracking_uri = local_tracking_uri
     task = ingest(
         data=str(reviews_csv),
-        text_column="text",
-        label_column="label",
-        hf_split="train",
-        hf_config="",
-        validation_fraction=0.2,
-        test_fraction=0.2,
+        dataset={"text_column": "text", "label_column": "label", "validation_fraction": 0.2, "test_fraction": 0.2},
         seed=1,
         tracking_uri=tracking_uri,
         experiment_name="component-test",

@@ -31,14 +31,8 @@ def register_gate_promote(step_inputs: dict, name: str, max_class_f1_drop: float
         gate = promotion_gate(
             registered_model_name=name,
             version=registered.output,
-            min_accuracy_gain=0.0,
-            max_class_f1_drop=max_class_f1_drop,
+            promotion={"max_class_f1_drop": max_class_f1_drop},
             drift_window_data="",
-            require_approval=False,
-            max_behaviour_failure_rate=1.0,
-            min_shadow_texts=0,
-            min_shadow_agreement=0.0,
-            shadow_accuracy_win=False,
             **common,
         )
         with dsl.If(gate.output == True):  # noqa: E712
@@ -108,22 +102,13 @@ def test_after_drift_the_gate_judges_both_models_on_the_labelled_window(
     pd.DataFrame({"text": ["lol gr8 #winning", "ugh mondays"], "label": ["positive", "negative"]}).to_csv(
         window, index=False
     )
-    gate = dict(
-        registered_model_name=name,
-        version=challenger,
-        min_accuracy_gain=0.0,
-        max_class_f1_drop=1.0,
-        require_approval=False,
-        max_behaviour_failure_rate=1.0,
-        min_shadow_texts=0,
-        min_shadow_agreement=0.0,
-        shadow_accuracy_win=False,
-    )
+    policy = {"min_accuracy_gain": 0.0, "max_class_f1_drop": 1.0}
+    gate = {"registered_model_name": name, "version": challenger, "promotion": policy}
     assert promotion_gate(
         **gate, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
     ).output
     # With a shadow window the same passing challenger waits for it, and its version records the conditions.
-    shadowed = {**gate, "min_shadow_texts": 100, "min_shadow_agreement": 0.9}
+    shadowed = {**gate, "promotion": {**policy, "min_shadow_texts": 100, "min_shadow_agreement": 0.9}}
     assert not promotion_gate(
         **shadowed, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
     ).output
@@ -132,7 +117,7 @@ def test_after_drift_the_gate_judges_both_models_on_the_labelled_window(
     assert recorded == {"min_shadow_texts": 100, "min_shadow_agreement": 0.9, "shadow_accuracy_win": False}
     # The fixture's evaluation ran the built-in sentiment suite; its worst test's failure rate is on the version.
     worst = float(client.get_model_version(name, challenger).tags["test_behaviour_max_failure_rate"])
-    strict = {**gate, "max_behaviour_failure_rate": worst / 2}
+    strict = {**gate, "promotion": {**policy, "max_behaviour_failure_rate": worst / 2}}
     assert promotion_gate(
         **strict, drift_window_data="", tracking_uri=step_inputs["tracking_uri"], mlflow_run_id=second_run
     ).output == (worst == 0)

@@ -21,12 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import pandas as pd
-
-from textclf.data.preprocess import LabelMap, Truncation
 from textclf.names import COMPONENTS_IMAGE, STEP_RESOURCES, StepResources
 from textclf.train.distributed import load_result, write_spec
-from textclf.train.trainer import TrainingParams, TrainResult
+from textclf.train.trainer import TrainingJob, TrainResult
 
 TRAINER_GROUP = "trainer.kubeflow.org"
 TRAINER_VERSION = "v1alpha1"
@@ -156,14 +153,8 @@ def wait_for_trainjob(
 
 
 def train_on_trainjob(
-    base_model: str,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    label_map: LabelMap,
-    params: TrainingParams,
+    job: TrainingJob,
     work_dir: Path,
-    max_length: int,
-    truncation: Truncation = "head",
     *,
     workers: int,
     namespace: str,
@@ -178,7 +169,7 @@ def train_on_trainjob(
     run_id = mlflow.active_run().info.run_id
     name = f"textclf-train-{uuid.uuid4().hex[:8]}"
     artifact_path = f"{ARTIFACT_ROOT}/{name}"
-    spec = write_spec(work_dir / "input", base_model, train, validation, label_map, params, max_length, truncation)
+    spec = write_spec(work_dir / "input", job)
     mlflow.log_artifacts(str(spec.parent), f"{artifact_path}/input")
     api = api or KubernetesTrainJobApi()
     api.create(namespace, build_trainjob(name, namespace, workers, tracking_uri, run_id, artifact_path))

@@ -9,8 +9,7 @@ pytestmark = pytest.mark.component
 
 
 class Outputs(NamedTuple):
-    epochs: int
-    learning_rate: float
+    recipe: dict
     history: HTML
 
 
@@ -33,33 +32,27 @@ def test_two_tuning_workers_share_one_study_under_kfp_local(
             "preprocessing": dsl.importer(
                 artifact_uri=str(step_inputs["preprocessing"]), artifact_class=Artifact
             ).output,
-            "finetune": "lora",
-            "class_weighting": "auto",
-            "learning_rate": 0.0,
-            "batch_size": 8,
-            "epochs": 2,
-            "weight_decay": 0.0,
-            "warmup_ratio": 0.0,
-            "lora_r": 4,
-            "lora_alpha": 8,
-            "lora_dropout": 0.0,
-            "freeze_word_embeddings": True,
-            "early_stopping_patience": 1,
+            "training": {
+                "finetune": "lora",
+                "batch_size": 8,
+                "epochs": 2,
+                "weight_decay": 0.0,
+                "warmup_ratio": 0.0,
+                "lora_r": 4,
+                "lora_alpha": 8,
+                "lora_dropout": 0.0,
+                "early_stopping_patience": 1,
+            },
             "seed": 0,
-            "trials": 4,
-            "optuna_storage": storage,
+            "tuning": {"trials": 4, "optuna_storage": storage, "parallelism": 2, "max_train_rows": 30},
         }
-        plan = plan_tuning(
-            **study_inputs, tune_parallelism=2, data_fingerprint=step_inputs["fingerprint"], mlflow_run_id=fresh_run_id
-        )
+        plan = plan_tuning(**study_inputs, data_fingerprint=step_inputs["fingerprint"], mlflow_run_id=fresh_run_id)
         with dsl.ParallelFor(plan.output) as worker:
             workers = tune_trials(
                 **study_inputs,
                 validation_data=dsl.importer(artifact_uri=str(prepared["validation"]), artifact_class=Dataset).output,
-                tune_max_train_rows=30,
                 study_name=worker.study_name,
                 worker=worker.worker,
-                tune_parallelism=2,
                 tracking_uri=step_inputs["tracking_uri"],
                 mlflow_run_id=worker.mlflow_run_id,
             )
@@ -69,11 +62,14 @@ def test_two_tuning_workers_share_one_study_under_kfp_local(
             tracking_uri=step_inputs["tracking_uri"],
             mlflow_run_id=fresh_run_id,
         ).after(workers)
-        return Outputs(task.outputs["epochs"], task.outputs["learning_rate"], task.outputs["optimization_history"])
+        return Outputs(task.outputs["Output"], task.outputs["optimization_history"])
 
     outputs = only_tune().outputs
-    assert 1 <= outputs["epochs"] <= 2
-    assert 1e-4 <= outputs["learning_rate"] <= 2e-3
+    recipe = outputs["recipe"]
+    assert 1 <= recipe["epochs"] <= 2
+    assert 1e-4 <= recipe["learning_rate"] <= 2e-3
+    # The tuned recipe is the training group whole: what tuning did not search comes back as configured.
+    assert (recipe["finetune"], recipe["lora_r"], recipe["class_weighting"]) == ("lora", 4, "auto")
     assert "plotly" in Path(outputs["history"].path).read_text()
 
     (summary,) = optuna.get_all_study_summaries(storage)

@@ -1,22 +1,30 @@
 """Typed configuration of the training run, the server and the monitor: defaults, overridden by a YAML file,
-TEXTCLF_* variables and the command line, in that order. The pipeline's parameters are `PipelineConfig`'s
-fields, one for one.
+TEXTCLF_* variables and the command line, in that order (pydantic-settings merges them). The pipeline's
+parameters are `PipelineConfig`'s fields, one for one: a few primitives and typed groups, each group one
+parameter.
 
-Every default is stated once. Settings a core stage owns are declared there (`TrainingParams`,
-`CleaningConfig`, `PromotionPolicy`, `DriftPolicy`, `DriftReportSettings`); `PipelineConfig` declares its
-fields from them (it stays flat: pipeline parameters are primitives), `MonitorConfig` holds them nested."""
+Every default and every description is stated once. Settings a core stage owns are declared there
+(`TrainingRecipe`, `CleaningConfig`, `PromotionPolicy`, `ServingPlan`, `DriftPolicy`, `DriftReportSettings`) and
+nested here as they are; the groups no stage owns are declared here."""
 
 from __future__ import annotations
 
-import copy
 import ipaddress
-import os
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from textclf.data.cleaning import CleaningConfig
 from textclf.data.preprocess import PREDICT_MAX_LENGTH
@@ -45,7 +53,7 @@ from textclf.registry.gate import PromotionPolicy
 from textclf.serve.backends import AUTO_BACKEND, BackendChoice
 from textclf.train.cross_validation import MIN_FOLDS
 from textclf.train.modeling import PACKAGED_MINILM
-from textclf.train.trainer import TrainingParams
+from textclf.train.trainer import TrainingParams, TrainingRecipe
 
 ENV_PREFIX = "TEXTCLF_"
 SERVING_ENV_PREFIX = "TEXTCLF_SERVE_"
@@ -54,35 +62,30 @@ UI_ENV_PREFIX = "TEXTCLF_UI_"
 # The predictor's body limit, which the UI shares: the UI forwards what it accepts to the predictor.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 Settings = TypeVar("Settings", bound=BaseModel)
-# Nested settings in environment variables: TEXTCLF_MONITOR_POLICY__MIN_WINDOW_SIZE; on the command line:
-# --set policy.min_window_size=...
+# Nested settings in environment variables: TEXTCLF_TRAINING__LEARNING_RATE, TEXTCLF_MONITOR_POLICY__MIN_WINDOW_SIZE;
+# in YAML as mappings; on the command line as dotted keys: --set training.learning_rate=...
 NESTED_ENV_DELIMITER = "__"
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
-def declared_in(owner: type[BaseModel], name: str) -> FieldInfo:
-    """Field `name` as `owner` declares it (default, constraints, description), for a flat settings model
-    that exposes it: the default stays stated in one place."""
-    return copy.copy(owner.model_fields[name])
+class DatasetConfig(BaseModel):
+    """How the data's rows are read and split."""
 
+    model_config = _FROZEN
 
-class PipelineConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    data: str = Field(
-        DataSource.spec, description="'demo[:domain]', 'hf:<dataset id>', or a CSV/JSONL/Parquet path or URL"
-    )
     text_column: str = Field(DataSource.text_column, description="column holding the text")
     label_column: str = Field(DataSource.label_column, description="column holding the class label")
     hf_split: str = Field(DataSource.hf_split, description="split to load from a Hugging Face dataset")
     hf_config: str = Field("", description="configuration name of a Hugging Face dataset, if it has several")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of rows held out for validation")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="share of rows held out for the test split")
-    seed: int = declared_in(TrainingParams, "seed")
-    strip_html: bool = declared_in(CleaningConfig, "strip_html")
-    strip_urls: bool = declared_in(CleaningConfig, "strip_urls")
-    normalize_unicode: bool = declared_in(CleaningConfig, "normalize_unicode")
-    normalize_whitespace: bool = declared_in(CleaningConfig, "normalize_whitespace")
-    lowercase: bool = declared_in(CleaningConfig, "lowercase")
+
+
+class EncoderConfig(BaseModel):
+    """The encoder to fine-tune and how much of a text it reads."""
+
+    model_config = _FROZEN
+
     base_model: str = Field(PACKAGED_MINILM, description="Hub id or local path of the encoder to fine-tune")
     max_length: int = Field(128, ge=8, le=4096, description="tokens per text; longer texts are truncated")
     truncation: Literal["head", "head_tail"] = Field(
@@ -97,19 +100,33 @@ class PipelineConfig(BaseModel):
         description="tokens per text when the trained model predicts (evaluation, serving), at most the encoder's "
         "position limit and never below max_length: a model fine-tuned on cut texts reads more of a long one",
     )
-    finetune: Literal["auto", "lora", "full"] = declared_in(TrainingParams, "finetune")
-    learning_rate: float = declared_in(TrainingParams, "learning_rate")
-    batch_size: int = declared_in(TrainingParams, "batch_size")
-    epochs: int = declared_in(TrainingParams, "epochs")
-    weight_decay: float = declared_in(TrainingParams, "weight_decay")
-    warmup_ratio: float = declared_in(TrainingParams, "warmup_ratio")
-    lora_r: int = declared_in(TrainingParams, "lora_r")
-    lora_alpha: int = declared_in(TrainingParams, "lora_alpha")
-    lora_dropout: float = declared_in(TrainingParams, "lora_dropout")
-    freeze_word_embeddings: bool = declared_in(TrainingParams, "freeze_word_embeddings")
-    early_stopping_patience: int = declared_in(TrainingParams, "early_stopping_patience")
-    class_weighting: Literal["auto", "balanced", "none"] = declared_in(TrainingParams, "class_weighting")
-    calibrate: bool = declared_in(TrainingParams, "calibrate")
+
+
+class TuningConfig(BaseModel):
+    """The Optuna study that tunes the training recipe."""
+
+    model_config = _FROZEN
+
+    trials: int = Field(2, ge=0, description="Optuna trials; 0 skips tuning")
+    max_train_rows: int = Field(2000, ge=0, description="rows each trial trains on (0 = all)")
+    parallelism: int = Field(
+        1,
+        ge=1,
+        description="trials run at once, one worker each (a pod in a cluster, a process locally) on one shared "
+        "study; the outcome does not depend on which finishes first",
+    )
+    optuna_storage: str = Field(
+        "",
+        description="Optuna RDB URL every worker reaches (PostgreSQL in a cluster); empty = sqlite file in the "
+        "working directory",
+    )
+
+
+class QualityChecks(BaseModel):
+    """What the model is checked by beyond its test-split metrics."""
+
+    model_config = _FROZEN
+
     cv_folds: int = Field(
         0,
         ge=0,
@@ -121,66 +138,6 @@ class PipelineConfig(BaseModel):
         description="behavioural tests evaluate runs: auto (the built-in sentiment suite on positive/negative "
         f"labels), none, a built-in suite {list(BUILT_IN_SUITES)}, a YAML file's path or the YAML text",
     )
-    workers: int = Field(
-        1,
-        ge=1,
-        description="data-parallel training processes: more than 1 runs torchrun on this machine, or in a cluster "
-        "a Kubeflow Trainer TrainJob (torch-distributed runtime) of that many nodes",
-    )
-    trainjob_timeout_seconds: int = Field(
-        6 * 3600, ge=60, description="cluster runs with workers > 1: how long the TrainJob may take"
-    )
-    trials: int = Field(2, ge=0, description="Optuna trials; 0 skips tuning")
-    tune_max_train_rows: int = Field(2000, ge=0, description="rows each trial trains on (0 = all)")
-    tune_parallelism: int = Field(
-        1,
-        ge=1,
-        description="trials run at once, one worker each (a pod in a cluster, a process locally) on one shared "
-        "study; the outcome does not depend on which finishes first",
-    )
-    optuna_storage: str = Field("", description="Optuna RDB URL; empty = sqlite file in the working directory")
-    tracking_uri: str = Field("", description="MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db")
-    experiment_name: str = Field(EXPERIMENT_NAME, description="MLflow experiment")
-    registered_model_name: str = Field(REGISTERED_MODEL_NAME, description="MLflow registered model")
-    min_accuracy_gain: float = declared_in(PromotionPolicy, "min_accuracy_gain")
-    max_class_f1_drop: float = declared_in(PromotionPolicy, "max_class_f1_drop")
-    require_approval: bool = declared_in(PromotionPolicy, "require_approval")
-    max_behaviour_failure_rate: float = declared_in(PromotionPolicy, "max_behaviour_failure_rate")
-    min_shadow_texts: int = declared_in(PromotionPolicy, "min_shadow_texts")
-    min_shadow_agreement: float = declared_in(PromotionPolicy, "min_shadow_agreement")
-    shadow_accuracy_win: bool = declared_in(PromotionPolicy, "shadow_accuracy_win")
-    serving_url: str = Field(
-        LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion"
-    )
-    serving_namespace: str = Field(SERVING_NAMESPACE, description="cluster runs: namespace of the InferenceService")
-    inference_service_name: str = Field(INFERENCE_SERVICE_NAME, description="cluster runs: InferenceService name")
-    serving_image: str = Field(SERVING_IMAGE, description="cluster runs: the predictor's image")
-    artifact_store_uri: str = Field(
-        ARTIFACT_STORE_URI, description="cluster runs: the MLflow server's --artifacts-destination, for KServe"
-    )
-    request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
-    shadow_model: str = Field(
-        "",
-        description="cluster runs: the InferenceService also shadows this model (models:/NAME@challenger: each "
-        "newly registered challenger, as min_shadow_texts needs); empty = none",
-    )
-    deployment_mode: Literal["Standard", "Knative"] = declared_in(ServingPlan, "deployment_mode")
-    canary_traffic_percent: int = declared_in(ServingPlan, "canary_traffic_percent")
-    min_replicas: int = declared_in(ServingPlan, "min_replicas")
-    max_replicas: int = declared_in(ServingPlan, "max_replicas")
-    autoscaler: Literal["hpa", "keda", "none"] = declared_in(ServingPlan, "autoscaler")
-    cpu_target_utilization: int = declared_in(ServingPlan, "cpu_target_utilization")
-    keda_prometheus_url: str = declared_in(ServingPlan, "keda_prometheus_url")
-    keda_requests_per_second: float = declared_in(ServingPlan, "keda_requests_per_second")
-    deploy_timeout_seconds: int = Field(600, ge=10, description="how long a rollout may take to become Ready")
-    extra_train_data: str = Field(
-        "", description="labelled rows (text, label) added to the training split only: feedback, new files"
-    )
-    drift_window_data: str = Field(
-        "", description="labelled drift window (text, label): a challenger must also beat the champion on it"
-    )
-    drift_report: str = Field("", description="the drift report (HTML path or URL) that started this run")
-    trigger: str = Field("", description="what started this run (the monitor's drift episode), as an MLflow tag")
 
     @field_validator("cv_folds")
     @classmethod
@@ -195,25 +152,172 @@ class PipelineConfig(BaseModel):
         # A missing file or a malformed suite stops the run before training, not in the evaluate step.
         return check_spec(value)
 
-    @model_validator(mode="after")
-    def _serving_plan_is_consistent(self) -> PipelineConfig:
-        self.serving_plan()
-        return self
 
-    def serving_plan(self) -> ServingPlan:
-        """The deploy step's `ServingPlan`, from this configuration's fields of the same names."""
+class DistributedConfig(BaseModel):
+    """Data-parallel training."""
+
+    model_config = _FROZEN
+
+    workers: int = Field(
+        1,
+        ge=1,
+        description="data-parallel training processes: more than 1 runs torchrun on this machine, or in a cluster "
+        "a Kubeflow Trainer TrainJob (torch-distributed runtime) of that many nodes",
+    )
+    trainjob_timeout_seconds: int = Field(
+        6 * 3600, ge=60, description="cluster runs with workers > 1: how long the TrainJob may take"
+    )
+
+
+class DeployConfig(ServingPlan):
+    """Where and how the champion is served: a local `textclf serve`, or an InferenceService and its rollout."""
+
+    url: str = Field(LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion")
+    inference_service_name: str = Field(INFERENCE_SERVICE_NAME, description="cluster runs: InferenceService name")
+    image: str = Field(SERVING_IMAGE, description="cluster runs: the predictor's image")
+    artifact_store_uri: str = Field(
+        ARTIFACT_STORE_URI, description="cluster runs: the MLflow server's --artifacts-destination, for KServe"
+    )
+    request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
+    shadow_model: str = Field(
+        "",
+        description="cluster runs: the InferenceService also shadows this model (models:/NAME@challenger: each "
+        "newly registered challenger, as min_shadow_texts needs); empty = none",
+    )
+    timeout_seconds: int = Field(600, ge=10, description="how long a rollout may take to become Ready")
+
+    def plan(self) -> ServingPlan:
+        """The rollout and autoscaling part, as the deploy stage takes it."""
         return ServingPlan(**{name: getattr(self, name) for name in ServingPlan.model_fields})
+
+
+def translate_flat_names(values: Mapping[str, Any], flat_names: Mapping[str, str], where: str) -> dict[str, Any]:
+    """`values` with each deprecated flat key (`learning_rate`) moved to its dotted place (`training.
+    learning_rate`), with a FutureWarning naming both; a value already set at the new place is kept."""
+    translated = dict(values)
+    for old, new in flat_names.items():
+        if old not in translated:
+            continue
+        value = translated.pop(old)
+        *parents, leaf = new.split(".")
+        node = translated
+        for parent in parents:
+            existing = node.get(parent)
+            # A group given as a model (PipelineConfig(training=TrainingRecipe(...))) is read as its fields.
+            node[parent] = existing.model_dump() if isinstance(existing, BaseModel) else dict(existing or {})
+            node = node[parent]
+        node.setdefault(leaf, value)
+        warnings.warn(
+            f"{where}: '{old}' is now '{new}' (the flat name is accepted until the next release)",
+            FutureWarning,
+            stacklevel=2,
+        )
+    return translated
+
+
+class PipelineConfig(BaseModel):
+    """The training pipeline's parameters: the run-wide values, then one group per concern."""
+
+    model_config = _FROZEN
+
+    # The flat names of release 0.x, accepted with a deprecation message: old name -> its place now.
+    FLAT_NAMES: ClassVar[dict[str, str]]
+
+    data: str = Field(
+        DataSource.spec, description="'demo[:domain]', 'hf:<dataset id>', or a CSV/JSONL/Parquet path or URL"
+    )
+    seed: int = Field(
+        TrainingParams.model_fields["seed"].default, description=TrainingParams.model_fields["seed"].description
+    )
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="how the data's rows are read and split")
+    cleaning: CleaningConfig = Field(
+        default_factory=CleaningConfig,
+        description="which cleaning steps run on every text (saved with the model: serving cleans alike)",
+    )
+    encoder: EncoderConfig = Field(
+        default_factory=EncoderConfig, description="the encoder to fine-tune and how much of a text it reads"
+    )
+    training: TrainingRecipe = Field(
+        default_factory=TrainingRecipe, description="how the encoder is fine-tuned: the recipe tuning starts from"
+    )
+    tuning: TuningConfig = Field(
+        default_factory=TuningConfig, description="the Optuna study that tunes the training recipe"
+    )
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig, description="data-parallel training")
+    checks: QualityChecks = Field(
+        default_factory=QualityChecks, description="what the model is checked by beyond its test-split metrics"
+    )
+    promotion: PromotionPolicy = Field(
+        default_factory=PromotionPolicy, description="when a challenger may replace the champion"
+    )
+    serving: DeployConfig = Field(
+        default_factory=DeployConfig,
+        description="where and how the champion is served: a local `textclf serve`, or an InferenceService",
+    )
+    tracking_uri: str = Field("", description="MLflow URI; empty = MLFLOW_TRACKING_URI or ./mlflow.db")
+    experiment_name: str = Field(EXPERIMENT_NAME, description="MLflow experiment")
+    registered_model_name: str = Field(REGISTERED_MODEL_NAME, description="MLflow registered model")
+    namespace: str = Field(
+        SERVING_NAMESPACE, description="cluster runs: namespace of the InferenceService and of TrainJobs"
+    )
+    extra_train_data: str = Field(
+        "", description="labelled rows (text, label) added to the training split only: feedback, new files"
+    )
+    drift_window_data: str = Field(
+        "", description="labelled drift window (text, label): a challenger must also beat the champion on it"
+    )
+    drift_report: str = Field("", description="the drift report (HTML path or URL) that started this run")
+    trigger: str = Field("", description="what started this run (the monitor's drift episode), as an MLflow tag")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_flat_names(cls, values: Any) -> Any:
+        return translate_flat_names(values, cls.FLAT_NAMES, "configuration") if isinstance(values, Mapping) else values
+
+    @classmethod
+    def groups(cls) -> dict[str, type[BaseModel]]:
+        """Each parameter group by its name: the pipeline's (and a component's) `dict` parameter of that name."""
+        return {name: field.annotation for name, field in cls.model_fields.items() if _is_model(field.annotation)}
 
     def resolved(self, workdir: Path) -> PipelineConfig:
         """Fill the locations left empty with the embedded defaults under `workdir`, as absolute URIs."""
         from textclf.registry.tracking import default_tracking_uri
 
+        storage = self.tuning.optuna_storage or f"sqlite:///{workdir.resolve() / 'optuna.db'}"
         return self.model_copy(
             update={
                 "tracking_uri": self.tracking_uri or default_tracking_uri(workdir),
-                "optuna_storage": self.optuna_storage or f"sqlite:///{workdir.resolve() / 'optuna.db'}",
+                "tuning": self.tuning.model_copy(update={"optuna_storage": storage}),
             }
         )
+
+    def parameters(self) -> dict[str, Any]:
+        """The pipeline's arguments: primitives and, for each group, its fields as a dict."""
+        return self.model_dump()
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+# Field names in their group unless the group's name already says it (tune_parallelism is tuning.parallelism).
+_RENAMED_FLAT_NAMES = {
+    "tune_max_train_rows": "tuning.max_train_rows",
+    "tune_parallelism": "tuning.parallelism",
+    "serving_url": "serving.url",
+    "serving_image": "serving.image",
+    "deploy_timeout_seconds": "serving.timeout_seconds",
+    "serving_namespace": "namespace",
+}
+PipelineConfig.FLAT_NAMES = {
+    **{
+        name: f"{group}.{name}"
+        for group, model in PipelineConfig.groups().items()
+        for name in model.model_fields
+        if f"{group}.{name}" not in _RENAMED_FLAT_NAMES.values()
+    },
+    **_RENAMED_FLAT_NAMES,
+}
 
 
 class ServingConfig(BaseModel):
@@ -398,7 +502,7 @@ class MonitorConfig(BaseModel):
     feedback_token: SecretStr = Field(
         SecretStr(""), description="a token for /feedback alone, so labelling tools never hold write_token"
     )
-    model_names: list[str] = Field(
+    model_names: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [INFERENCE_SERVICE_NAME],
         description="served model names whose events are accepted; events naming any other get a 4xx",
     )
@@ -472,66 +576,114 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _nested_model(field: FieldInfo) -> type[BaseModel] | None:
-    annotation = field.annotation
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def _environment(model: type[BaseModel], prefix: str) -> dict[str, Any]:
-    """<PREFIX><FIELD> variables; a nested model's fields as <PREFIX><FIELD>__<SUBFIELD>."""
-    values: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        nested = _nested_model(field)
-        if nested is not None:
-            inner = _environment(nested, f"{prefix}{name.upper()}{NESTED_ENV_DELIMITER}")
-            if inner:
-                values[name] = inner
-        elif (value := os.environ.get(f"{prefix}{name.upper()}")) is not None:
-            values[name] = value
-    return values
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _expand_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+def _expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`{"policy.min_window_size": 40}` as `{"policy": {"min_window_size": 40}}`; unset (None) values dropped."""
     expanded: dict[str, Any] = {}
     for key, value in overrides.items():
         if value is None:
             continue
         *parents, leaf = key.split(".")
-        nested: dict[str, Any] = {leaf: value}
-        for parent in reversed(parents):
-            nested = {parent: nested}
-        expanded = _merge(expanded, nested)
+        node = expanded
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
     return expanded
+
+
+class _YamlFile(PydanticBaseSettingsSource):
+    """The YAML file's mapping (its own errors name the file)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        loaded = yaml.safe_load(self.path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{self.path} must hold a mapping of configuration fields")
+        return loaded
+
+
+class _FlatNamesMoved(PydanticBaseSettingsSource):
+    """Another source's values with the deprecated flat names moved to their groups, so that each source keeps
+    its precedence whichever names it uses."""
+
+    def __init__(self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource, where: str) -> None:
+        super().__init__(settings_cls)
+        self.source, self.where = source, where
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ translates the wrapped source's mapping
+
+    def __call__(self) -> dict[str, Any]:
+        flat_names = getattr(self.settings_cls, "FLAT_NAMES", {})
+        return translate_flat_names(self.source(), flat_names, self.where)
+
+
+class _DeprecatedEnvironment(PydanticBaseSettingsSource):
+    """<PREFIX><FLAT NAME> variables of the deprecated flat names (TEXTCLF_TRIALS), as flat keys."""
+
+    def __init__(self, settings_cls: type[BaseSettings], prefix: str) -> None:
+        super().__init__(settings_cls)
+        self.prefix = prefix
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every flat name at once
+
+    def __call__(self) -> dict[str, Any]:
+        import os
+
+        flat_names = getattr(self.settings_cls, "FLAT_NAMES", {})
+        return {
+            name: os.environ[f"{self.prefix}{name.upper()}"]
+            for name in flat_names
+            if f"{self.prefix}{name.upper()}" in os.environ
+        }
 
 
 def load_settings(
     model: type[Settings],
     env_prefix: str,
     yaml_path: Path | None = None,
-    overrides: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Defaults, then the YAML file, then <PREFIX><FIELD> variables, then explicit overrides (dotted keys
-    reach nested settings)."""
-    values: dict[str, Any] = {}
-    if yaml_path is not None:
-        loaded = yaml.safe_load(yaml_path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{yaml_path} must hold a mapping of configuration fields")
-        values = _merge(values, loaded)
-    values = _merge(values, _environment(model, env_prefix))
-    values = _merge(values, _expand_dotted(overrides or {}))
-    return model.model_validate(values)
+    """Defaults, then the YAML file, then <PREFIX><FIELD> variables (<PREFIX><GROUP>__<FIELD> inside a group),
+    then explicit overrides (dotted keys reach inside groups), merged by pydantic-settings."""
+
+    class Sourced(BaseSettings, model):  # type: ignore[misc, valid-type]
+        model_config = SettingsConfigDict(
+            env_prefix=env_prefix,
+            env_nested_delimiter=NESTED_ENV_DELIMITER,
+            extra="forbid",
+            frozen=True,
+            title=model.__name__,
+        )
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            # First wins: the command line, the environment (current names over deprecated ones), the YAML file.
+            return (
+                _FlatNamesMoved(
+                    settings_cls, InitSettingsSource(settings_cls, _expand_dotted(overrides or {})), "--set"
+                ),
+                EnvSettingsSource(settings_cls),
+                _FlatNamesMoved(settings_cls, _DeprecatedEnvironment(settings_cls, env_prefix), "environment"),
+                _FlatNamesMoved(settings_cls, _YamlFile(settings_cls, yaml_path), str(yaml_path)),
+            )
+
+    return model.model_validate(Sourced().model_dump())
 
 
 def load_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:

@@ -42,7 +42,7 @@ def stack() -> None:
 
 def test_a_pipeline_run_on_kfp_serves_its_champion_through_kserve(stack: None) -> None:
     # `--wait` fails the target unless the KFP run succeeds; the run is then visible in the KFP UI.
-    make("pipeline", PIPELINE_ARGS="--wait --timeout 3600 --set epochs=1 --set trials=1")
+    make("pipeline", PIPELINE_ARGS="--wait --timeout 3600 --set training.epochs=1 --set tuning.trials=1")
     kubectl(
         "-n",
         SERVING_NAMESPACE,

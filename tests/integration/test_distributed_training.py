@@ -17,7 +17,7 @@ from textclf.data.preprocess import INPUT_IDS, LabelMap, prepare_split
 from textclf.data.sources import DataSource
 from textclf.train.distributed import example_digest, train_distributed, weights_digest
 from textclf.train.modeling import load_tokenizer
-from textclf.train.trainer import TrainingParams
+from textclf.train.trainer import TrainingJob, TrainingParams
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def test_two_ranks_train_one_model_on_halves_of_the_data(splits, tiny_model_dir:
     params = PARAMS
 
     result = train_distributed(
-        str(tiny_model_dir), train, validation, label_map, params, tmp_path, MAX_LENGTH, workers=2
+        TrainingJob(str(tiny_model_dir), train, validation, label_map, params, MAX_LENGTH), tmp_path, workers=2
     )
 
     reports = [json.loads((tmp_path / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
@@ -111,13 +111,8 @@ def test_a_trainjob_s_nodes_share_only_mlflow_and_the_step_gets_rank_0_s_model(
         jobs = LocalTrainJobs()
         with mlflow.start_run() as run:
             result = train_on_trainjob(
-                str(tiny_model_dir),
-                train,
-                validation,
-                label_map,
-                PARAMS,
+                TrainingJob(str(tiny_model_dir), train, validation, label_map, PARAMS, MAX_LENGTH),
                 tmp_path / "step",
-                MAX_LENGTH,
                 workers=2,
                 namespace="textclf",
                 tracking_uri=tracking_uri,

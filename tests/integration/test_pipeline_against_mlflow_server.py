@@ -24,22 +24,18 @@ MODEL_NAME = "pipeline-test"
 
 
 def config_for(server: str, data: Path, base_model: Path, tmp_path: Path, **overrides) -> PipelineConfig:
+    tuning = {"trials": 2, "max_train_rows": 30, "optuna_storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
     values = {
         "data": str(data),
-        "base_model": str(base_model),
-        "validation_fraction": 0.2,
-        "test_fraction": 0.2,
-        "max_length": 32,
-        "epochs": 2,
-        "batch_size": 8,
-        "trials": 2,
-        "tune_max_train_rows": 30,
+        "dataset": {"validation_fraction": 0.2, "test_fraction": 0.2},
+        "encoder": {"base_model": str(base_model), "max_length": 32},
+        "training": {"epochs": 2, "batch_size": 8},
+        "tuning": tuning | overrides.pop("tuning", {}),
         "tracking_uri": server,
-        "optuna_storage": f"sqlite:///{tmp_path / 'optuna.db'}",
         "registered_model_name": MODEL_NAME,
         "experiment_name": "pipeline-test",
         # The deploy step must not switch a server someone runs on the default port.
-        "serving_url": f"http://127.0.0.1:{free_port()}",
+        "serving": {"url": f"http://127.0.0.1:{free_port()}"},
         **overrides,
     }
     return PipelineConfig(**values)
@@ -129,11 +125,11 @@ def test_a_run_killed_midway_leaves_the_registry_consistent_and_a_rerun_succeeds
         "--workdir",
         str(tmp_path),
         "--set",
-        "validation_fraction=0.2",
+        "dataset.validation_fraction=0.2",
         "--set",
-        "test_fraction=0.2",
+        "dataset.test_fraction=0.2",
         "--set",
-        "max_length=32",
+        "encoder.max_length=32",
         "--set",
         f"registered_model_name={name}",
         "--set",
@@ -182,9 +178,7 @@ def test_the_pipeline_with_parallel_tuning_on_postgresql(
         reviews_csv,
         tiny_model_dir,
         tmp_path,
-        trials=3,
-        tune_parallelism=2,
-        optuna_storage=study_storage,
+        tuning={"trials": 3, "parallelism": 2, "optuna_storage": study_storage},
     )
     run_local(settings, tmp_path / "root")
 

@@ -20,7 +20,7 @@ def test_require_approval_holds_a_challenger_trained_on_feedback_until_textclf_p
     from typer.testing import CliRunner
 
     from textclf.cli import app
-    from textclf.registry.gate import ACCURACY_TAG, PER_CLASS_F1_TAG, TRAINED_ON_FEEDBACK_TAG
+    from textclf.registry.gate import ACCURACY_TAG, PER_CLASS_F1_TAG, TRAINED_ON_FEEDBACK_TAG, PromotionPolicy
     from textclf.registry.serving_state import champion_version
     from textclf.registry.tracking import resume_run
     from textclf.steps.register import run_gate
@@ -34,7 +34,7 @@ def test_require_approval_holds_a_challenger_trained_on_feedback_until_textclf_p
     client.set_model_version_tag(NAME, "2", TRAINED_ON_FEEDBACK_TAG, "true")
 
     with resume_run(tracking_uri, run_ids[1]):
-        held = run_gate(NAME, "2", 0.0, 0.05, require_approval=True)
+        held = run_gate(NAME, "2", PromotionPolicy(require_approval=True))
     assert not held.promote and held.awaiting_approval and "textclf promote 2" in held.reason
     assert client.get_run(run_ids[1]).data.tags["promotion_decision"] == "awaiting_approval"
     assert champion_version(client, NAME) == "1"

@@ -26,7 +26,7 @@ def test_default_run_leaves_a_champion_that_beats_tfidf(tmp_path: Path) -> None:
         text=True,
         timeout=1800,
         # The deploy step must not switch a server someone runs on the default port.
-        env={**os.environ, "TEXTCLF_SERVING_URL": f"http://127.0.0.1:{free_port()}"},
+        env={**os.environ, "TEXTCLF_SERVING__URL": f"http://127.0.0.1:{free_port()}"},
     )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -280,13 +280,13 @@ def test_a_bad_suite_stops_the_run_before_training_and_a_file_travels_to_a_clust
     from textclf.evaluate.behaviour import inline_spec
 
     with pytest.raises(ValidationError, match="existing YAML file"):
-        PipelineConfig(behaviour_tests=str(tmp_path / "missing.yaml"))
+        PipelineConfig(checks={"behaviour_tests": str(tmp_path / "missing.yaml")})
     with pytest.raises(ValidationError, match="needs label"):
-        PipelineConfig(behaviour_tests="tests:\n  - {name: x, type: mft, texts: [a]}\n")
+        PipelineConfig(checks={"behaviour_tests": "tests:\n  - {name: x, type: mft, texts: [a]}\n"})
     with pytest.raises(ValidationError, match="valid YAML"):
-        PipelineConfig(behaviour_tests="tests: [\n")
+        PipelineConfig(checks={"behaviour_tests": "tests: [\n"})
     suite = tmp_path / "suite.yaml"
     suite.write_text("tests:\n  - {name: x, type: mft, texts: [a], label: positive}\n")
-    assert PipelineConfig(behaviour_tests=str(suite)).behaviour_tests == str(suite)
+    assert PipelineConfig(checks={"behaviour_tests": str(suite)}).checks.behaviour_tests == str(suite)
     assert inline_spec(str(suite)) == suite.read_text()
     assert inline_spec("auto") == "auto" and inline_spec("sentiment") == "sentiment"

@@ -18,7 +18,7 @@ from textclf.data.preprocess import LabelMap, prepare_split
 from textclf.data.sources import DataSource
 from textclf.evaluate.report import ModelCardInputs, model_card
 from textclf.train.modeling import load_tokenizer
-from textclf.train.trainer import TrainingParams, _weighted_cross_entropy, train_classifier
+from textclf.train.trainer import TrainingJob, TrainingParams, _weighted_cross_entropy, train_classifier
 
 pytestmark = pytest.mark.unit
 
@@ -158,13 +158,8 @@ def test_training_on_skewed_classes_weights_the_loss_and_selects_by_macro_f1_unl
 
     params = TrainingParams(finetune="full", epochs=1, batch_size=16, learning_rate=1e-3, class_weighting=weighting)
     result = train_classifier(
-        str(tiny_model_dir),
-        frames["train"],
-        frames["validation"],
-        label_map,
-        params,
+        TrainingJob(str(tiny_model_dir), frames["train"], frames["validation"], label_map, params, 16),
         tmp_path,
-        16,
         callbacks=[RecordSelection()],
         show_progress=False,
     )

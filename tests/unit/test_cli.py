@@ -21,7 +21,7 @@ def said(result) -> str:
 
 
 def test_run_rejects_a_bad_configuration_before_doing_any_work(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", "--workdir", str(tmp_path), "--set", "epochs=many"])
+    result = runner.invoke(app, ["run", "--workdir", str(tmp_path), "--set", "training.epochs=many"])
     assert result.exit_code == 2
     assert "invalid configuration" in said(result) and "epochs" in said(result)
     assert not (tmp_path / "mlflow.db").exists()

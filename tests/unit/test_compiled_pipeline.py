@@ -16,6 +16,26 @@ def test_committed_spec_is_fresh(tmp_path: Path) -> None:
     assert COMPILED_PIPELINE.read_text() == fresh, "pipelines/compiled is stale: run `make compile` and commit it"
 
 
+def test_each_component_readme_is_fresh_and_describes_every_argument() -> None:
+    from textclf.components.readme import folders, readme
+
+    for folder in folders():
+        path = folder / "README.md"
+        assert path.exists() and path.read_text() == readme(folder), f"{path} is stale: run `make compile`"
+    spec, _platform = yaml.safe_load_all(COMPILED_PIPELINE.read_text())
+    inputs = [spec["root"]["inputDefinitions"]] + [
+        component["inputDefinitions"] for component in spec["components"].values() if "inputDefinitions" in component
+    ]
+    undescribed = [
+        name
+        for definitions in inputs
+        for kind in ("parameters", "artifacts")
+        for name, item in definitions.get(kind, {}).items()
+        if not item.get("description") and not name.startswith("pipelinechannel--")
+    ]
+    assert undescribed == [], "every input reaches the KFP UI with its description"
+
+
 def test_spec_wires_every_step_with_typed_artifacts_images_and_resources() -> None:
     spec, _platform = yaml.safe_load_all(COMPILED_PIPELINE.read_text())
     tasks = spec["root"]["dag"]["tasks"]

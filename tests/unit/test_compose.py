@@ -18,12 +18,14 @@ from textclf import names
 from textclf.config import (
     ENV_PREFIX,
     MONITOR_ENV_PREFIX,
+    NESTED_ENV_DELIMITER,
     SERVING_ENV_PREFIX,
     UI_ENV_PREFIX,
     MonitorConfig,
     PipelineConfig,
     ServingConfig,
     UiConfig,
+    load_config,
 )
 
 pytestmark = pytest.mark.unit
@@ -158,23 +160,24 @@ def test_every_variable_names_a_configuration_field() -> None:
             prefix, config = next(
                 (prefix, config) for prefix, config in CONFIG_BY_PREFIX if variable.startswith(prefix)
             )
-            field = variable.removeprefix(prefix).lower()
+            field, _, inner = variable.removeprefix(prefix).lower().partition(NESTED_ENV_DELIMITER)
             assert field in config.model_fields, f"{name}: {variable} is no field of {config.__name__}"
+            if inner:
+                group = config.model_fields[field].annotation
+                assert inner in group.model_fields, f"{name}: {variable} is no field of {config.__name__}.{field}"
 
 
-def test_the_monitors_retraining_repeats_the_training_services_run() -> None:
+def test_the_monitors_retraining_repeats_the_training_services_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """The monitor retrains with `textclf run`, which reads TEXTCLF_<FIELD>: the same data, MLflow and predictor
     as the training service. No Compose `configs` entry: Compose writes an inline config into the container,
     which a read-only root filesystem refuses ("cannot create config ... in read-only service")."""
     services = compose()["services"]
     monitor, train = services["monitor"]["environment"], services["train"]["environment"]
-    pipeline = {
-        name.removeprefix(ENV_PREFIX).lower(): value
-        for name, value in monitor.items()
-        if name.startswith(ENV_PREFIX) and not name.startswith((MONITOR_ENV_PREFIX, SERVING_ENV_PREFIX))
-    }
-    settings = PipelineConfig(**pipeline)
+    for name, value in monitor.items():
+        monkeypatch.setenv(name, value)
+    settings = load_config()
     assert settings.tracking_uri == train["TEXTCLF_TRACKING_URI"]
+    assert settings.serving.url == train["TEXTCLF_SERVING__URL"]
     assert f"--data={settings.data}" in services["train"]["command"]
     assert all(not service.get("configs") for service in services.values()) and "configs" not in compose()
 

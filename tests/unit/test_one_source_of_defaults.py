@@ -56,18 +56,19 @@ def test_the_check_finds_a_repeated_default(tmp_path: Path) -> None:
     assert stated_defaults([tmp_path]) == {("batch_size", "32"): ["settings.py:A", "settings.py:B"]}
 
 
-def test_the_flat_pipeline_configuration_declares_its_fields_from_the_stages() -> None:
+def test_the_pipeline_configuration_nests_the_stages_own_settings() -> None:
     from textclf.config import MonitorConfig, PipelineConfig
     from textclf.data.cleaning import CleaningConfig
+    from textclf.deploy.rollout import ServingPlan
     from textclf.monitor.decision import DriftPolicy
     from textclf.monitor.report import DriftReportSettings
     from textclf.registry.gate import PromotionPolicy
-    from textclf.train.trainer import TrainingParams
+    from textclf.train.trainer import TrainingParams, TrainingRecipe
 
+    groups = PipelineConfig.groups()
+    assert groups["training"] is TrainingRecipe and groups["cleaning"] is CleaningConfig
+    assert groups["promotion"] is PromotionPolicy and issubclass(groups["serving"], ServingPlan)
     config = PipelineConfig()
-    for owner in (TrainingParams, CleaningConfig, PromotionPolicy):
-        for name, field in owner.model_fields.items():
-            assert PipelineConfig.model_fields[name].description == field.description
-            assert getattr(config, name) == field.default
-    assert TrainingParams.pick(config.model_dump()) == TrainingParams()
+    assert TrainingParams.of(config.training.model_dump(), config.seed) == TrainingParams()
+    assert config.serving.plan() == ServingPlan()
     assert MonitorConfig().policy == DriftPolicy() and MonitorConfig().report == DriftReportSettings()

@@ -99,7 +99,7 @@ def _executor_output(parameters: dict | None = None, **artifact_metadata: dict) 
          "train 1,200 · validation 150 · test 150 rows"),
         ("preprocess", _executor_output(train_data={"rows": 55, "emptied_by_cleaning": 1, "truncated": 3}),
          "55 training texts, 1 emptied by cleaning, 3 truncated"),
-        ("tune", _executor_output({"learning_rate": 0.00012, "batch_size": 16}),
+        ("tune", _executor_output({"Output": {"learning_rate": 0.00012, "batch_size": 16}}),
          "best: learning_rate 0.00012, batch_size 16"),
         ("cross-validate", _executor_output({"Output": 0.0}), "off (folds 0)"),
         ("cross-validate", _executor_output({"Output": 0.91234}), "mean accuracy 0.9123"),

@@ -15,7 +15,7 @@ from textclf.data.ingest import ingest
 from textclf.data.preprocess import LabelMap, prepare_split
 from textclf.data.sources import DataSource
 from textclf.train.modeling import load_tokenizer
-from textclf.train.trainer import TrainingParams, train_classifier
+from textclf.train.trainer import TrainingJob, TrainingParams, train_classifier
 from textclf.train.tuning import (
     configured_point,
     run_study,
@@ -58,13 +58,8 @@ def test_training_returns_the_best_epoch_merged_and_keeps_two_checkpoints(
     counter = CheckpointCounter(tmp_path / "checkpoints")
     params = TrainingParams(finetune=finetune, epochs=4, batch_size=8, early_stopping_patience=3, learning_rate=1e-3)
     result = train_classifier(
-        str(tiny_model_dir),
-        frames["train"],
-        frames["validation"],
-        label_map,
-        params,
+        TrainingJob(str(tiny_model_dir), frames["train"], frames["validation"], label_map, params, MAX_LENGTH),
         tmp_path,
-        MAX_LENGTH,
         callbacks=[counter],
         show_progress=False,
     )
@@ -84,13 +79,8 @@ def test_early_stopping_ends_training_when_validation_stops_improving(
     # A zero learning rate never improves on the first epoch, so patience 1 stops after epoch 2.
     params = TrainingParams(finetune="full", epochs=6, batch_size=8, learning_rate=1e-12, early_stopping_patience=1)
     result = train_classifier(
-        str(tiny_model_dir),
-        frames["train"],
-        frames["validation"],
-        label_map,
-        params,
+        TrainingJob(str(tiny_model_dir), frames["train"], frames["validation"], label_map, params, MAX_LENGTH),
         tmp_path,
-        MAX_LENGTH,
         show_progress=False,
     )
     assert len(result.history) == 2

@@ -75,8 +75,8 @@ def step_headline(task: str, output: dict[str, Any]) -> str:
         return f"{len(result)} tuning worker{'s' if len(result) != 1 else ''}"
     if task == "tune-trials" and result is not None:
         return f"ran {int(result)} trial{'s' if int(result) != 1 else ''}"
-    if task == "tune" and parameters:
-        return "best: " + ", ".join(f"{name} {_number(value)}" for name, value in parameters.items())
+    if task == "tune" and isinstance(result, dict):
+        return "best: " + ", ".join(f"{name} {_number(value)}" for name, value in result.items())
     if task == "cross-validate":
         return f"mean accuracy {result:.4f}" if result else "off (folds 0)"
     if task == "train" and "model" in metadata:

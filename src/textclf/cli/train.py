@@ -18,8 +18,9 @@ from textclf.train.cross_validation import DEFAULT_FOLDS
 from textclf.train.modeling import FULL_FINETUNE_MAX_PARAMETERS
 
 FINETUNE_HELP = f"'auto' (full up to {FULL_FINETUNE_MAX_PARAMETERS:,} parameters, else LoRA), 'lora' or 'full'"
-WORKERS_HELP = PipelineConfig.model_fields["workers"].description
-TUNE_PARALLELISM_HELP = PipelineConfig.model_fields["tune_parallelism"].description
+WORKERS_HELP = PipelineConfig.groups()["distributed"].model_fields["workers"].description
+SET_HELP = "any configuration field, as KEY=VALUE; a group's field as GROUP.FIELD=VALUE (training.learning_rate=1e-4)"
+TUNE_PARALLELISM_HELP = PipelineConfig.groups()["tuning"].model_fields["parallelism"].description
 
 
 def run(
@@ -35,7 +36,7 @@ def run(
     workers: Annotated[int | None, typer.Option(help=WORKERS_HELP)] = None,
     tune_parallelism: Annotated[int | None, typer.Option(help=TUNE_PARALLELISM_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of configuration fields")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="any configuration field, as KEY=VALUE")] = [],  # noqa: B006
+    set_: Annotated[list[str], typer.Option("--set", help=SET_HELP)] = [],  # noqa: B006
     host: Annotated[str | None, typer.Option(help="Kubeflow Pipelines endpoint: compile and submit there")] = None,
     workdir: Annotated[Path, typer.Option(help="where the local run keeps MLflow, Optuna and artifacts")] = Path("."),
     wait: Annotated[bool, typer.Option(help="with --host: wait for the run to finish")] = False,
@@ -57,14 +58,14 @@ def run(
     configure_logging(verbose)
     overrides = {
         "data": data,
-        "text_column": text_column,
-        "label_column": label_column,
-        "base_model": base_model,
-        "finetune": finetune,
-        "trials": trials,
-        "epochs": epochs,
-        "workers": workers,
-        "tune_parallelism": tune_parallelism,
+        "dataset.text_column": text_column,
+        "dataset.label_column": label_column,
+        "encoder.base_model": base_model,
+        "training.finetune": finetune,
+        "tuning.trials": trials,
+        "training.epochs": epochs,
+        "distributed.workers": workers,
+        "tuning.parallelism": tune_parallelism,
         **parse_sets(set_),
     }
     try:
@@ -145,7 +146,7 @@ def cv(
     finetune: Annotated[str | None, typer.Option(help=FINETUNE_HELP)] = None,
     epochs: Annotated[int | None, typer.Option(help="maximum training epochs (0 = auto: more on small data)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of configuration fields")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="any configuration field, as KEY=VALUE")] = [],  # noqa: B006
+    set_: Annotated[list[str], typer.Option("--set", help=SET_HELP)] = [],  # noqa: B006
     workdir: Annotated[Path, typer.Option(help="where MLflow keeps the runs (./mlflow.db by default)")] = Path("."),
     output: Annotated[Path | None, typer.Option(help="also write the scores as JSON here")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False,
@@ -158,7 +159,6 @@ def cv(
     from pydantic import ValidationError
 
     from textclf.config import load_config
-    from textclf.data.cleaning import CleaningConfig
     from textclf.data.sources import LABEL, DataSource, DataValidationError
     from textclf.registry.tracking import ensure_experiment
     from textclf.steps.cross_validate import prepare_source, run_cross_validation
@@ -168,25 +168,24 @@ def cv(
     configure_logging(verbose)
     overrides = {
         "data": data,
-        "text_column": text_column,
-        "label_column": label_column,
-        "base_model": base_model,
-        "finetune": finetune,
-        "epochs": epochs,
+        "dataset.text_column": text_column,
+        "dataset.label_column": label_column,
+        "encoder.base_model": base_model,
+        "training.finetune": finetune,
+        "training.epochs": epochs,
         **parse_sets(set_),
     }
     try:
         settings = load_config(config, overrides).resolved(workdir.resolve())
         check_fold_count(folds)
+        reading, encoder = settings.dataset, settings.encoder
         prepared, preprocessing = prepare_source(
-            DataSource(
-                settings.data, settings.text_column, settings.label_column, settings.hf_split, settings.hf_config
-            ),
-            CleaningConfig.pick(settings.model_dump()),
-            settings.base_model,
-            settings.max_length,
-            settings.truncation,
-            settings.predict_max_length,
+            DataSource(settings.data, reading.text_column, reading.label_column, reading.hf_split, reading.hf_config),
+            settings.cleaning,
+            encoder.base_model,
+            encoder.max_length,
+            encoder.truncation,
+            encoder.predict_max_length,
         )
         check_folds(prepared[LABEL].tolist(), folds)
     except (ValidationError, DataValidationError, FileNotFoundError, ValueError) as error:
@@ -197,7 +196,7 @@ def cv(
 
     mlflow.set_experiment(settings.experiment_name)
     console.print(
-        f"cross-validating {settings.base_model} on {len(prepared):,} rows of {settings.data} in {folds} folds "
+        f"cross-validating {settings.encoder.base_model} on {len(prepared):,} rows of {settings.data} in {folds} folds "
         f"(MLflow: {settings.tracking_uri})"
     )
 
@@ -211,9 +210,9 @@ def cv(
         result = run_cross_validation(
             prepared,
             preprocessing,
-            TrainingParams.pick(settings.model_dump()),
+            TrainingParams.of(settings.training.model_dump(), settings.seed),
             folds,
-            settings.validation_fraction,
+            settings.dataset.validation_fraction,
             Path(work_dir),
             announce,
             show_progress=verbose,
@@ -310,10 +309,15 @@ def _print_run_summary(tracking_uri: str, experiment_name: str, model_name: str,
 def compile_(
     output: Annotated[Path | None, typer.Option(help="where to write the pipeline spec")] = None,
 ) -> None:
-    """Compile the training pipeline to its YAML spec."""
+    """Compile the training pipeline to its YAML spec; without --output, also regenerate the committed spec and
+    each component folder's README."""
     from textclf.pipelines.runner import COMPILED_PIPELINE, compile_pipeline
 
     console.print(f"wrote {compile_pipeline(output or COMPILED_PIPELINE)}")
+    if output is None:
+        from textclf.components.readme import write_readmes
+
+        console.print(f"wrote {len(write_readmes())} component READMEs")
 
 
 def evaluate(

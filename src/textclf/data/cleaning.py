@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,11 +33,6 @@ class CleaningConfig(BaseModel):
     normalize_unicode: bool = Field(True, description="NFKC-normalize unicode")
     normalize_whitespace: bool = Field(True, description="collapse runs of whitespace")
     lowercase: bool = Field(False, description="lowercase texts (uncased tokenizers do this anyway)")
-
-    @classmethod
-    def pick(cls, values: Mapping[str, Any]) -> CleaningConfig:
-        """The cleaning options among `values`, taken by name."""
-        return cls(**{name: values[name] for name in cls.model_fields if name in values})
 
     def to_dict(self) -> dict[str, bool]:
         return self.model_dump()

@@ -207,7 +207,7 @@ class Preprocessing:
     max_length: int
     truncation: Truncation = RECORDED_BEFORE_TRUNCATION
     predict_max_length: int = PREDICT_AT_TRAINING_LENGTH
-    """The tokens per text asked for at prediction (`PipelineConfig.predict_max_length`); training resolves it
+    """The tokens per text asked for at prediction (`PipelineConfig.encoder.predict_max_length`); training resolves it
     for the encoder (`prediction_max_length`)."""
 
     @property

@@ -12,6 +12,7 @@ from textclf.registry.gate import (
     SHADOW_POLICY_TAG,
     TRAINED_ON_FEEDBACK_TAG,
     PromotionDecision,
+    PromotionPolicy,
 )
 from textclf.steps.ingest import TRIGGER_TAG
 
@@ -49,26 +50,14 @@ def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name
     return str(version.version)
 
 
-def run_gate(
-    model_name: str,
-    version: str,
-    min_accuracy_gain: float,
-    max_class_f1_drop: float,
-    drift_window_data: str = "",
-    require_approval: bool = False,
-    max_behaviour_failure_rate: float | None = None,
-    min_shadow_texts: int | None = None,
-    min_shadow_agreement: float | None = None,
-    shadow_accuracy_win: bool | None = None,
-) -> PromotionDecision:
+def run_gate(model_name: str, version: str, policy: PromotionPolicy, drift_window_data: str = "") -> PromotionDecision:
     """Compare the challenger with the champion on their registered test metrics (the frozen test split) and,
-    for a run started by drift, on the labelled drift window too; log inputs and decision. A `None` policy
-    setting keeps `PromotionPolicy`'s default. A challenger held for its shadow window records the shadow
-    conditions on its version, where `textclf promote` reads them."""
+    for a run started by drift, on the labelled drift window too; log inputs and decision. A challenger held for
+    its shadow window records the shadow conditions on its version, where `textclf promote` reads them."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from textclf.registry.gate import PromotionPolicy, decide_promotion, score_of
+    from textclf.registry.gate import decide_promotion, score_of
     from textclf.registry.serving_state import heal_champion
     from textclf.registry.versions import current_champion
 
@@ -91,22 +80,10 @@ def run_gate(
                 "drift_window_champion_accuracy": window_accuracy[str(champion.version)],
             }
         )
-    settings = {
-        "max_behaviour_failure_rate": max_behaviour_failure_rate,
-        "min_shadow_texts": min_shadow_texts,
-        "min_shadow_agreement": min_shadow_agreement,
-        "shadow_accuracy_win": shadow_accuracy_win,
-    }
-    policy = {name: value for name, value in settings.items() if value is not None}
     decision = decide_promotion(
         score_of(client.get_model_version(model_name, version), window_accuracy.get(version)),
         score_of(champion, window_accuracy.get(str(champion.version))) if champion is not None else None,
-        PromotionPolicy(
-            min_accuracy_gain=min_accuracy_gain,
-            max_class_f1_drop=max_class_f1_drop,
-            require_approval=require_approval,
-            **policy,
-        ),
+        policy,
     )
     mlflow.log_dict(decision.to_dict(), "registry/promotion_gate.json")
     if decision.awaiting_shadow:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import pandas as pd
 
 from textclf.data.preprocess import LABEL_ID, Preprocessing
 from textclf.data.sources import LABEL, TEXT
-from textclf.train.trainer import TrainingParams, TrainResult
+from textclf.train.trainer import JobRunner, TrainingParams
 
 
 def run_train(
@@ -23,10 +22,10 @@ def run_train(
     work_dir: Path,
     model_dir: Path,
     workers: int = 1,
-    distributed_trainer: Callable[..., TrainResult] | None = None,
+    distributed_trainer: JobRunner | None = None,
 ) -> dict[str, Any]:
     """Train with the final parameters and save the serving-ready model directory with its reference sample.
-    With `workers` > 1, data-parallel: `distributed_trainer` (a cluster's, with `train_classifier`'s signature)
+    With `workers` > 1, data-parallel: `distributed_trainer` (a cluster's)
     or torchrun with that many processes on this machine (`textclf.train.distributed`)."""
     import mlflow
 
@@ -36,7 +35,7 @@ def run_train(
     from textclf.serve.classifier import measure_backends, predict_probabilities
     from textclf.train.distributed import train_distributed
     from textclf.train.modeling import prediction_max_length
-    from textclf.train.trainer import train_classifier
+    from textclf.train.trainer import TrainingJob, train_classifier
 
     preprocessing = Preprocessing.load(preprocessing_path)
     train = pd.read_parquet(train_path)
@@ -54,16 +53,16 @@ def run_train(
     )
     local_trainer = partial(train_distributed, workers=workers) if workers > 1 else train_classifier
     trainer = distributed_trainer or local_trainer
-    result = trainer(
+    job = TrainingJob(
         preprocessing.base_model,
         train,
         validation,
         preprocessing.label_map,
         params,
-        work_dir,
         preprocessing.max_length,
         preprocessing.truncation,
     )
+    result = trainer(job, work_dir)
     metrics = result.best_validation
     labels = preprocessing.labels
     true_ids = validation[LABEL_ID].to_numpy()

@@ -131,7 +131,7 @@ def cross_validate(
     from textclf.metrics import classification_metrics
     from textclf.serve.classifier import predict_probabilities
     from textclf.train.modeling import prediction_max_length
-    from textclf.train.trainer import train_classifier
+    from textclf.train.trainer import TrainingJob, train_classifier
 
     params = fold_recipe(params, base_model, len(prepared), folds, validation_fraction)
     fold_scores = []
@@ -141,14 +141,8 @@ def cross_validate(
             prepared.iloc[fold.train_index].reset_index(drop=True), validation_fraction, params.seed
         )
         result = train_classifier(
-            base_model,
-            train,
-            validation,
-            label_map,
-            params,
+            TrainingJob(base_model, train, validation, label_map, params, max_length, truncation),
             work_dir / f"fold-{fold.number}",
-            max_length,
-            truncation,
             show_progress=show_progress,
         )
         predict_length = prediction_max_length(result.model, result.tokenizer, max_length, predict_max_length)

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from textclf.data.preprocess import INPUT_IDS, LabelMap, Truncation
-from textclf.train.trainer import TrainingParams, TrainResult, train_classifier
+from textclf.data.preprocess import INPUT_IDS, LabelMap
+from textclf.train.trainer import TrainingJob, TrainingParams, TrainResult, train_classifier
 
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
@@ -48,27 +48,18 @@ def weights_digest(model: Any) -> str:
     return digest.hexdigest()
 
 
-def write_spec(
-    work_dir: Path,
-    base_model: str,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    label_map: LabelMap,
-    params: TrainingParams,
-    max_length: int,
-    truncation: Truncation,
-) -> Path:
+def write_spec(work_dir: Path, job: TrainingJob) -> Path:
     """What every rank needs, in `work_dir` (a directory all ranks read: local disk here, a shared volume in a
     cluster)."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    train.to_parquet(work_dir / "train.parquet")
-    validation.to_parquet(work_dir / "validation.parquet")
+    job.train.to_parquet(work_dir / "train.parquet")
+    job.validation.to_parquet(work_dir / "validation.parquet")
     spec = {
-        "base_model": base_model,
-        "labels": list(label_map.labels),
-        "params": params.to_dict(),
-        "max_length": max_length,
-        "truncation": truncation,
+        "base_model": job.base_model,
+        "labels": list(job.label_map.labels),
+        "params": job.params.to_dict(),
+        "max_length": job.max_length,
+        "truncation": job.truncation,
     }
     path = work_dir / SPEC_FILE
     path.write_text(json.dumps(spec))
@@ -88,19 +79,9 @@ def torchrun_command(spec: Path, workers: int) -> list[str]:
     ]
 
 
-def train_distributed(
-    base_model: str,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    label_map: LabelMap,
-    params: TrainingParams,
-    work_dir: Path,
-    max_length: int,
-    truncation: Truncation = "head",
-    workers: int = 2,
-) -> TrainResult:
+def train_distributed(job: TrainingJob, work_dir: Path, workers: int = 2) -> TrainResult:
     """`train_classifier` in `workers` processes on this machine (torchrun); returns rank 0's result."""
-    spec = write_spec(work_dir, base_model, train, validation, label_map, params, max_length, truncation)
+    spec = write_spec(work_dir, job)
     log = work_dir / LOG_FILE
     with open(log, "w") as output:
         finished = subprocess.run(torchrun_command(spec, workers), stdout=output, stderr=subprocess.STDOUT)
@@ -142,15 +123,18 @@ def run_rank(spec_path: Path) -> None:
     # recipe (steps per epoch, `epochs: auto`, the tuned learning rate) means the same with any number of ranks.
     per_rank = params.replace(batch_size=max(1, params.batch_size // world_size))
     collated: set[str] = set()
-    result = train_classifier(
+    job = TrainingJob(
         spec["base_model"],
         train,
         pd.read_parquet(work_dir / "validation.parquet"),
         LabelMap(tuple(spec["labels"])),
         per_rank,
-        work_dir / "run",
         spec["max_length"],
         spec["truncation"],
+    )
+    result = train_classifier(
+        job,
+        work_dir / "run",
         show_progress=rank == 0,
         batch_observer=lambda features: collated.update(example_digest(f[INPUT_IDS]) for f in features),
     )

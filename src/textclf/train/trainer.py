@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,10 +53,9 @@ def auto_patience(epochs: int) -> int:
     return 1 if epochs <= AUTO_EPOCHS else 2
 
 
-class TrainingParams(BaseModel):
-    """Hyper-parameters of one training run, with their defaults: the one place they are stated
-    (`PipelineConfig` declares its training fields from these). `learning_rate=0` picks the fine-tuning mode's
-    default."""
+class TrainingRecipe(BaseModel):
+    """How a model is fine-tuned, with its defaults: the one place they are stated (the pipeline's `training`
+    parameter group). `learning_rate=0` picks the fine-tuning mode's default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -90,16 +89,26 @@ class TrainingParams(BaseModel):
         description="class-weighted loss: auto = balanced weights when the largest class has "
         f"{SKEWED_CLASS_RATIO:g}x the rows of the smallest, balanced = always, none = never",
     )
-    seed: int = Field(42, description="seed for splitting, initialisation, data order and tuning")
     calibrate: bool = Field(
         True, description="fit a temperature on the validation split so scores match accuracy; serving applies it"
     )
 
+
+class TrainingParams(TrainingRecipe):
+    """A recipe and the run's seed: what one training run needs. The seed is the whole run's (splitting,
+    initialisation, data order, tuning), so the pipeline takes it once, beside the recipe."""
+
+    seed: int = Field(42, description="seed for splitting, initialisation, data order and tuning")
+
     @classmethod
-    def pick(cls, values: Mapping[str, Any]) -> TrainingParams:
-        """The training parameters among `values` (a `PipelineConfig`'s fields, a component's arguments),
-        taken by name: what is not a training parameter is ignored."""
-        return cls(**{name: values[name] for name in cls.model_fields if name in values})
+    def of(cls, recipe: Mapping[str, Any], seed: int) -> TrainingParams:
+        """`recipe` (a pipeline's `training` group: `TrainingRecipe`'s fields) with `seed`, validated."""
+        return cls.model_validate({**recipe, "seed": seed})
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The recipe alone (no seed), as the pipeline's `training` group carries it."""
+        return self.model_dump(exclude={"seed"})
 
     @property
     def effective_learning_rate(self) -> float:
@@ -213,15 +222,30 @@ def _observed(collate: Callable, observer: Callable[[list[dict[str, Any]]], None
     return collate_and_tell
 
 
+@dataclass(frozen=True)
+class TrainingJob:
+    """What one fine-tuning run trains and how: the same for every trainer (`train_classifier` in this process,
+    `train_distributed` under torchrun, `train_on_trainjob` on a cluster)."""
+
+    base_model: str
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    label_map: LabelMap
+    params: TrainingParams
+    max_length: int
+    truncation: Truncation = "head"
+
+    def with_params(self, params: TrainingParams) -> TrainingJob:
+        return replace(self, params=params)
+
+
+JobRunner = Callable[[TrainingJob, Path], "TrainResult"]
+"""Runs a `TrainingJob` with a work directory for its checkpoints: what the train step is handed."""
+
+
 def train_classifier(
-    base_model: str,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    label_map: LabelMap,
-    params: TrainingParams,
+    job: TrainingJob,
     work_dir: Path,
-    max_length: int,
-    truncation: Truncation = "head",
     callbacks: Sequence[TrainerCallback] = (),
     show_progress: bool = True,
     batch_observer: Callable[[list[dict[str, Any]]], None] | None = None,
@@ -241,7 +265,8 @@ def train_classifier(
         TrainingArguments,
     )
 
-    params = params.for_model(base_model).for_data(len(train))
+    base_model, train, validation, label_map = job.base_model, job.train, job.validation, job.label_map
+    params = job.params.for_model(base_model).for_data(len(train))
     class_weights = loss_class_weights(train, label_map, params.class_weighting)
     configure_torch_threads()
     bf16 = cpu_supports_bf16()
@@ -315,7 +340,7 @@ def train_classifier(
     model = merge_for_serving(trainer.model)
     # Predict in the original row order (the trainer's evaluation loop groups rows by length).
     probabilities = predict_probabilities(
-        model, tokenizer, validation[TEXT].tolist(), max_length, bf16=bf16, truncation=truncation
+        model, tokenizer, validation[TEXT].tolist(), job.max_length, bf16=bf16, truncation=job.truncation
     )
     best_validation = classification_metrics(validation[LABEL_ID].to_numpy(), probabilities, label_map.labels)
     return TrainResult(

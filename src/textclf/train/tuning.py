@@ -11,7 +11,7 @@ import pandas as pd
 
 from textclf.data.preprocess import LabelMap, Truncation
 from textclf.data.sources import LABEL
-from textclf.train.trainer import TrainingParams, loss_class_weights, selection_metric, train_classifier
+from textclf.train.trainer import TrainingJob, TrainingParams, loss_class_weights, selection_metric, train_classifier
 
 if TYPE_CHECKING:
     import optuna
@@ -146,14 +146,8 @@ def run_worker(
             mlflow.log_params({**params.to_dict(), "trial": trial.number, "study": study_name})
             try:
                 result = train_classifier(
-                    base_model,
-                    train,
-                    validation,
-                    label_map,
-                    params,
+                    TrainingJob(base_model, train, validation, label_map, params, max_length, truncation),
                     work_dir / f"trial-{trial.number}",
-                    max_length,
-                    truncation,
                     callbacks=[_pruning_callback(trial)],
                     show_progress=show_progress,
                 )
