@@ -40,11 +40,11 @@ def integrated_gradients(model_dir: Path) -> Callable[[str], tuple[int, np.ndarr
     from captum.attr import LayerIntegratedGradients
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from textclf.registry.model_dir import load_metadata
+    from textclf.registry.model_dir import ModelDirectory
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    metadata = load_metadata(model_dir)
+    metadata = ModelDirectory(model_dir).metadata()
 
     def probabilities(input_ids, attention_mask):
         return torch.softmax(

@@ -53,7 +53,9 @@ def require_data() -> None:
 
 def trained_model() -> Path:
     """The champion of one pipeline run on an SST-2 sample, trained once and cached."""
-    if (CACHED_MODEL / "textclf.json").exists():
+    from textclf.registry.model_dir import ModelDirectory
+
+    if ModelDirectory(CACHED_MODEL).is_model_directory():
         return CACHED_MODEL
     import pandas as pd
 

@@ -20,11 +20,13 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 from bench_serve import RESULTS, TWENTY_WORDS, require_data, trained_model, wrk
 
+from textclf.registry.model_dir import ModelDirectory
 from textclf.runtime.local_processes import free_port, running_server
 
 CONCURRENCIES = (1, 32)
@@ -34,9 +36,9 @@ def swapped_labels(model: Path, destination: Path) -> Path:
     """The model with its label names reversed: it disagrees with the original on every text."""
     shutil.rmtree(destination, ignore_errors=True)
     shutil.copytree(model, destination)
-    metadata = json.loads((destination / "textclf.json").read_text())
-    metadata["labels"] = list(reversed(metadata["labels"]))
-    (destination / "textclf.json").write_text(json.dumps(metadata))
+    directory = ModelDirectory(destination)
+    metadata = directory.metadata()
+    directory.write_metadata(replace(metadata, labels=list(reversed(metadata.labels))))
     return destination
 
 

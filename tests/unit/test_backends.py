@@ -51,16 +51,16 @@ def without_exports(model_dir: Path, destination: Path) -> Path:
 def test_training_exports_onnx_and_records_every_backends_validation_accuracy(step_inputs: dict) -> None:
     from mlflow.tracking import MlflowClient
 
-    from textclf.registry.model_dir import load_metadata, load_reference
+    from textclf.registry.model_dir import ModelDirectory
 
     model_dir = step_inputs["model"]
     assert (model_dir / ONNX_MODEL_FILE).stat().st_size > 0
     assert (model_dir / ONNX_INT8_MODEL_FILE).stat().st_size < (model_dir / ONNX_MODEL_FILE).stat().st_size
-    recorded = load_metadata(model_dir).backends
+    recorded = ModelDirectory(model_dir).metadata().backends
     assert set(recorded) == set(BACKENDS)
     for record in recorded.values():
         assert 0 <= record["validation_accuracy"] <= 1
-        assert record["samples"] == len(load_reference(model_dir))
+        assert record["samples"] == len(ModelDirectory(model_dir).reference())
     assert recorded["torch"]["agreement_with_torch"] == 1.0
     logged = MlflowClient(step_inputs["tracking_uri"]).get_run(step_inputs["run_id"]).data.metrics
     assert logged["validation_accuracy_onnx_int8"] == pytest.approx(recorded["onnx-int8"]["validation_accuracy"])
@@ -225,3 +225,26 @@ def test_loading_the_torch_backend_without_pytorch_names_the_extra(
     )
     with pytest.raises(BackendUnavailable, match=r"the torch backend needs torch.*textclf\[train\]"):
         TextClassifier.load(step_inputs["model"], backend="torch")
+
+
+def test_a_classifier_saves_as_a_model_directory_that_loads_and_predicts_the_same(
+    step_inputs: dict, tmp_path: Path
+) -> None:
+    """The model as one object: `TextClassifier` loads a directory, predicts probabilities, and saves itself
+    (weights, tokenizer, metadata, reference sample, ONNX exports with each backend's accuracy recorded)."""
+    from textclf.registry.model_dir import ModelDirectory
+    from textclf.serve.classifier import TextClassifier
+
+    original = TextClassifier.load(step_inputs["model"])
+    reference = ModelDirectory(step_inputs["model"]).reference()
+    saved = original.save(tmp_path / "copy", reference)
+    assert set(saved.metadata().backends) == set(BACKENDS)
+    assert all(saved.onnx_file(name).stat().st_size > 0 for name in ONNX_FILES)
+    assert saved.reference().equals(reference)
+    again = TextClassifier.load(saved.path)
+    probabilities = again.predict_proba(TEXTS[:6])
+    assert probabilities.shape == (6, len(again.labels))
+    np.testing.assert_allclose(probabilities, original.predict_proba(TEXTS[:6]), atol=1e-6)
+    onnx = TextClassifier.load(saved.path, backend="onnx-int8")
+    with pytest.raises(TypeError, match="only a PyTorch classifier"):
+        onnx.save(tmp_path / "from-onnx", reference)

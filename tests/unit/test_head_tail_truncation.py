@@ -133,12 +133,12 @@ def test_directories_from_before_truncation_and_calibration_load_as_head_and_uns
 ) -> None:
     import shutil
 
-    from textclf.registry.model_dir import load_metadata
+    from textclf.registry.model_dir import ModelDirectory
 
     old = tmp_path / "old"
     shutil.copytree(step_inputs["model"], old)
     metadata = json.loads((old / "textclf.json").read_text())
     del metadata["truncation"], metadata["temperature"]
     (old / "textclf.json").write_text(json.dumps(metadata))
-    assert load_metadata(old).truncation == "head"
-    assert load_metadata(old).temperature == 1.0
+    assert ModelDirectory(old).metadata().truncation == "head"
+    assert ModelDirectory(old).metadata().temperature == 1.0

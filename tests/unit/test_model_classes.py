@@ -30,7 +30,10 @@ def test_a_registry_versions_classes_come_from_its_tags(local_tracking_uri: str)
 
 
 def test_a_directory_versions_classes_come_from_its_metadata(tmp_path: Path) -> None:
-    (tmp_path / "textclf.json").write_text(json.dumps({"labels": ["sports", "world"]}))
+    from textclf.registry.model_dir import ModelDirectory, ModelMetadata
+
+    metadata = ModelMetadata("bert", "full", 32, ["sports", "world"], {}, {}, {}, "fingerprint")
+    ModelDirectory(tmp_path).write_metadata(metadata)
     assert ModelClasses("textclf", "sqlite:///unused.db", str(tmp_path)).of("sha256-abc") == ("sports", "world")
     assert ModelClasses("textclf", "sqlite:///unused.db", "").of("sha256-abc") is None
     missing = tmp_path / "no-registry" / "mlflow.db"

@@ -3,6 +3,7 @@ and shown to fail on a scratch copy with one deliberately wrong import."""
 
 from __future__ import annotations
 
+import ast
 import zipfile
 from pathlib import Path
 
@@ -37,3 +38,36 @@ def test_the_layers_hold_and_a_wrong_import_breaks_them(tmp_path: Path) -> None:
     broken = lint_imports(unpacked_wheel(source, tmp_path / "bad"), source / "pyproject.toml")
     assert broken.returncode != 0
     assert "textclf.monitor.decision -> textclf.serving" in broken.stdout
+
+
+MODEL_DIRECTORY_OWNER = REPOSITORY / "src" / "textclf" / "registry" / "model_dir.py"
+SHIPPED_CODE = ["src/textclf", "components", "pipelines", "serving", "monitoring"]
+
+
+def places_naming_model_directory_files(roots: list[Path]) -> list[str]:
+    """Where code outside `ModelDirectory` names one of the model directory's files, by constant or by literal
+    (docstrings and comments, which only mention them, do not count)."""
+    from textclf import names
+
+    constants = {"MODEL_METADATA_FILE", "REFERENCE_SAMPLE_FILE", "ONNX_MODEL_FILE", "ONNX_INT8_MODEL_FILE"}
+    literals = {getattr(names, constant) for constant in constants}
+    found = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            if path in (MODEL_DIRECTORY_OWNER, Path(names.__file__)) or path.name.startswith("test_"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                named = (isinstance(node, ast.Name) and node.id in constants) or (
+                    isinstance(node, ast.alias) and node.name in constants
+                )
+                if named or (isinstance(node, ast.Constant) and node.value in literals):
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return found
+
+
+def test_only_the_model_directory_reads_and_writes_its_files(tmp_path: Path) -> None:
+    """Training, evaluation, serving, the monitor and the MLflow model go through `ModelDirectory` (or the
+    `TextClassifier` loaded from it); a module reading `textclf.json` itself fails here."""
+    assert places_naming_model_directory_files([REPOSITORY / root for root in SHIPPED_CODE]) == []
+    (tmp_path / "reader.py").write_text('import json\nlabels = json.loads(open("textclf.json").read())["labels"]\n')
+    assert places_naming_model_directory_files([tmp_path]) == [f"{tmp_path.name}/reader.py:2"]

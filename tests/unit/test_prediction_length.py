@@ -13,7 +13,7 @@ import pytest
 
 from textclf.data.cleaning import CleaningConfig
 from textclf.data.preprocess import Preprocessing
-from textclf.registry.model_dir import ModelMetadata, save_metadata, save_model_directory
+from textclf.registry.model_dir import ModelDirectory, ModelMetadata
 from textclf.serve.classifier import TextClassifier
 from textclf.train.modeling import build_classifier, load_tokenizer, prediction_max_length
 
@@ -75,7 +75,7 @@ def model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
     )
     reference = pd.DataFrame({"text": ["a"], "label": ["positive"], "predicted_label": ["negative"], "score": [0.6]})
     model = build_classifier(str(tiny_model_dir), label_map, "full", None, False, seed=0)
-    save_model_directory(tmp_path / "model", model, load_tokenizer(str(tiny_model_dir)), metadata, reference)
+    ModelDirectory(tmp_path / "model").write(model, load_tokenizer(str(tiny_model_dir)), metadata, reference)
     return tmp_path / "model"
 
 
@@ -86,7 +86,7 @@ def test_a_directory_predicts_at_its_prediction_length_on_every_backend(model_di
     trained_length = TextClassifier.load(model_dir, backend=backend).predict([text])
     assert trained_length.truncated.tolist() == [True]
 
-    save_metadata(model_dir, replace(TextClassifier.load(model_dir).metadata, predict_max_length=100))
+    ModelDirectory(model_dir).write_metadata(replace(TextClassifier.load(model_dir).metadata, predict_max_length=100))
     longer = TextClassifier.load(model_dir, backend=backend)
     assert longer.predict([text]).truncated.tolist() == [False]
     assert longer.predict([text * 5]).truncated.tolist() == [True]

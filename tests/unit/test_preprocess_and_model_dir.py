@@ -9,7 +9,7 @@ import pytest
 
 from textclf.data.cleaning import CleaningConfig
 from textclf.data.preprocess import LabelMap, prepare_split
-from textclf.registry.model_dir import ModelMetadata, load_metadata, load_reference, save_model_directory
+from textclf.registry.model_dir import ModelDirectory, ModelMetadata
 from textclf.serve.classifier import TextClassifier
 from textclf.train.modeling import LoraSettings, build_classifier, load_tokenizer, merge_for_serving
 
@@ -61,13 +61,13 @@ def test_saved_directory_loads_with_plain_transformers_and_predicts(
         data_fingerprint="abc",
     )
     reference = pd.DataFrame({"text": ["a"], "label": ["positive"], "predicted_label": ["negative"], "score": [0.6]})
-    save_model_directory(tmp_path / "model", model, load_tokenizer(str(tiny_model_dir)), metadata, reference)
+    ModelDirectory(tmp_path / "model").write(model, load_tokenizer(str(tiny_model_dir)), metadata, reference)
 
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
     assert plain.config.id2label == {0: "negative", 1: "positive"}
     assert not any("lora" in name for name, _ in plain.named_parameters())
-    assert load_metadata(tmp_path / "model").cleaning["lowercase"] is True
-    assert load_reference(tmp_path / "model").equals(reference)
+    assert ModelDirectory(tmp_path / "model").metadata().cleaning["lowercase"] is True
+    assert ModelDirectory(tmp_path / "model").reference().equals(reference)
 
     classifier = TextClassifier.load(tmp_path / "model")
     predictions = classifier.predict(["A <i>fine</i> film", "bad", "x " * 200])
@@ -79,9 +79,9 @@ def test_saved_directory_loads_with_plain_transformers_and_predicts(
 
 def test_reference_sample_must_have_the_contract_columns(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="reference sample lacks"):
-        save_model_directory(tmp_path, None, None, None, pd.DataFrame({"text": ["a"]}))
+        ModelDirectory(tmp_path).write(None, None, None, pd.DataFrame({"text": ["a"]}))
 
 
 def test_missing_metadata_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a textclf model directory"):
-        load_metadata(tmp_path)
+        ModelDirectory(tmp_path).metadata()

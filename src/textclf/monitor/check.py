@@ -84,10 +84,10 @@ class CheckOutcome:
 
 
 def load_reference_model(directory: Path, version: str, settings: DriftReportSettings) -> ReferenceModel:
-    from textclf.registry.model_dir import load_reference
+    from textclf.registry.model_dir import ModelDirectory
 
     classifier = TextClassifier.load(directory)
-    reference = load_reference(directory)
+    reference = ModelDirectory(directory).reference()
     model = ReferenceModel(
         version=version,
         classifier=classifier,

@@ -54,9 +54,11 @@ class ModelClasses:
             client = MlflowClient(self.tracking_uri, self.tracking_uri)
             tags = client.get_model_version(self.registered_model_name, model_version).tags
             return tuple(json.loads(tags[PER_CLASS_F1_TAG])) if PER_CLASS_F1_TAG in tags else None
-        metadata = Path(self.reference_model) / "textclf.json"
-        if self.reference_model and metadata.is_file():
-            return tuple(json.loads(metadata.read_text())["labels"])
+        from textclf.registry.model_dir import ModelDirectory
+
+        directory = ModelDirectory(Path(self.reference_model))
+        if self.reference_model and directory.is_model_directory():
+            return tuple(directory.metadata().labels)
         return None
 
 

@@ -19,12 +19,14 @@ import pandas as pd
 
 from textclf import __version__
 from textclf.data.preprocess import PREDICT_AT_TRAINING_LENGTH, RECORDED_BEFORE_TRUNCATION
-from textclf.names import MODEL_METADATA_FILE, REFERENCE_SAMPLE_FILE
+from textclf.names import MODEL_METADATA_FILE, ONNX_INT8_MODEL_FILE, ONNX_MODEL_FILE, REFERENCE_SAMPLE_FILE
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 REFERENCE_COLUMNS = ["text", "label", "predicted_label", "score"]
+ONNX_FILES: dict[str, str] = {"onnx": ONNX_MODEL_FILE, "onnx-int8": ONNX_INT8_MODEL_FILE}
+"""Each ONNX backend's graph in the directory, by backend name."""
 
 MLMODEL_FILE = "MLmodel"
 MODEL_DIRECTORY_ARTIFACT = "model_dir"
@@ -74,47 +76,68 @@ class ModelMetadata:
         return self.predict_max_length or self.max_length
 
 
-def save_model_directory(
-    directory: Path,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    metadata: ModelMetadata,
-    reference: pd.DataFrame,
-) -> None:
-    missing = [column for column in REFERENCE_COLUMNS if column not in reference.columns]
-    if missing:
-        raise ValueError(f"reference sample lacks column(s) {missing}")
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory, safe_serialization=True)
-    tokenizer.save_pretrained(directory)
-    save_metadata(directory, metadata)
-    reference.to_parquet(directory / REFERENCE_SAMPLE_FILE, index=False)
+@dataclass(frozen=True)
+class ModelDirectory:
+    """The one reader and writer of a model directory's files: the Hugging Face weights and tokenizer,
+    `textclf.json` (metadata: labels, cleaning, lengths, temperature, each backend's measured accuracy), the drift
+    reference sample and the ONNX exports. Everything else (training, evaluation, serving, the monitor, the MLflow
+    model) goes through it, or through the `TextClassifier` loaded from it."""
 
+    path: Path
 
-def save_metadata(directory: Path, metadata: ModelMetadata) -> None:
-    (Path(directory) / MODEL_METADATA_FILE).write_text(json.dumps(asdict(metadata), indent=2, sort_keys=True))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
 
+    @classmethod
+    def located_in(cls, root: Path) -> ModelDirectory:
+        """The model directory within a downloaded registry version or run artifact: the root itself (versions
+        logged as raw artifacts), or the artifact the root's MLmodel file names (versions logged as MLflow
+        models)."""
+        import yaml
 
-def load_metadata(directory: Path) -> ModelMetadata:
-    path = Path(directory) / MODEL_METADATA_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{directory} is not a textclf model directory: {MODEL_METADATA_FILE} is missing")
-    return ModelMetadata(**json.loads(path.read_text()))
+        root = Path(root)
+        if (root / MODEL_METADATA_FILE).exists() or not (root / MLMODEL_FILE).exists():
+            return cls(root)
+        flavor = yaml.safe_load((root / MLMODEL_FILE).read_text()).get("flavors", {}).get("python_function", {})
+        artifact = flavor.get("artifacts", {}).get(MODEL_DIRECTORY_ARTIFACT)
+        if artifact is None:
+            raise FileNotFoundError(f"{root} is an MLflow model but holds no textclf model directory")
+        return cls(root / artifact["path"])
 
+    def is_model_directory(self) -> bool:
+        return (self.path / MODEL_METADATA_FILE).is_file()
 
-def load_reference(directory: Path) -> pd.DataFrame:
-    return pd.read_parquet(Path(directory) / REFERENCE_SAMPLE_FILE)
+    def metadata(self) -> ModelMetadata:
+        path = self.path / MODEL_METADATA_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{self.path} is not a textclf model directory: {MODEL_METADATA_FILE} is missing")
+        return ModelMetadata(**json.loads(path.read_text()))
 
+    def write_metadata(self, metadata: ModelMetadata) -> None:
+        (self.path / MODEL_METADATA_FILE).write_text(json.dumps(asdict(metadata), indent=2, sort_keys=True))
 
-def locate_model_directory(root: Path) -> Path:
-    """The model directory within a downloaded registry version or run artifact: the root itself (versions logged
-    as raw artifacts), or the artifact the root's MLmodel file names (versions logged as MLflow models)."""
-    import yaml
+    def reference(self) -> pd.DataFrame:
+        """The drift reference: the validation split with what the served model answered (`REFERENCE_COLUMNS`)."""
+        return pd.read_parquet(self.path / REFERENCE_SAMPLE_FILE)
 
-    if (root / MODEL_METADATA_FILE).exists() or not (root / MLMODEL_FILE).exists():
-        return root
-    flavor = yaml.safe_load((root / MLMODEL_FILE).read_text()).get("flavors", {}).get("python_function", {})
-    artifact = flavor.get("artifacts", {}).get(MODEL_DIRECTORY_ARTIFACT)
-    if artifact is None:
-        raise FileNotFoundError(f"{root} is an MLflow model but holds no textclf model directory")
-    return root / artifact["path"]
+    def onnx_file(self, backend: str) -> Path:
+        """Where the directory keeps `backend`'s exported graph (it may not exist yet)."""
+        return self.path / ONNX_FILES[backend]
+
+    def write(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        metadata: ModelMetadata,
+        reference: pd.DataFrame,
+    ) -> ModelDirectory:
+        """Weights, tokenizer, metadata and reference sample (the ONNX exports follow: `TextClassifier.save`)."""
+        missing = [column for column in REFERENCE_COLUMNS if column not in reference.columns]
+        if missing:
+            raise ValueError(f"reference sample lacks column(s) {missing}")
+        self.path.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(self.path, safe_serialization=True)
+        tokenizer.save_pretrained(self.path)
+        self.write_metadata(metadata)
+        reference.to_parquet(self.path / REFERENCE_SAMPLE_FILE, index=False)
+        return self

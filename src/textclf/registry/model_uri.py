@@ -24,12 +24,12 @@ def resolve_model_dir(reference: str, tracking_uri: str, download_to: Path | Non
         from textclf.registry.tracking import configure
 
         configure(tracking_uri)
-        from textclf.registry.model_dir import locate_model_directory
+        from textclf.registry.model_dir import ModelDirectory
 
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=reference, dst_path=str(download_to) if download_to else None
         )
-        return locate_model_directory(Path(local))
+        return ModelDirectory.located_in(Path(local)).path
     directory = Path(reference).expanduser()
     if not directory.is_dir():
         raise FileNotFoundError(f"model {reference!r} is neither a models:/ or runs:/ URI nor a directory on disk")

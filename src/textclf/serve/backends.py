@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from textclf.names import ONNX_INT8_MODEL_FILE, ONNX_MODEL_FILE
+from textclf.registry.model_dir import ONNX_FILES, ModelDirectory
 from textclf.runtime.cpu import available_cpus, cpu_supports_bf16
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ BackendName = Literal["torch", "onnx", "onnx-int8"]
 BackendChoice = Literal["auto", "torch", "onnx", "onnx-int8"]
 AUTO_BACKEND = "auto"
 TORCH_BACKEND = "torch"
-ONNX_FILES: dict[str, str] = {"onnx": ONNX_MODEL_FILE, "onnx-int8": ONNX_INT8_MODEL_FILE}
 BACKENDS: tuple[str, ...] = (TORCH_BACKEND, *ONNX_FILES)
 AUTO_ACCURACY_TOLERANCE = 0.003
 """`auto` serves a backend only if its recorded validation accuracy is at most 0.3 points below PyTorch's."""
@@ -131,7 +130,7 @@ def export_onnx(model_dir: Path, destination: Path | None = None) -> dict[str, P
     # Eager attention traces to the MatMul/Softmax pattern the optimizer fuses into its Attention kernel.
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
     example = torch.ones((2, 8), dtype=torch.long)
-    paths = {name: destination / file for name, file in ONNX_FILES.items()}
+    paths = {name: ModelDirectory(destination).onnx_file(name) for name in ONNX_FILES}
     with tempfile.TemporaryDirectory(prefix="textclf-onnx-") as scratch:
         traced = Path(scratch) / "traced.onnx"
         # The tracer warns about Python branches on shapes (transformers' mask helpers); the dynamic-shape test

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +12,10 @@ import numpy as np
 
 from textclf.data.cleaning import CleaningConfig, clean_texts
 from textclf.data.preprocess import Truncation, encode_texts
+from textclf.registry.model_dir import ONNX_FILES, ModelDirectory
 from textclf.runtime.cpu import configure_torch_threads
 from textclf.serve.backends import (
     BACKENDS,
-    ONNX_FILES,
     TORCH_BACKEND,
     Backend,
     BackendName,
@@ -32,6 +32,7 @@ from textclf.serve.backends import (
 from textclf.serve.explain import Explanation, explain_texts
 
 if TYPE_CHECKING:
+    import pandas as pd
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from textclf.registry.model_dir import ModelMetadata
@@ -182,25 +183,38 @@ class TextClassifier:
         textclf exported them) is exported first, into `export_to` when the directory is read-only."""
         from transformers import AutoTokenizer
 
-        from textclf.registry.model_dir import load_metadata
-
-        directory = Path(directory)
+        model_dir = ModelDirectory(Path(directory))
+        directory = model_dir.path
         if backend in BACKENDS:
             require_installed(backend)
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        metadata = load_metadata(directory)
+        metadata = model_dir.metadata()
         if backend == TORCH_BACKEND:
             return cls(load_torch_backend(directory, threads), tokenizer, metadata)
         if backend not in ONNX_FILES:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, not {backend!r}")
-        file = ONNX_FILES[backend]
         # The directory's own export, else one made earlier into `export_to`, else a new one.
-        path = next((place / file for place in (directory, export_to) if place and (place / file).exists()), None)
+        places = [model_dir] + ([ModelDirectory(export_to)] if export_to else [])
+        path = next((place.onnx_file(backend) for place in places if place.onnx_file(backend).exists()), None)
         if path is None:
             require_installed(TORCH_BACKEND)
-            logger.info("%s lacks %s: exporting it", directory, file)
+            logger.info("%s lacks its %s export: exporting it", directory, backend)
             path = export_onnx(directory, export_to or directory)[backend]
         return cls(OnnxBackend(backend, path, threads), tokenizer, metadata)
+
+    def save(self, directory: Path, reference: pd.DataFrame) -> ModelDirectory:
+        """Write this classifier (PyTorch weights, tokenizer, metadata) and its drift reference sample as a model
+        directory, then its ONNX exports, with each backend's accuracy on the reference sample recorded in the
+        metadata for `serve --backend auto`."""
+        if not isinstance(self.backend, TorchBackend):
+            raise TypeError(f"only a PyTorch classifier is saved (its weights); this one runs {self.backend.name}")
+        model_dir = ModelDirectory(directory).write(self.backend.model, self.tokenizer, self.metadata, reference)
+        model_dir.write_metadata(replace(self.metadata, backends=measure_backends(model_dir.path)))
+        return model_dir
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Each text's calibrated class probabilities, one column per label in `labels` order."""
+        return self.predict(texts, batch_size).probabilities
 
     def predict(
         self, texts: Sequence[str], batch_size: int = 64, embeddings: bool = False, max_length: int | None = None
@@ -250,9 +264,7 @@ def measure_backends(directory: Path, export_to: Path | None = None, threads: in
     """Each backend's accuracy on the directory's labelled reference sample (the validation split), and its
     agreement with PyTorch's labels: what `auto` reads. An export that fails leaves that backend out, with the
     reason."""
-    from textclf.registry.model_dir import load_reference
-
-    reference = load_reference(directory)
+    reference = ModelDirectory(directory).reference()
     texts, expected = reference["text"].tolist(), reference["label"].astype(str).tolist()
     torch_labels = TextClassifier.load(directory, threads).predict(texts).labels
     records = {TORCH_BACKEND: accuracy_record(torch_labels, expected, torch_labels)}
@@ -280,10 +292,8 @@ def load_fastest(directory: Path, threads: int = 0, export_to: Path | None = Non
     `AUTO_ACCURACY_TOLERANCE` of PyTorch's. A directory with no record (trained before textclf measured
     backends) is measured now, on its reference sample, which needs PyTorch. Only backends this environment has
     installed are candidates."""
-    from textclf.registry.model_dir import load_metadata
-
     directory = Path(directory)
-    recorded = load_metadata(directory).backends
+    recorded = ModelDirectory(directory).metadata().backends
     if not recorded:
         require_installed(TORCH_BACKEND)
         recorded = measure_backends(directory, export_to, threads)

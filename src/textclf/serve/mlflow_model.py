@@ -9,7 +9,7 @@ sits inside the logged model at the path the MLmodel file records for the artifa
 `model_directory` tag repeats it, for KServe's storage initializer, which downloads that folder alone.
 
 Versions registered before this (the directory logged as raw run artifacts) have no MLmodel file; every reader
-goes through `textclf.registry.model_dir.locate_model_directory`, which takes both layouts.
+goes through `textclf.registry.model_dir.ModelDirectory.located_in`, which takes both layouts.
 """
 
 from __future__ import annotations

@@ -26,15 +26,16 @@ def run_register(model_dir: Path, evaluation_path: Path, run_id: str, model_name
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from textclf.registry.model_dir import MODEL_DIRECTORY_TAG, load_metadata, load_reference
+    from textclf.registry.model_dir import MODEL_DIRECTORY_TAG, ModelDirectory
     from textclf.registry.tracking import git_commit
     from textclf.registry.versions import register_version, version_tags
     from textclf.serve.mlflow_model import log_pyfunc_model, model_directory_in
 
     evaluation = json.loads(evaluation_path.read_text())
     test_metrics = evaluation["test"]
-    metadata = load_metadata(model_dir)
-    examples = [text[:INPUT_EXAMPLE_CHARS] for text in load_reference(model_dir)["text"].head(2)]
+    directory = ModelDirectory(model_dir)
+    metadata = directory.metadata()
+    examples = [text[:INPUT_EXAMPLE_CHARS] for text in directory.reference()["text"].head(2)]
     logged = log_pyfunc_model(model_dir, metadata.labels, examples)
     tags = version_tags(test_metrics, data_fingerprint, git_commit(), metadata.training_params)
     tags[MODEL_DIRECTORY_TAG] = model_directory_in(logged)

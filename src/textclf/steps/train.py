@@ -31,8 +31,9 @@ def run_train(
 
     from textclf.evaluate.calibration import apply_temperature, fit_temperature
     from textclf.metrics import expected_calibration_error
-    from textclf.registry.model_dir import ModelMetadata, save_metadata, save_model_directory
-    from textclf.serve.classifier import measure_backends, predict_probabilities
+    from textclf.registry.model_dir import ModelMetadata
+    from textclf.serve.backends import TorchBackend
+    from textclf.serve.classifier import TextClassifier, predict_probabilities
     from textclf.train.distributed import train_distributed
     from textclf.train.modeling import prediction_max_length
     from textclf.train.trainer import TrainingJob, train_classifier
@@ -120,13 +121,11 @@ def run_train(
         metrics={"validation": metrics, "history": result.history, **summary},
         data_fingerprint=data_fingerprint,
     )
-    save_model_directory(model_dir, result.model, result.tokenizer, metadata, reference)
-    # The ONNX exports join the directory, with each backend's validation accuracy for `serve --backend auto`.
-    metadata.backends = measure_backends(model_dir)
-    save_metadata(model_dir, metadata)
+    # The directory with its ONNX exports and each backend's validation accuracy, for `serve --backend auto`.
+    saved = TextClassifier(TorchBackend(result.model), result.tokenizer, metadata).save(model_dir, reference)
     summary |= {
         f"validation_accuracy_{name.replace('-', '_')}": record["validation_accuracy"]
-        for name, record in metadata.backends.items()
+        for name, record in saved.metadata().backends.items()
         if "validation_accuracy" in record
     }
     mlflow.log_metrics({k: float(v) for k, v in summary.items()})
