@@ -14,12 +14,12 @@ from textclf.evaluate.behaviour import (
     PERTURBATIONS,
     BehaviourSuite,
     BehaviourTest,
-    behaviour_section,
     expand_texts,
     load_suite,
     run_suite,
     run_test,
 )
+from textclf.evaluate.report import behaviour_section
 from textclf.registry.gate import ModelScore, PromotionPolicy, decide_promotion
 
 pytestmark = pytest.mark.unit
@@ -235,7 +235,7 @@ def test_the_built_in_suite_runs_every_test_type_and_reports_per_test() -> None:
     assert report.max_failure_rate == max(test.failure_rate for test in report.tests)
     again = run_suite(suite, note, keyword_model, LABELS, split, seed=3)
     assert again.to_dict() == report.to_dict(), "deterministic for a seed"
-    card = "\n".join(behaviour_section(report.to_dict()))
+    card = behaviour_section(report.to_dict())
     assert "## Behavioural tests" in card and "| casing | INV | Robustness |" in card
 
 

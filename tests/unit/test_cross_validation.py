@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from textclf.cli import app
+from textclf.evaluate.report import cross_validation_section
 from textclf.train.cross_validation import (
     check_folds,
-    cross_validation_section,
     split_off_validation,
     stratified_folds,
     summarize_folds,
@@ -120,7 +120,7 @@ def test_cross_validation_runs_and_nests_a_run_per_fold(
     assert [run.data.params["fold"] for run in children] == ["1", "2", "3"]
     assert all("fold_accuracy" in run.data.metrics for run in children)
     assert "cv_accuracy_std" in client.get_run(pipeline_run.info.run_id).data.metrics
-    card = "\n".join(cross_validation_section(result))
+    card = cross_validation_section(result)
     assert "## Cross-validation" in card and card.count("\n| ") >= 3 + len(preprocessing.labels)
 
 

@@ -27,6 +27,7 @@ def test_every_component_folder_and_data_file_is_in_the_built_wheel(tmp_path: Pa
     # The built-in behavioural suites are data files the evaluate step reads with importlib.resources.
     suites = sorted(p.name for p in (REPOSITORY / "src/textclf/evaluate/suites").glob("*.yaml"))
     assert suites and all(f"textclf/evaluate/suites/{suite}" in names for suite in suites)
+    assert "textclf/evaluate/model_card.md.jinja" in names, "the model card's template ships with the package"
 
 
 def test_the_layers_hold_and_a_wrong_import_breaks_them(tmp_path: Path) -> None:

@@ -498,36 +498,3 @@ def _memoized(predict: ProbabilityFunction) -> ProbabilityFunction:
         return np.stack([known[text] for text in texts])
 
     return cached
-
-
-def behaviour_section(report: dict[str, Any] | None) -> list[str]:
-    """The model card's lines on the behavioural tests: one row per test and a few failed cases."""
-    if not report:
-        return []
-    lines = [
-        "",
-        "## Behavioural tests",
-        "",
-        f"Suite: {report['origin']}. {report['failures']:,} of {report['cases']:,} cases failed; the worst test "
-        f"failed {report['max_failure_rate']:.1%} of its cases.",
-        "",
-        "| test | type | capability | cases | failed | failure rate | not applicable |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    for test in report["tests"]:
-        lines.append(
-            f"| {test['name']} | {test['type'].upper()} | {test['capability'] or '-'} | {test['cases']} "
-            f"| {test['failures']} | {test['failure_rate']:.1%} | {test['not_applicable']} |"
-        )
-    examples = [(test["name"], example) for test in report["tests"] for example in test["failed_examples"]]
-    if examples:
-        lines += ["", "Failed cases (up to three per test):", ""]
-        for name, example in examples:
-            detail = ", ".join(f"{key}: {value}" for key, value in example.items() if key != "text")
-            lines.append(f"- {name}: `{_one_line(example['text'])}` ({_one_line(detail)})")
-    return lines
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    flat = " ".join(str(text).split()).replace("`", "'").replace("|", "/")
-    return flat if len(flat) <= limit else f"{flat[: limit - 1]}…"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from textclf.data.balance import ClassBalance
-from textclf.evaluate.behaviour import behaviour_section
 from textclf.serve.backends import AUTO_ACCURACY_TOLERANCE, eligible_backends
+
+MODEL_CARD_TEMPLATE = "model_card.md.jinja"
 
 
 def confident_mistakes(
@@ -73,6 +75,16 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path
     plt.close(figure)
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """How a training run came about, when not by hand: the drift episode that started it, rows the monitor
+    supplied, and whether those carried feedback labels."""
+
+    trigger: str = ""
+    extra_train_data: str = ""
+    trained_on_feedback: bool = False
+
+
 @dataclass
 class ModelCardInputs:
     model_name: str
@@ -84,8 +96,7 @@ class ModelCardInputs:
     metrics: dict[str, Any]
     baselines: dict[str, dict[str, Any]]
     labels: list[str]
-    provenance: list[str] = field(default_factory=list)
-    """How this training run came about, when not by hand (a drift episode, rows the monitor supplied)."""
+    provenance: Provenance = field(default_factory=Provenance)
     train_class_counts: dict[str, int] = field(default_factory=dict)
     """Training rows per class, for the card's class-balance section."""
     calibration: dict[str, float] = field(default_factory=dict)
@@ -94,188 +105,129 @@ class ModelCardInputs:
     """The behavioural tests' report (`BehaviourReport.to_dict`), where a suite ran."""
     behaviour_note: str = ""
     """Which behavioural suite ran, or why none did."""
-    cross_validation_lines: list[str] = field(default_factory=list)
-    """The cross-validation section, where the run cross-validated its recipe."""
+    cross_validation: dict[str, Any] | None = None
+    """The cross-validate step's result, where the run cross-validated its recipe."""
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each inference backend's validation accuracy (`ModelMetadata.backends`)."""
 
 
-def backends_section(backends: dict[str, dict[str, Any]]) -> list[str]:
-    """Which backends `textclf serve --backend auto` may choose for this model, and why."""
-    if not backends:
-        return []
-    eligible = eligible_backends(backends)
-    lines = [
-        "",
-        "## Serving backends",
-        "",
-        f"`auto` serves the fastest of those within {AUTO_ACCURACY_TOLERANCE * 100:.1f} points of PyTorch's "
-        "validation accuracy.",
-        "",
-        "| backend | validation accuracy | agreement with PyTorch | auto may serve it |",
-        "|---|---:|---:|---|",
-    ]
-    for name, record in backends.items():
-        if "export_error" in record:
-            lines.append(f"| {name} | export failed: {record['export_error'][:200]} | | no |")
-            continue
-        lines.append(
-            f"| {name} | {record['validation_accuracy']:.4f} | {record['agreement_with_torch']:.4f} "
-            f"| {'yes' if name in eligible else 'no'} |"
-        )
-    return lines
+@cache
+def _template() -> Any:
+    """The model card's template module: the whole card and each section, as Jinja macros."""
+    from importlib import resources
 
+    from jinja2 import Environment, StrictUndefined
 
-def calibration_section(calibration: dict[str, float], untrained: dict[str, Any] | None) -> list[str]:
-    """The card's lines on calibration: temperature scaling's effect on the test split, and the confidence
-    of the base model before fine-tuning next to the trained model's."""
-    if not calibration:
-        return []
-    lines = [
-        "",
-        "## Calibration",
-        "",
-        f"Temperature scaling fitted on the validation split: T = {calibration['temperature']:.3f} "
-        "(serving divides the logits by it; the predicted class never changes).",
-        "",
-        "| test split | ECE | mean top-class probability |",
-        "|---|---:|---:|",
-    ]
-    if untrained is not None:
-        lines.append(f"| base model before fine-tuning | {untrained['ece']:.4f} | {untrained['mean_confidence']:.4f} |")
-    lines += [
-        f"| after fine-tuning, before scaling | {calibration['ece_before']:.4f} "
-        f"| {calibration['mean_confidence_before']:.4f} |",
-        f"| after fine-tuning and scaling (served) | {calibration['ece_after']:.4f} "
-        f"| {calibration['mean_confidence_after']:.4f} |",
-    ]
-    return lines
-
-
-def class_balance_section(
-    train_class_counts: dict[str, int], class_weights: dict[str, float] | None, per_class: dict[str, dict[str, Any]]
-) -> list[str]:
-    """The card's lines on class balance: rows per class, whether the loss was weighted, and a warning with
-    the test F1 of each rare class."""
-    if not train_class_counts:
-        return []
-    balance = ClassBalance(train_class_counts)
-    lines = ["", "## Class balance", "", "| class | training rows | share | loss weight | test F1 |"]
-    lines.append("|---|---:|---:|---:|---:|")
-    for label, count in train_class_counts.items():
-        weight = f"{class_weights[label]:.3f}" if class_weights and label in class_weights else "1"
-        f1 = per_class.get(label, {}).get("f1")
-        lines.append(
-            f"| {label} | {count:,} | {count / balance.total:.1%} | {weight} | {'n/a' if f1 is None else f'{f1:.4f}'} |"
-        )
-    lines.append("")
-    skew = (
-        "A class has no training rows"
-        if balance.ratio == float("inf")
-        else f"The largest class has {balance.ratio:.1f}x the rows of the smallest"
+    environment = Environment(
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined, autoescape=False
     )
-    lines.append(f"{skew}: the loss {'was' if class_weights else 'was not'} class-weighted.")
-    lines += [f"- **Warning:** {warning}" for warning in balance.warnings()]
-    return lines
+    return environment.from_string(resources.files(__package__).joinpath(MODEL_CARD_TEMPLATE).read_text()).module
 
 
-def training_provenance(trigger: str, extra_train_data: str, trained_on_feedback: bool) -> list[str]:
-    """The model card's lines on what started the run and what it learned from beyond its data source."""
-    lines = []
-    if trigger:
-        lines.append(f"- Started by the drift monitor: episode `{trigger}`")
-    if extra_train_data:
-        lines.append(f"- Extra training rows: `{extra_train_data}`")
-    if trained_on_feedback:
-        lines.append(
-            "- **Trained on feedback labels** sent to the monitor's `/feedback`: check where they came from "
-            "(the monitor's feedback store records each label's source) before relying on this model"
+def _backend_rows(backends: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    eligible = eligible_backends(backends) if backends else []
+    return [
+        {
+            "name": name,
+            "export_error": record.get("export_error"),
+            "validation_accuracy": record.get("validation_accuracy"),
+            "agreement_with_torch": record.get("agreement_with_torch"),
+            "eligible": name in eligible,
+        }
+        for name, record in backends.items()
+    ]
+
+
+def _class_balance(
+    train_class_counts: dict[str, int], class_weights: dict[str, float] | None, per_class: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    if not train_class_counts:
+        return None
+    balance = ClassBalance(train_class_counts)
+    rows = []
+    for label, count in train_class_counts.items():
+        f1 = per_class.get(label, {}).get("f1")
+        rows.append(
+            {
+                "label": label,
+                "count": count,
+                "share": count / balance.total,
+                "weight": f"{class_weights[label]:.3f}" if class_weights and label in class_weights else "1",
+                "f1": "n/a" if f1 is None else f"{f1:.4f}",
+            }
         )
-    return lines
+    ratio = None if balance.ratio == float("inf") else balance.ratio
+    return {"rows": rows, "ratio": ratio, "weighted": bool(class_weights), "warnings": balance.warnings()}
+
+
+def _behaviour_report(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report with its failed cases flattened for the card: one line each, at most 160 characters."""
+    if not report:
+        return None
+    cases = [
+        {
+            "test": test["name"],
+            "text": _one_line(example["text"]),
+            "detail": _one_line(", ".join(f"{key}: {value}" for key, value in example.items() if key != "text")),
+        }
+        for test in report["tests"]
+        for example in test["failed_examples"]
+    ]
+    return {**report, "failed_cases": cases}
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    flat = " ".join(str(text).split()).replace("`", "'").replace("|", "/")
+    return flat if len(flat) <= limit else f"{flat[: limit - 1]}…"
+
+
+def behaviour_section(report: dict[str, Any] | None, note: str = "") -> str:
+    """The card's behavioural-tests section: one row per test and a few failed cases (or why none ran)."""
+    return str(_template().behaviour(_behaviour_report(report), note))
+
+
+def cross_validation_section(result: dict[str, Any] | None) -> str:
+    """The card's cross-validation section: mean ± standard deviation, per fold and per class."""
+    return str(_template().cross_validation(result))
+
+
+def training_provenance(provenance: Provenance) -> list[str]:
+    """The card's lines on what started the run and what it learned from beyond its data source."""
+    rendered = _template().provenance(provenance.trigger, provenance.extra_train_data, provenance.trained_on_feedback)
+    return [line for line in str(rendered).splitlines() if line]
 
 
 def model_card(inputs: ModelCardInputs) -> str:
-    """A Markdown model card: data, training configuration, metrics, baselines, intended use and limits."""
-    metrics = inputs.metrics
-    lines = [
-        f"# Model card: {inputs.model_name}",
-        "",
-        "## Data",
-        "",
-        f"- Source: `{inputs.data_spec}` (fingerprint `{inputs.data_fingerprint}`)",
-        "- Split sizes: " + ", ".join(f"{name} {size:,}" for name, size in inputs.split_sizes.items()),
-        f"- Classes: {', '.join(inputs.labels)}",
-        *inputs.provenance,
-        "",
-        "## Training configuration",
-        "",
-        f"- Base model: `{inputs.base_model}`",
-    ]
-    lines += [f"- {name}: {value}" for name, value in sorted(inputs.training_params.items()) if name != "class_weights"]
-    lines += [
-        "",
-        "## Test metrics",
-        "",
-        "| metric | value |",
-        "|---|---:|",
-    ]
-    for name in (
-        "accuracy",
-        "macro_f1",
-        "weighted_f1",
-        "macro_precision",
-        "macro_recall",
-        "ece",
-        "mean_confidence",
-    ):
-        lines.append(f"| {name} | {metrics[name]:.4f} |")
-    lines += ["", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
-    for label, scores in metrics["per_class"].items():
-        lines.append(
-            f"| {label} | {scores['precision']:.4f} | {scores['recall']:.4f} | {scores['f1']:.4f} "
-            f"| {scores['support']} |"
-        )
-    lines += class_balance_section(
-        inputs.train_class_counts, inputs.training_params.get("class_weights"), metrics["per_class"]
-    )
-    lines += calibration_section(inputs.calibration, inputs.baselines.get("base_model_untrained"))
-    lines += [
-        "",
-        "## Baselines (same test split)",
-        "",
-        "| model | accuracy | macro F1 | mean confidence |",
-        "|---|---:|---:|---:|",
-    ]
-    lines.append(
-        f"| this model | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} | {metrics['mean_confidence']:.4f} |"
-    )
-    for name, baseline in inputs.baselines.items():
-        lines.append(
-            f"| {name} | {baseline['accuracy']:.4f} | {baseline['macro_f1']:.4f} | {baseline['mean_confidence']:.4f} |"
-        )
-    lines += behaviour_section(inputs.behaviour) or (
-        ["", "## Behavioural tests", "", f"None ran: {inputs.behaviour_note}."] if inputs.behaviour_note else []
-    )
-    lines += inputs.cross_validation_lines
-    lines += backends_section(inputs.backends)
-    # Cards of models from before the prediction length was recorded: they predicted at max_length.
-    prediction_tokens = inputs.training_params.get("predict_max_length") or inputs.training_params.get(
-        "max_length", "n/a"
-    )
-    lines += [
-        "",
-        "## Intended use",
-        "",
-        f"Classifying short English texts like those in `{inputs.data_spec}` into: {', '.join(inputs.labels)}.",
-        "Predictions come with the class probabilities; route low-confidence ones to a person.",
-        "",
-        "## Limits",
-        "",
-        "- Accuracy holds for text like the training data; other domains, languages or styles drift, and the",
-        "  monitoring service exists to notice that.",
-        f"- Texts longer than `predict_max_length` ({prediction_tokens} tokens) are truncated; training read "
-        f"{inputs.training_params.get('max_length', 'n/a')} tokens a text.",
-        "- Labels carry the biases of whoever wrote them; check the most confident mistakes before trusting",
-        "  the model on decisions about people.",
-    ]
-    return "\n".join(lines) + "\n"
+    """A Markdown model card: data, training configuration, metrics, baselines, calibration, behavioural tests,
+    cross-validation, serving backends, intended use and limits, all from one template."""
+    params = inputs.training_params
+    context = {
+        "model_name": inputs.model_name,
+        "data_spec": inputs.data_spec,
+        "data_fingerprint": inputs.data_fingerprint,
+        "split_sizes": inputs.split_sizes,
+        "labels": inputs.labels,
+        "provenance": {
+            "trigger": inputs.provenance.trigger,
+            "extra_train_data": inputs.provenance.extra_train_data,
+            "trained_on_feedback": inputs.provenance.trained_on_feedback,
+        },
+        "base_model": inputs.base_model,
+        "training_params": [(name, value) for name, value in sorted(params.items()) if name != "class_weights"],
+        "metrics": inputs.metrics,
+        "class_balance": _class_balance(
+            inputs.train_class_counts, params.get("class_weights"), inputs.metrics["per_class"]
+        ),
+        "calibration": inputs.calibration,
+        "untrained": inputs.baselines.get("base_model_untrained"),
+        "baselines": inputs.baselines,
+        "behaviour": _behaviour_report(inputs.behaviour),
+        "behaviour_note": inputs.behaviour_note,
+        "cross_validation": inputs.cross_validation,
+        "backends": _backend_rows(inputs.backends),
+        "tolerance_points": AUTO_ACCURACY_TOLERANCE * 100,
+        # Cards of models from before the prediction length was recorded: they predicted at max_length.
+        "prediction_tokens": params.get("predict_max_length") or params.get("max_length", "n/a"),
+        "training_tokens": params.get("max_length", "n/a"),
+    }
+    return str(_template().card(context))

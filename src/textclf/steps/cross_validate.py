@@ -32,8 +32,9 @@ def run_cross_validation(
     where there is one) with one nested run per fold; the summary also goes to the enclosing run."""
     import mlflow
 
+    from textclf.evaluate.report import cross_validation_section
     from textclf.registry.tracking import log_flat_metrics, nested_run
-    from textclf.train.cross_validation import cross_validation_section, fold_recipe
+    from textclf.train.cross_validation import fold_recipe
 
     params = fold_recipe(params, preprocessing.base_model, len(prepared), folds, validation_fraction)
     enclosing = mlflow.active_run()
@@ -77,7 +78,7 @@ def run_cross_validation(
         summary_metrics = _summary_metrics(result["summary"])
         mlflow.log_metrics(summary_metrics)
         mlflow.log_dict(result, "cross_validation/cross_validation.json")
-        mlflow.log_text("\n".join(cross_validation_section(result)).strip() + "\n", "cross_validation/report.md")
+        mlflow.log_text(cross_validation_section(result).strip() + "\n", "cross_validation/report.md")
     result["mlflow_run_id"] = parent.info.run_id
     if enclosing is not None:
         mlflow.log_metrics(summary_metrics)

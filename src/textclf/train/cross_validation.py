@@ -166,31 +166,3 @@ def cross_validate(
         if on_fold is not None:
             on_fold(fold, scores)
     return {"summary": summarize_folds(fold_scores, label_map.labels), "folds": fold_scores}
-
-
-def cross_validation_section(result: dict[str, Any] | None) -> list[str]:
-    """The model card's lines on cross-validation: mean ± standard deviation, per fold and per class."""
-    if not result or not result.get("folds"):
-        return []
-    summary = result["summary"]
-    accuracy, macro_f1 = summary["accuracy"], summary["macro_f1"]
-    lines = [
-        "",
-        "## Cross-validation",
-        "",
-        f"{summary['folds']} stratified folds of the training and validation rows (the test split stays held "
-        f"back), the same recipe: accuracy {accuracy['mean']:.4f} ± {accuracy['std']:.4f}, macro F1 "
-        f"{macro_f1['mean']:.4f} ± {macro_f1['std']:.4f} (mean ± sample standard deviation).",
-        "",
-        "| fold | train rows | held-out rows | epochs | accuracy | macro F1 |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for fold in result["folds"]:
-        lines.append(
-            f"| {fold['fold']} | {fold['train_rows']:,} | {fold['test_rows']:,} | {fold['epochs_run']} "
-            f"| {fold['accuracy']:.4f} | {fold['macro_f1']:.4f} |"
-        )
-    lines += ["", "| class | F1 mean | F1 std |", "|---|---:|---:|"]
-    for label, f1 in summary["per_class_f1"].items():
-        lines.append(f"| {label} | {f1['mean']:.4f} | {f1['std']:.4f} |")
-    return lines
