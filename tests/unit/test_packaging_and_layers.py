@@ -28,6 +28,9 @@ def test_every_component_folder_and_data_file_is_in_the_built_wheel(tmp_path: Pa
     suites = sorted(p.name for p in (REPOSITORY / "src/textclf/evaluate/suites").glob("*.yaml"))
     assert suites and all(f"textclf/evaluate/suites/{suite}" in names for suite in suites)
     assert "textclf/evaluate/model_card.md.jinja" in names, "the model card's template ships with the package"
+    migrations = sorted(p.name for p in (REPOSITORY / "src/textclf/monitor/migrations/versions").glob("0*.py"))
+    assert migrations and all(f"textclf/monitor/migrations/versions/{name}" in names for name in migrations)
+    assert "textclf/monitor/migrations/script.py.mako" in names
 
 
 def test_the_layers_hold_and_a_wrong_import_breaks_them(tmp_path: Path) -> None:

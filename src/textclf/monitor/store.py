@@ -28,7 +28,6 @@ from textclf.monitor.tables import (
     checks_table,
     events_table,
     feedback_table,
-    metadata,
     prediction_row,
     predictions_table,
     retraining_table,
@@ -39,12 +38,6 @@ from textclf.monitor.tables import (
     window_frame,
 )
 
-# Columns added since stores were first created: `create_all` makes missing tables, not missing columns.
-ADDED_COLUMNS = (
-    ("feedback", "source", "VARCHAR(300) NOT NULL DEFAULT ''"),
-    ("predictions", "received_at", "TIMESTAMP"),
-    ("shadow_predictions", "received_at", "TIMESTAMP"),
-)
 FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed"})
 SENDER_CONTENT = {events_table.name: events_table.c.payload, predictions_table.name: predictions_table.c.text}
 """What senders wrote, where its size is bounded: event payloads (ASCII JSON: length is size) and texts."""
@@ -119,16 +112,13 @@ class MonitorStore:
         self._trimming = threading.Lock()
 
     def create(self) -> MonitorStore:
-        metadata.create_all(self.engine)
-        self._add_missing_columns()
-        return self
+        """The store at the newest schema: created, upgraded by its Alembic migrations, or adopted from before
+        them (`textclf.monitor.migrations`)."""
+        from textclf.monitor.migrations import upgrade_schema
 
-    def _add_missing_columns(self) -> None:
-        inspector = sa.inspect(self.engine)
-        for table, column, definition in ADDED_COLUMNS:
-            if column not in {existing["name"] for existing in inspector.get_columns(table)}:
-                with self.engine.begin() as connection:
-                    connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+        with self.engine.begin() as connection:
+            upgrade_schema(connection)
+        return self
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
