@@ -16,7 +16,7 @@ QUALITY_ARGS ?=
 BENCH_IMAGES_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser wrk run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve \
+.PHONY: help install browser wrk run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve bench-tables \
 	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers bench-shadow bench-fairness profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
 	down torch-cpu compose docker-engine base-image constraints bench-images
 
@@ -152,8 +152,11 @@ bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News samp
 bench-workers: install ## training samples/s with 1 and 2 local workers (torchrun) on the AG News sample
 	$(BIN)/python benchmarks/bench_workers.py
 
-bench-serve: install wrk ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx)
-	$(BIN)/python benchmarks/bench_serve.py
+bench-serve: install wrk ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx); publishes its table
+	$(BIN)/python benchmarks/bench_serve.py --publish
+
+bench-tables: install ## rewrite docs/benchmarks.md's published tables from docs/results/*.json
+	$(BIN)/python benchmarks/tables.py
 
 bench-fairness: install ## issue 33's probes (256 long texts over HTTP and gRPC, clients that leave, an explanation) against a one-text canary
 	$(BIN)/python benchmarks/bench_fairness.py

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
+from tables import DOCS, publish, serve_rows
 
 from textclf.runtime.local_processes import free_port, running_server
 
@@ -309,6 +310,12 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a textclf model directory (default: train one on SST-2)")
     parser.add_argument("--seconds", type=float, default=20, help="duration of each throughput measurement")
     parser.add_argument("--rounds", type=int, default=3, help="repeated throughput rounds (memory must stay flat)")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="keep this run as the published measurement (docs/results/bench_serve.json) and regenerate its table "
+        "in docs/benchmarks.md",
+    )
     args = parser.parse_args()
     require_data()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -342,7 +349,7 @@ def main() -> None:
             bare["server_share"] = round(servers[name]["wrk_c32"]["requests_per_second"] / bare["texts_per_second"], 2)
             servers[name]["bare_model"] = bare
 
-    report = {"model": str(model), "texts": "SST-2 dev sentences", "twenty_word_text": TWENTY_WORDS, **servers}
+    report = {"model": str(model), "texts": "SST-2 dev sentences", "twenty_word_text": TWENTY_WORDS, "servers": servers}
     best = {name: max(r["c32_1_text"]["texts_per_second"] for r in s["rounds"]) for name, s in servers.items()}
     report["speedup_c32_1_text"] = round(best["textclf"] / best["baseline"], 2)
     report["speedup_c32_1_text_1_thread"] = round(best["textclf, 1 thread"] / best["baseline"], 2)
@@ -356,68 +363,23 @@ def main() -> None:
         report["wrk_speedup_c32_vs_baseline"] = round(wrk_rate["textclf"] / wrk_rate["baseline"], 2)
         report["wrk_speedup_c32_vs_torch"] = round(wrk_rate["textclf"] / wrk_rate["torch"], 2)
     (RESULTS / "bench_serve.json").write_text(json.dumps(report, indent=2))
-    print_table(servers, report)
+    print_table(report)
+    if args.publish:
+        print(f"published {publish('bench_serve', report)} and its table in {DOCS}")
 
 
-def print_table(servers: dict, report: dict) -> None:
+def print_table(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="textclf serve (textclf = the default backend, auto) vs FastAPI + HF pipeline, same model")
-    table.add_column("measure")
-    for name in servers:
-        table.add_column(name, justify="right")
+    header, rows = serve_rows(report)
+    table = Table(title="textclf serve (default = auto's backend) vs FastAPI + HF pipeline, same model")
+    table.add_column(header[0])
+    for title in header[1:]:
+        table.add_column(title, justify="right")
+    for row in rows:
+        table.add_row(*row)
 
-    def wrk_value(key: str, field: str):
-        return lambda s: s[key][field] if key in s else "-"
-
-    rows = [
-        ("backend served", lambda s: s.get("backend", "torch (fp32)")),
-        ("wrk: p50 ms, c=1, 20 words", wrk_value("wrk_c1", "p50_ms")),
-        ("wrk: p99 ms, c=1", wrk_value("wrk_c1", "p99_ms")),
-        (
-            "wrk: mean ms, c=1: forward pass / the rest",
-            lambda s: (
-                f"{s['wrk_c1']['forward_pass_mean_ms']} / {s['wrk_c1']['overhead_mean_ms']}"
-                if "overhead_mean_ms" in s.get("wrk_c1", {})
-                else "-"
-            ),
-        ),
-        ("wrk: texts/s, c=32, 1 text/request", wrk_value("wrk_c32", "requests_per_second")),
-        (
-            "wrk: p50 / p99 ms, c=32",
-            lambda s: f"{s['wrk_c32']['p50_ms']} / {s['wrk_c32']['p99_ms']}" if "wrk_c32" in s else "-",
-        ),
-        ("wrk: texts per forward pass, c=32", lambda s: s.get("wrk_c32", {}).get("mean_texts_per_forward_pass", 1)),
-        ("wrk: event-loop CPU ms/request, c=32", wrk_value("wrk_c32", "event_loop_cpu_ms_per_request")),
-        ("wrk: process CPU ms/request, c=32", wrk_value("wrk_c32", "process_cpu_ms_per_request")),
-        (
-            "bare model: texts/s at that batch",
-            lambda s: s["bare_model"]["texts_per_second"] if "bare_model" in s else "-",
-        ),
-        ("server's share of the bare model", lambda s: s["bare_model"]["server_share"] if "bare_model" in s else "-"),
-        ("bare model: p50 ms, 1 text", lambda s: s["bare_model"]["p50_ms_1_text"] if "bare_model" in s else "-"),
-        ("wrk errors", lambda s: s["wrk_c1"]["errors"] + s["wrk_c32"]["errors"] if "wrk_c32" in s else "-"),
-        ("httpx: p50 ms, c=1, 20 words", lambda s: s["latency_c1_20_words"]["p50_ms"]),
-        ("httpx: p99 ms, c=1", lambda s: s["latency_c1_20_words"]["p99_ms"]),
-        (
-            "httpx: texts/s, c=32, 1 text/request",
-            lambda s: max(r["c32_1_text"]["texts_per_second"] for r in s["rounds"]),
-        ),
-        (
-            "httpx: texts/s, c=32, 64 texts/request",
-            lambda s: max(r["c32_64_texts"]["texts_per_second"] for r in s["rounds"]),
-        ),
-        ("httpx errors", lambda s: sum(r["c32_1_text"]["errors"] + r["c32_64_texts"]["errors"] for r in s["rounds"])),
-        ("RSS MiB after start", lambda s: s["rss_mib_after_start"]),
-        ("RSS MiB after each round", lambda s: " / ".join(str(r["rss_mib"]) for r in s["rounds"])),
-    ]
-    for label, value in rows:
-        table.add_row(label, *(str(value(s)) for s in servers.values()))
-    v2_latency = [servers[name].get("latency_c1_20_words_v2") for name in servers]
-    table.add_row(
-        "httpx: p50 / p99 ms, c=1, v2 REST", *(f"{v['p50_ms']} / {v['p99_ms']}" if v else "-" for v in v2_latency)
-    )
     Console().print(table)
     print(
         f"httpx throughput x{report['speedup_c32_1_text']} the baseline (1 text/request; "

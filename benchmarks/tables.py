@@ -1,0 +1,158 @@
+"""Benchmark tables in docs/benchmarks.md, generated from the JSON the benchmarks write: re-measuring changes data,
+not prose.
+
+A benchmark that publishes (`publish(name, report)`, at the end of its `make bench-*`) copies its report to
+`docs/results/<name>.json` and rewrites the table between `<!-- table:<name> -->` and `<!-- /table:<name> -->` in
+docs/benchmarks.md from it. `python benchmarks/tables.py` rewrites every table from the committed reports, and
+tests/unit/test_benchmark_tables.py fails when a table differs from its report. The row definitions live here,
+so the terminal table a benchmark prints and the one in the docs are the same rows."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "benchmarks.md"
+PUBLISHED = REPO / "docs" / "results"
+
+Rows = tuple[list[str], list[list[str]]]
+"""A table: its header, then its rows, every cell text."""
+
+
+def _pair(first: Any, second: Any) -> str:
+    return f"{first} / {second}"
+
+
+def serve_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-serve`: each server variant's throughput, latency, CPU per request and memory."""
+    names = [name for name in report["servers"]]
+    servers = report["servers"]
+    chose = servers["textclf"].get("backend", "?")
+    titles = {"textclf": f"default (auto chose {chose})", "textclf, 1 thread": "default, 1 thread"}
+
+    def wrk(server: dict, key: str, field: str) -> Any:
+        return server[key][field] if key in server else "-"
+
+    def bare(server: dict, field: str) -> Any:
+        return server["bare_model"][field] if "bare_model" in server else "-"
+
+    def best(server: dict, load: str) -> Any:
+        return max(round_[load]["texts_per_second"] for round_ in server["rounds"])
+
+    measures: list[tuple[str, Callable[[dict], Any]]] = [
+        ("wrk: texts/s, c=32, 1 text per request", lambda s: wrk(s, "wrk_c32", "requests_per_second")),
+        (
+            "wrk: p50 / p99 ms, c=32",
+            lambda s: _pair(s["wrk_c32"]["p50_ms"], s["wrk_c32"]["p99_ms"]) if "wrk_c32" in s else "-",
+        ),
+        (
+            "wrk: p50 / p99 ms, c=1, 20 words",
+            lambda s: _pair(s["wrk_c1"]["p50_ms"], s["wrk_c1"]["p99_ms"]) if "wrk_c1" in s else "-",
+        ),
+        (
+            "wrk: mean ms, c=1: forward pass / the rest",
+            lambda s: (
+                _pair(s["wrk_c1"]["forward_pass_mean_ms"], s["wrk_c1"]["overhead_mean_ms"])
+                if "overhead_mean_ms" in s.get("wrk_c1", {})
+                else "-"
+            ),
+        ),
+        ("event-loop CPU ms per request, c=32", lambda s: wrk(s, "wrk_c32", "event_loop_cpu_ms_per_request")),
+        ("process CPU ms per request, c=32", lambda s: wrk(s, "wrk_c32", "process_cpu_ms_per_request")),
+        (
+            "texts per forward pass under wrk, c=32",
+            lambda s: s.get("wrk_c32", {}).get("mean_texts_per_forward_pass", 1),
+        ),
+        ("bare model: texts/s at that batch size", lambda s: bare(s, "texts_per_second")),
+        ("server's share of the bare model", lambda s: bare(s, "server_share")),
+        ("bare model: p50 ms, one 20-word text", lambda s: bare(s, "p50_ms_1_text")),
+        (
+            "httpx: texts/s, c=32, 1 / 64 texts per request",
+            lambda s: _pair(best(s, "c32_1_text"), best(s, "c32_64_texts")),
+        ),
+        (
+            "httpx: p50 / p99 ms, c=1, 20 words",
+            lambda s: _pair(s["latency_c1_20_words"]["p50_ms"], s["latency_c1_20_words"]["p99_ms"]),
+        ),
+        (
+            "httpx: p50 / p99 ms, c=1, v2 REST",
+            lambda s: (
+                _pair(s["latency_c1_20_words_v2"]["p50_ms"], s["latency_c1_20_words_v2"]["p99_ms"])
+                if s.get("latency_c1_20_words_v2")
+                else "-"
+            ),
+        ),
+        (
+            "errors (all runs)",
+            lambda s: (
+                (s["wrk_c1"]["errors"] + s["wrk_c32"]["errors"] if "wrk_c32" in s else 0)
+                + sum(r["c32_1_text"]["errors"] + r["c32_64_texts"]["errors"] for r in s["rounds"])
+            ),
+        ),
+        (
+            "RSS MiB after start; after each round",
+            lambda s: f"{s['rss_mib_after_start']}; " + " / ".join(str(r["rss_mib"]) for r in s["rounds"]),
+        ),
+    ]
+    header = ["measure", *(titles.get(name, name) for name in names)]
+    return header, [[label, *(str(value(servers[name])) for name in names)] for label, value in measures]
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], Rows]] = {"bench_serve": serve_rows}
+"""Each published benchmark's table, by its report's name."""
+
+
+def markdown(rows: Rows) -> str:
+    header, body = rows
+    align = ["---"] + ["---:"] * (len(header) - 1)
+    lines = [header, align, *body]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
+
+
+def table_in(text: str, name: str) -> str | None:
+    start, end = _markers(name)
+    found = re.search(re.escape(start) + r"\n(.*?)\n" + re.escape(end), text, re.DOTALL)
+    return found[1] if found else None
+
+
+def with_table(text: str, name: str, table: str) -> str:
+    start, end = _markers(name)
+    if table_in(text, name) is None:
+        raise ValueError(f"{DOCS.name} has no {start} ... {end} block for {name}")
+    pattern = re.escape(start) + r"\n.*?\n" + re.escape(end)
+    return re.sub(pattern, lambda _: f"{start}\n{table}\n{end}", text, count=1, flags=re.DOTALL)
+
+
+def published(name: str) -> dict[str, Any]:
+    return json.loads((PUBLISHED / f"{name}.json").read_text())
+
+
+def publish(name: str, report: dict[str, Any]) -> Path:
+    """Keep `report` as the benchmark's published measurement and regenerate its table in the docs."""
+    PUBLISHED.mkdir(parents=True, exist_ok=True)
+    path = PUBLISHED / f"{name}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    DOCS.write_text(with_table(DOCS.read_text(), name, markdown(TABLES[name](report))))
+    return path
+
+
+def regenerate() -> list[str]:
+    """Every published table, rewritten from its committed report."""
+    text = DOCS.read_text()
+    names = sorted(path.stem for path in PUBLISHED.glob("*.json") if path.stem in TABLES)
+    for name in names:
+        text = with_table(text, name, markdown(TABLES[name](published(name))))
+    DOCS.write_text(text)
+    return names
+
+
+if __name__ == "__main__":
+    print("regenerated:", ", ".join(regenerate()) or "nothing published")
