@@ -35,6 +35,8 @@ import httpx
 import orjson
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
+from textclf.runtime.logs import ThrottledLog
+
 logger = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 0.1
@@ -116,8 +118,7 @@ class RequestLogger:
         self._closed = False
         self._pending: collections.deque[_Queued] = collections.deque()
         self._pending_bytes = 0
-        self._unlogged_drops: collections.Counter[str] = collections.Counter()
-        self._drops_logged_at = float("-inf")
+        self._drop_lines = ThrottledLog(DROP_LOG_SECONDS)
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self.sent = Counter("textclf_request_log_events", "CloudEvents the sink acknowledged", registry=registry)
@@ -249,17 +250,14 @@ class RequestLogger:
     def _drop(self, event: LoggedEvent, reason: str, why: str) -> None:
         """Count an event given up; log it, or (within DROP_LOG_SECONDS of the last such line) only count it."""
         self.dropped.labels(reason).inc()
-        self._unlogged_drops[reason] += 1
-        now = time.monotonic()
-        if now - self._drops_logged_at < DROP_LOG_SECONDS:
+        counted = self._drop_lines.due(reason)
+        if counted is None:
             return
-        counts = ", ".join(f"{count} {name}" for name, count in sorted(self._unlogged_drops.items()))
+        counts = ", ".join(f"{count} {name}" for name, count in sorted(counted.items()))
         logger.warning(
             "request log events dropped (%s) since the last such line; the latest, %s (%s): %s",
             counts, event.request_id, event.event_type, why,
         )  # fmt: skip
-        self._unlogged_drops.clear()
-        self._drops_logged_at = now
 
     def _done(self, queued: _Queued) -> None:
         """The head of the queue (the event just tried) leaves it."""

@@ -10,10 +10,11 @@ per 500 and no limit on them, so a client repeating a failing request fills the 
 from __future__ import annotations
 
 import logging
-import time
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from textclf.runtime.logs import ThrottledLog
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +24,8 @@ ERROR_LOG_SECONDS = 60.0
 
 class UnexpectedErrors:
     def __init__(self, app: ASGIApp, service: str, log_seconds: float = ERROR_LOG_SECONDS):
-        self.app, self.service, self.log_seconds = app, service, log_seconds
-        self._unlogged = 0
-        self._logged_at = float("-inf")
+        self.app, self.service = app, service
+        self._log_lines = ThrottledLog(log_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,13 +47,10 @@ class UnexpectedErrors:
                 await JSONResponse(answer, status_code=500)(scope, receive, send)
 
     def _log(self, scope: Scope, error: Exception) -> None:
-        self._unlogged += 1
-        now = time.monotonic()
-        if now - self._logged_at < self.log_seconds:
+        counted = self._log_lines.due()
+        if counted is None:
             return
         logger.error(
             "unexpected error answering %s %s (%d unexpected errors since the last such line)",
-            scope.get("method"), scope.get("path"), self._unlogged, exc_info=error,
+            scope.get("method"), scope.get("path"), counted.total(), exc_info=error,
         )  # fmt: skip
-        self._unlogged = 0
-        self._logged_at = now

@@ -89,15 +89,29 @@ def test_the_predictors_handlers_log_an_unexpected_error_once(log_records: list)
 
 
 def test_the_next_line_after_the_interval_counts_the_errors_not_logged() -> None:
-    errors = UnexpectedErrors(app=None, service="test", log_seconds=0)  # type: ignore[arg-type]
-    errors._unlogged = 4
-    records: list[logging.LogRecord] = []
+    errors = UnexpectedErrors(app=None, service="test", log_seconds=3600)  # type: ignore[arg-type]
     handler = Recording()
     logger = logging.getLogger("textclf.serving.unexpected_errors")
     logger.addHandler(handler)
     try:
+        for _ in range(5):  # the first is logged, the next four only counted
+            errors._log({"method": "GET", "path": "/x"}, RuntimeError("again"))
+        errors._log_lines.seconds = 0  # the interval has passed
         errors._log({"method": "GET", "path": "/x"}, RuntimeError("again"))
     finally:
         logger.removeHandler(handler)
-    records = handler.records
+    records = handler.records[1:]
     assert "(5 unexpected errors since the last such line)" in records[0].getMessage()
+
+
+def test_a_throttled_log_lets_one_line_through_per_interval_with_the_counts_since() -> None:
+    from textclf.runtime.logs import ThrottledLog
+
+    now = [0.0]
+    throttled = ThrottledLog(60, clock=lambda: now[0])
+    assert throttled.due("refused") == {"refused": 1}
+    assert throttled.due("refused") is None and throttled.due("buffer_full") is None
+    now[0] = 59.9
+    assert throttled.due("refused") is None
+    now[0] = 60.0
+    assert throttled.due("refused") == {"refused": 3, "buffer_full": 1}
