@@ -55,7 +55,7 @@ def splits_of(dataset: str, rows: int, max_test_rows: int):
 
 
 def main() -> None:
-    from textclf.config import TuningConfig
+    from textclf.train.tuning import TuningConfig
 
     tuning = TuningConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

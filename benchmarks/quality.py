@@ -60,7 +60,7 @@ ENCODING_SETTINGS = ("max_length", "truncation", "predict_max_length")
 def _encoding_and_params(overrides: dict[str, str]):
     """The pipeline's encoder settings (`ENCODING_SETTINGS`, each the pipeline's unless overridden) and the
     `TrainingParams` overrides set."""
-    from textclf.config import EncoderConfig
+    from textclf.train.modeling import EncoderConfig
     from textclf.train.trainer import TrainingParams
 
     overrides = dict(overrides)

@@ -32,7 +32,8 @@ def cross_validate(
     import tempfile
     from pathlib import Path
 
-    from textclf.config import DatasetConfig, QualityChecks
+    from textclf.data.sources import DatasetConfig
+    from textclf.evaluate.evaluation import QualityChecks
     from textclf.registry.tracking import resume_run
     from textclf.steps.cross_validate import run_cross_validate_step
     from textclf.train.trainer import TrainingParams

@@ -16,7 +16,7 @@ def deploy(
     import os
     from functools import partial
 
-    from textclf.config import DeployConfig
+    from textclf.deploy.rollout import DeployConfig
     from textclf.registry.tracking import resume_run
     from textclf.steps.deploy import run_deploy
 

@@ -42,7 +42,7 @@ def evaluate(
     from collections import namedtuple
     from pathlib import Path
 
-    from textclf.config import QualityChecks
+    from textclf.evaluate.evaluation import QualityChecks
     from textclf.registry.tracking import resume_run
     from textclf.steps.evaluate import EvaluationPaths, behaviour_metrics, run_evaluate
 

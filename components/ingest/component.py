@@ -30,8 +30,7 @@ def ingest(
     from collections import namedtuple
     from pathlib import Path
 
-    from textclf.config import DatasetConfig
-    from textclf.data.sources import DataSource
+    from textclf.data.sources import DatasetConfig, DataSource
     from textclf.steps.ingest import run_ingest
 
     reading = DatasetConfig.model_validate(dataset)

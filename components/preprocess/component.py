@@ -22,10 +22,10 @@ def preprocess(
 
     import mlflow
 
-    from textclf.config import EncoderConfig
     from textclf.data.cleaning import CleaningConfig
     from textclf.registry.tracking import resume_run
     from textclf.steps.preprocess import run_preprocess
+    from textclf.train.modeling import EncoderConfig
 
     cleaning_steps = CleaningConfig.model_validate(cleaning)
     reading = EncoderConfig.model_validate(encoder)

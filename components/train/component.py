@@ -23,9 +23,9 @@ def train(
     from functools import partial
     from pathlib import Path
 
-    from textclf.config import DistributedConfig
     from textclf.registry.tracking import resume_run
     from textclf.steps.train import run_train
+    from textclf.train.distributed import DistributedConfig
     from textclf.train.trainer import TrainingParams
 
     parallel = DistributedConfig.model_validate(distributed)

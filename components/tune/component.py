@@ -26,9 +26,9 @@ def plan_tuning(
     """
     from pathlib import Path
 
-    from textclf.config import TuningConfig
     from textclf.steps.tune import plan_tuning as plan
     from textclf.train.trainer import TrainingParams
+    from textclf.train.tuning import TuningConfig
 
     study = TuningConfig.model_validate(tuning)
     return plan(
@@ -68,10 +68,10 @@ def tune_trials(
     import tempfile
     from pathlib import Path
 
-    from textclf.config import TuningConfig
     from textclf.registry.tracking import resume_run
     from textclf.steps.tune import run_tune_worker
     from textclf.train.trainer import TrainingParams
+    from textclf.train.tuning import TuningConfig
 
     study = TuningConfig.model_validate(tuning)
     with resume_run(tracking_uri, mlflow_run_id), tempfile.TemporaryDirectory() as work_dir:
@@ -119,10 +119,10 @@ def tune(
     """
     from pathlib import Path
 
-    from textclf.config import TuningConfig
     from textclf.registry.tracking import resume_run
     from textclf.steps.tune import run_tune
     from textclf.train.trainer import TrainingParams
+    from textclf.train.tuning import TuningConfig
 
     study = TuningConfig.model_validate(tuning)
     with resume_run(tracking_uri, mlflow_run_id):

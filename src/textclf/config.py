@@ -1,59 +1,48 @@
 """Typed configuration of the training run, the server and the monitor: defaults, overridden by a YAML file,
-TEXTCLF_* variables and the command line, in that order (pydantic-settings merges them). The pipeline's
-parameters are `PipelineConfig`'s fields, one for one: a few primitives and typed groups, each group one
-parameter.
+TEXTCLF_* variables and the command line, in that order (`textclf.settings`: pydantic-settings merges them). The
+pipeline's parameters are `PipelineConfig`'s fields, one for one: a few run-wide values and typed groups, each
+group one parameter.
 
-Every default and every description is stated once. Settings a core stage owns are declared there
-(`TrainingRecipe`, `CleaningConfig`, `PromotionPolicy`, `ServingPlan`, `DriftPolicy`, `DriftReportSettings`) and
-nested here as they are; the groups no stage owns are declared here."""
+Every default and every description is stated once, in the stage that owns the setting (`DatasetConfig`,
+`CleaningConfig`, `EncoderConfig`, `TrainingRecipe`, `TuningConfig`, `DistributedConfig`, `QualityChecks`,
+`PromotionPolicy`, `DeployConfig`, `DriftPolicy`, `DriftReportSettings`); this module nests them."""
 
 from __future__ import annotations
 
 import ipaddress
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    InitSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import NoDecode
 
 from textclf.data.cleaning import CleaningConfig
-from textclf.data.preprocess import PREDICT_MAX_LENGTH
-from textclf.data.sources import DataSource
-from textclf.deploy.rollout import ServingPlan
-from textclf.evaluate.behaviour import AUTOMATIC_SUITE, BUILT_IN_SUITES, check_spec
+from textclf.data.sources import DatasetConfig, DataSource
+from textclf.deploy.rollout import DeployConfig
+from textclf.evaluate.evaluation import QualityChecks
 from textclf.monitor.bounds import StoreBounds
 from textclf.monitor.decision import DriftPolicy
 from textclf.monitor.report import DriftReportSettings
 from textclf.names import (
-    ARTIFACT_STORE_URI,
     CHAMPION_ALIAS,
     EXPERIMENT_NAME,
     INFERENCE_SERVICE_NAME,
     LOCAL_HOST,
     LOCAL_MONITOR_URL,
     LOCAL_SERVING_URL,
-    MONITOR_EVENTS_URL,
     MONITOR_PORT,
     REGISTERED_MODEL_NAME,
-    SERVING_IMAGE,
     SERVING_NAMESPACE,
     UI_PORT,
 )
 from textclf.registry.gate import PromotionPolicy
 from textclf.serve.backends import AUTO_BACKEND, BackendChoice
-from textclf.train.cross_validation import MIN_FOLDS
-from textclf.train.modeling import PACKAGED_MINILM
+from textclf.settings import load_settings, translate_flat_names
+from textclf.train.distributed import DistributedConfig
+from textclf.train.modeling import EncoderConfig
 from textclf.train.trainer import TrainingParams, TrainingRecipe
+from textclf.train.tuning import TuningConfig
 
 ENV_PREFIX = "TEXTCLF_"
 SERVING_ENV_PREFIX = "TEXTCLF_SERVE_"
@@ -61,158 +50,7 @@ MONITOR_ENV_PREFIX = "TEXTCLF_MONITOR_"
 UI_ENV_PREFIX = "TEXTCLF_UI_"
 # The predictor's body limit, which the UI shares: the UI forwards what it accepts to the predictor.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-Settings = TypeVar("Settings", bound=BaseModel)
-# Nested settings in environment variables: TEXTCLF_TRAINING__LEARNING_RATE, TEXTCLF_MONITOR_POLICY__MIN_WINDOW_SIZE;
-# in YAML as mappings; on the command line as dotted keys: --set training.learning_rate=...
-NESTED_ENV_DELIMITER = "__"
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatasetConfig(BaseModel):
-    """How the data's rows are read and split."""
-
-    model_config = _FROZEN
-
-    text_column: str = Field(DataSource.text_column, description="column holding the text")
-    label_column: str = Field(DataSource.label_column, description="column holding the class label")
-    hf_split: str = Field(DataSource.hf_split, description="split to load from a Hugging Face dataset")
-    hf_config: str = Field("", description="configuration name of a Hugging Face dataset, if it has several")
-    validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of rows held out for validation")
-    test_fraction: float = Field(0.1, gt=0, lt=1, description="share of rows held out for the test split")
-
-
-class EncoderConfig(BaseModel):
-    """The encoder to fine-tune and how much of a text it reads."""
-
-    model_config = _FROZEN
-
-    base_model: str = Field(PACKAGED_MINILM, description="Hub id or local path of the encoder to fine-tune")
-    max_length: int = Field(128, ge=8, le=4096, description="tokens per text; longer texts are truncated")
-    truncation: Literal["head", "head_tail"] = Field(
-        "head_tail",
-        description="how a longer text is cut: head (its first tokens) or head_tail (its first quarter and last "
-        "three quarters)",
-    )
-    predict_max_length: int = Field(
-        PREDICT_MAX_LENGTH,
-        ge=8,
-        le=4096,
-        description="tokens per text when the trained model predicts (evaluation, serving), at most the encoder's "
-        "position limit and never below max_length: a model fine-tuned on cut texts reads more of a long one",
-    )
-
-
-class TuningConfig(BaseModel):
-    """The Optuna study that tunes the training recipe."""
-
-    model_config = _FROZEN
-
-    trials: int = Field(2, ge=0, description="Optuna trials; 0 skips tuning")
-    max_train_rows: int = Field(2000, ge=0, description="rows each trial trains on (0 = all)")
-    parallelism: int = Field(
-        1,
-        ge=1,
-        description="trials run at once, one worker each (a pod in a cluster, a process locally) on one shared "
-        "study; the outcome does not depend on which finishes first",
-    )
-    optuna_storage: str = Field(
-        "",
-        description="Optuna RDB URL every worker reaches (PostgreSQL in a cluster); empty = sqlite file in the "
-        "working directory",
-    )
-
-
-class QualityChecks(BaseModel):
-    """What the model is checked by beyond its test-split metrics."""
-
-    model_config = _FROZEN
-
-    cv_folds: int = Field(
-        0,
-        ge=0,
-        description=f"k-fold cross-validation of the training recipe: K stratified folds (at least {MIN_FOLDS}) of "
-        "the training and validation rows, reported in the model card; 0 = off",
-    )
-    behaviour_tests: str = Field(
-        AUTOMATIC_SUITE,
-        description="behavioural tests evaluate runs: auto (the built-in sentiment suite on positive/negative "
-        f"labels), none, a built-in suite {list(BUILT_IN_SUITES)}, a YAML file's path or the YAML text",
-    )
-
-    @field_validator("cv_folds")
-    @classmethod
-    def _folds_or_off(cls, value: int) -> int:
-        if value == 1:
-            raise ValueError(f"cv_folds is the number of folds, at least {MIN_FOLDS}; 0 turns cross-validation off")
-        return value
-
-    @field_validator("behaviour_tests")
-    @classmethod
-    def _behaviour_suite_is_readable(cls, value: str) -> str:
-        # A missing file or a malformed suite stops the run before training, not in the evaluate step.
-        return check_spec(value)
-
-
-class DistributedConfig(BaseModel):
-    """Data-parallel training."""
-
-    model_config = _FROZEN
-
-    workers: int = Field(
-        1,
-        ge=1,
-        description="data-parallel training processes: more than 1 runs torchrun on this machine, or in a cluster "
-        "a Kubeflow Trainer TrainJob (torch-distributed runtime) of that many nodes",
-    )
-    trainjob_timeout_seconds: int = Field(
-        6 * 3600, ge=60, description="cluster runs with workers > 1: how long the TrainJob may take"
-    )
-
-
-class DeployConfig(ServingPlan):
-    """Where and how the champion is served: a local `textclf serve`, or an InferenceService and its rollout."""
-
-    url: str = Field(LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion")
-    inference_service_name: str = Field(INFERENCE_SERVICE_NAME, description="cluster runs: InferenceService name")
-    image: str = Field(SERVING_IMAGE, description="cluster runs: the predictor's image")
-    artifact_store_uri: str = Field(
-        ARTIFACT_STORE_URI, description="cluster runs: the MLflow server's --artifacts-destination, for KServe"
-    )
-    request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
-    shadow_model: str = Field(
-        "",
-        description="cluster runs: the InferenceService also shadows this model (models:/NAME@challenger: each "
-        "newly registered challenger, as min_shadow_texts needs); empty = none",
-    )
-    timeout_seconds: int = Field(600, ge=10, description="how long a rollout may take to become Ready")
-
-    def plan(self) -> ServingPlan:
-        """The rollout and autoscaling part, as the deploy stage takes it."""
-        return ServingPlan(**{name: getattr(self, name) for name in ServingPlan.model_fields})
-
-
-def translate_flat_names(values: Mapping[str, Any], flat_names: Mapping[str, str], where: str) -> dict[str, Any]:
-    """`values` with each deprecated flat key (`learning_rate`) moved to its dotted place (`training.
-    learning_rate`), with a FutureWarning naming both; a value already set at the new place is kept."""
-    translated = dict(values)
-    for old, new in flat_names.items():
-        if old not in translated:
-            continue
-        value = translated.pop(old)
-        *parents, leaf = new.split(".")
-        node = translated
-        for parent in parents:
-            existing = node.get(parent)
-            # A group given as a model (PipelineConfig(training=TrainingRecipe(...))) is read as its fields.
-            node[parent] = existing.model_dump() if isinstance(existing, BaseModel) else dict(existing or {})
-            node = node[parent]
-        node.setdefault(leaf, value)
-        warnings.warn(
-            f"{where}: '{old}' is now '{new}' (the flat name is accepted until the next release)",
-            FutureWarning,
-            stacklevel=2,
-        )
-    return translated
 
 
 class PipelineConfig(BaseModel):
@@ -574,116 +412,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """`{"policy.min_window_size": 40}` as `{"policy": {"min_window_size": 40}}`; unset (None) values dropped."""
-    expanded: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        *parents, leaf = key.split(".")
-        node = expanded
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return expanded
-
-
-class _YamlFile(PydanticBaseSettingsSource):
-    """The YAML file's mapping (its own errors name the file)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
-        super().__init__(settings_cls)
-        self.path = path
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        raise NotImplementedError  # __call__ reads the whole file at once
-
-    def __call__(self) -> dict[str, Any]:
-        if self.path is None:
-            return {}
-        loaded = yaml.safe_load(self.path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{self.path} must hold a mapping of configuration fields")
-        return loaded
-
-
-class _FlatNamesMoved(PydanticBaseSettingsSource):
-    """Another source's values with the deprecated flat names moved to their groups, so that each source keeps
-    its precedence whichever names it uses."""
-
-    def __init__(self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource, where: str) -> None:
-        super().__init__(settings_cls)
-        self.source, self.where = source, where
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        raise NotImplementedError  # __call__ translates the wrapped source's mapping
-
-    def __call__(self) -> dict[str, Any]:
-        flat_names = getattr(self.settings_cls, "FLAT_NAMES", {})
-        return translate_flat_names(self.source(), flat_names, self.where)
-
-
-class _DeprecatedEnvironment(PydanticBaseSettingsSource):
-    """<PREFIX><FLAT NAME> variables of the deprecated flat names (TEXTCLF_TRIALS), as flat keys."""
-
-    def __init__(self, settings_cls: type[BaseSettings], prefix: str) -> None:
-        super().__init__(settings_cls)
-        self.prefix = prefix
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        raise NotImplementedError  # __call__ reads every flat name at once
-
-    def __call__(self) -> dict[str, Any]:
-        import os
-
-        flat_names = getattr(self.settings_cls, "FLAT_NAMES", {})
-        return {
-            name: os.environ[f"{self.prefix}{name.upper()}"]
-            for name in flat_names
-            if f"{self.prefix}{name.upper()}" in os.environ
-        }
-
-
-def load_settings(
-    model: type[Settings],
-    env_prefix: str,
-    yaml_path: Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Defaults, then the YAML file, then <PREFIX><FIELD> variables (<PREFIX><GROUP>__<FIELD> inside a group),
-    then explicit overrides (dotted keys reach inside groups), merged by pydantic-settings."""
-
-    class Sourced(BaseSettings, model):  # type: ignore[misc, valid-type]
-        model_config = SettingsConfigDict(
-            env_prefix=env_prefix,
-            env_nested_delimiter=NESTED_ENV_DELIMITER,
-            extra="forbid",
-            frozen=True,
-            title=model.__name__,
-        )
-
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            # First wins: the command line, the environment (current names over deprecated ones), the YAML file.
-            return (
-                _FlatNamesMoved(
-                    settings_cls, InitSettingsSource(settings_cls, _expand_dotted(overrides or {})), "--set"
-                ),
-                EnvSettingsSource(settings_cls),
-                _FlatNamesMoved(settings_cls, _DeprecatedEnvironment(settings_cls, env_prefix), "environment"),
-                _FlatNamesMoved(settings_cls, _YamlFile(settings_cls, yaml_path), str(yaml_path)),
-            )
-
-    return model.model_validate(Sourced().model_dump())
 
 
 def load_config(yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:

@@ -18,7 +18,6 @@ from textclf import names
 from textclf.config import (
     ENV_PREFIX,
     MONITOR_ENV_PREFIX,
-    NESTED_ENV_DELIMITER,
     SERVING_ENV_PREFIX,
     UI_ENV_PREFIX,
     MonitorConfig,
@@ -27,6 +26,7 @@ from textclf.config import (
     UiConfig,
     load_config,
 )
+from textclf.settings import NESTED_ENV_DELIMITER
 
 pytestmark = pytest.mark.unit
 

@@ -16,4 +16,4 @@ def test_a_run_the_monitor_started_with_feedback_names_its_episode_and_warns_abo
 
 
 def test_a_run_started_by_hand_has_no_provenance_lines() -> None:
-    assert training_provenance(Provenance()) == []
+    assert training_provenance(Provenance("", "", False)) == []

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 TEXT, LABEL = "text", "label"
 # The table formats a dataset path or URL may have, told by its suffix.
@@ -116,3 +117,16 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
             f"found {classes} class ({', '.join(frame[LABEL].unique())}); a classifier needs at least 2"
         )
     return frame
+
+
+class DatasetConfig(BaseModel):
+    """How the data's rows are read and split."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text_column: str = Field(DataSource.text_column, description="column holding the text")
+    label_column: str = Field(DataSource.label_column, description="column holding the class label")
+    hf_split: str = Field(DataSource.hf_split, description="split to load from a Hugging Face dataset")
+    hf_config: str = Field("", description="configuration name of a Hugging Face dataset, if it has several")
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of rows held out for validation")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="share of rows held out for the test split")

@@ -9,6 +9,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from textclf.names import (
+    ARTIFACT_STORE_URI,
+    INFERENCE_SERVICE_NAME,
+    LOCAL_SERVING_URL,
+    MONITOR_EVENTS_URL,
+    SERVING_IMAGE,
+)
+
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
@@ -182,3 +190,25 @@ def after_wait(step: RolloutStep, became_ready: bool) -> RolloutStep | None:
     if became_ready:
         return RolloutStep("promote", None, "the canary is Ready: move all traffic to it")
     return RolloutStep("rollback", None, "the canary did not become Ready: the previous spec is applied again")
+
+
+class DeployConfig(ServingPlan):
+    """Where and how the champion is served: a local `textclf serve`, or an InferenceService and its rollout."""
+
+    url: str = Field(LOCAL_SERVING_URL, description="local runs: the textclf server to switch to a new champion")
+    inference_service_name: str = Field(INFERENCE_SERVICE_NAME, description="cluster runs: InferenceService name")
+    image: str = Field(SERVING_IMAGE, description="cluster runs: the predictor's image")
+    artifact_store_uri: str = Field(
+        ARTIFACT_STORE_URI, description="cluster runs: the MLflow server's --artifacts-destination, for KServe"
+    )
+    request_logger_url: str = Field(MONITOR_EVENTS_URL, description="cluster runs: where KServe logs requests")
+    shadow_model: str = Field(
+        "",
+        description="cluster runs: the InferenceService also shadows this model (models:/NAME@challenger: each "
+        "newly registered challenger, as min_shadow_texts needs); empty = none",
+    )
+    timeout_seconds: int = Field(600, ge=10, description="how long a rollout may take to become Ready")
+
+    def plan(self) -> ServingPlan:
+        """The rollout and autoscaling part, as the deploy stage takes it."""
+        return ServingPlan(**{name: getattr(self, name) for name in ServingPlan.model_fields})

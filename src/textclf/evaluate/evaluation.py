@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from textclf.data.balance import ClassBalance
 from textclf.data.cleaning import CleaningConfig
 from textclf.data.preprocess import LabelMap
 from textclf.data.sources import LABEL, TEXT
-from textclf.evaluate.behaviour import AUTOMATIC_SUITE
+from textclf.evaluate.behaviour import AUTOMATIC_SUITE, BUILT_IN_SUITES, check_spec
+from textclf.train.cross_validation import MIN_FOLDS
 
 if TYPE_CHECKING:
     from textclf.serve.classifier import TextClassifier
@@ -119,3 +121,34 @@ def evaluate_model(
         },
         train_class_counts=ClassBalance.of(raw_train[LABEL], label_map.labels).counts,
     )
+
+
+class QualityChecks(BaseModel):
+    """What the model is checked by beyond its test-split metrics."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cv_folds: int = Field(
+        0,
+        ge=0,
+        description=f"k-fold cross-validation of the training recipe: K stratified folds (at least {MIN_FOLDS}) of "
+        "the training and validation rows, reported in the model card; 0 = off",
+    )
+    behaviour_tests: str = Field(
+        AUTOMATIC_SUITE,
+        description="behavioural tests evaluate runs: auto (the built-in sentiment suite on positive/negative "
+        f"labels), none, a built-in suite {list(BUILT_IN_SUITES)}, a YAML file's path or the YAML text",
+    )
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds_or_off(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError(f"cv_folds is the number of folds, at least {MIN_FOLDS}; 0 turns cross-validation off")
+        return value
+
+    @field_validator("behaviour_tests")
+    @classmethod
+    def _behaviour_suite_is_readable(cls, value: str) -> str:
+        # A missing file or a malformed suite stops the run before training, not in the evaluate step.
+        return check_spec(value)

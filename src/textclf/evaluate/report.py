@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -80,9 +80,9 @@ class Provenance:
     """How a training run came about, when not by hand: the drift episode that started it, rows the monitor
     supplied, and whether those carried feedback labels."""
 
-    trigger: str = ""
-    extra_train_data: str = ""
-    trained_on_feedback: bool = False
+    trigger: str
+    extra_train_data: str
+    trained_on_feedback: bool
 
 
 @dataclass
@@ -96,7 +96,8 @@ class ModelCardInputs:
     metrics: dict[str, Any]
     baselines: dict[str, dict[str, Any]]
     labels: list[str]
-    provenance: Provenance = field(default_factory=Provenance)
+    provenance: Provenance | None = None
+    """How the training run came about; None: by hand."""
     train_class_counts: dict[str, int] = field(default_factory=dict)
     """Training rows per class, for the card's class-balance section."""
     calibration: dict[str, float] = field(default_factory=dict)
@@ -207,11 +208,7 @@ def model_card(inputs: ModelCardInputs) -> str:
         "data_fingerprint": inputs.data_fingerprint,
         "split_sizes": inputs.split_sizes,
         "labels": inputs.labels,
-        "provenance": {
-            "trigger": inputs.provenance.trigger,
-            "extra_train_data": inputs.provenance.extra_train_data,
-            "trained_on_feedback": inputs.provenance.trained_on_feedback,
-        },
+        "provenance": asdict(inputs.provenance) if inputs.provenance else {},
         "base_model": inputs.base_model,
         "training_params": [(name, value) for name, value in sorted(params.items()) if name != "class_weights"],
         "metrics": inputs.metrics,

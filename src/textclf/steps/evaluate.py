@@ -131,7 +131,7 @@ def behaviour_metrics(behaviour: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def _provenance_of_active_run() -> Provenance:
+def _provenance_of_active_run() -> Provenance | None:
     """How the pipeline's run came about, from the tags and parameters ingest gave it."""
     import mlflow
 
@@ -140,7 +140,7 @@ def _provenance_of_active_run() -> Provenance:
 
     active = mlflow.active_run()
     if active is None:
-        return Provenance()
+        return None
     run = mlflow.get_run(active.info.run_id)
     return Provenance(
         run.data.tags.get(TRIGGER_TAG, ""),

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from textclf.data.preprocess import INPUT_IDS, LabelMap
 from textclf.train.trainer import TrainingJob, TrainingParams, TrainResult, train_classifier
@@ -200,3 +201,19 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+class DistributedConfig(BaseModel):
+    """Data-parallel training."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workers: int = Field(
+        1,
+        ge=1,
+        description="data-parallel training processes: more than 1 runs torchrun on this machine, or in a cluster "
+        "a Kubeflow Trainer TrainJob (torch-distributed runtime) of that many nodes",
+    )
+    trainjob_timeout_seconds: int = Field(
+        6 * 3600, ge=60, description="cluster runs with workers > 1: how long the TrainJob may take"
+    )

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from textclf.data.preprocess import PREDICT_MAX_LENGTH
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -131,3 +135,24 @@ def merge_for_serving(model: PreTrainedModel) -> PreTrainedModel:
     if isinstance(model, PeftModel):
         return model.merge_and_unload()
     return model
+
+
+class EncoderConfig(BaseModel):
+    """The encoder to fine-tune and how much of a text it reads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_model: str = Field(PACKAGED_MINILM, description="Hub id or local path of the encoder to fine-tune")
+    max_length: int = Field(128, ge=8, le=4096, description="tokens per text; longer texts are truncated")
+    truncation: Literal["head", "head_tail"] = Field(
+        "head_tail",
+        description="how a longer text is cut: head (its first tokens) or head_tail (its first quarter and last "
+        "three quarters)",
+    )
+    predict_max_length: int = Field(
+        PREDICT_MAX_LENGTH,
+        ge=8,
+        le=4096,
+        description="tokens per text when the trained model predicts (evaluation, serving), at most the encoder's "
+        "position limit and never below max_length: a model fine-tuned on cut texts reads more of a long one",
+    )

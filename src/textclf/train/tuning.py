@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from textclf.data.preprocess import LabelMap, Truncation
 from textclf.data.sources import LABEL
@@ -233,3 +234,23 @@ def write_study_plots(study: optuna.Study, history_path: Path, importance_path: 
         importance_path.write_text(
             "<html><body><p>Parameter importance needs at least two completed trials.</p></body></html>"
         )
+
+
+class TuningConfig(BaseModel):
+    """The Optuna study that tunes the training recipe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trials: int = Field(2, ge=0, description="Optuna trials; 0 skips tuning")
+    max_train_rows: int = Field(2000, ge=0, description="rows each trial trains on (0 = all)")
+    parallelism: int = Field(
+        1,
+        ge=1,
+        description="trials run at once, one worker each (a pod in a cluster, a process locally) on one shared "
+        "study; the outcome does not depend on which finishes first",
+    )
+    optuna_storage: str = Field(
+        "",
+        description="Optuna RDB URL every worker reaches (PostgreSQL in a cluster); empty = sqlite file in the "
+        "working directory",
+    )
