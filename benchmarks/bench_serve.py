@@ -56,8 +56,8 @@ def trained_model() -> Path:
     """The champion of one pipeline run on an SST-2 sample, trained once and cached."""
     from textclf.registry.model_dir import ModelDirectory
 
-    if ModelDirectory(CACHED_MODEL).is_model_directory():
-        return CACHED_MODEL
+    if CACHED_MODEL.is_dir() and (cached := ModelDirectory.located_in(CACHED_MODEL)).is_model_directory():
+        return cached.path
     import pandas as pd
 
     from textclf.registry.model_uri import resolve_model_dir
@@ -85,12 +85,11 @@ def trained_model() -> Path:
             "--workdir",
             str(workdir),
             "--set",
-            f"serving_url=http://127.0.0.1:{free_port()}",
+            f"serving.url=http://127.0.0.1:{free_port()}",
         ],
         check=True,
     )
-    resolve_model_dir("models:/textclf@champion", f"sqlite:///{workdir / 'mlflow.db'}", CACHED_MODEL)
-    return CACHED_MODEL
+    return resolve_model_dir("models:/textclf@champion", f"sqlite:///{workdir / 'mlflow.db'}", CACHED_MODEL)
 
 
 def resident_mib(pid: int) -> float:

@@ -75,6 +75,8 @@ def test_textclf_and_kserve_find_the_directory_inside_the_mlflow_model(registry:
 
     directory = resolve_model_dir(f"models:/{NAME}@champion", registry["uri"], tmp_path)
     assert (directory / MODEL_METADATA_FILE).exists()
+    # The downloaded MLflow model, given as a directory (`textclf serve --model <that folder>`), resolves alike.
+    assert resolve_model_dir(str(tmp_path), registry["uri"]) == directory
     version = registry["client"].get_model_version(NAME, registry["version"])
     from_the_run = resolve_model_dir(f"runs:/{version.run_id}/model", registry["uri"], tmp_path / "run")
     assert (from_the_run / MODEL_METADATA_FILE).exists()

@@ -17,7 +17,7 @@ class ResolvedModel:
 def resolve_model_dir(reference: str, tracking_uri: str, download_to: Path | None = None) -> Path:
     """`models:/NAME@ALIAS`, `models:/NAME/VERSION` and `runs:/ID/PATH` download through MLflow (an MLflow model
     or, registered before textclf logged those, the raw directory); anything else must be a model directory on
-    disk."""
+    disk: a model directory, or an MLflow model (downloaded) that holds one."""
     if reference.startswith(("models:/", "runs:/")):
         import mlflow
 
@@ -33,7 +33,10 @@ def resolve_model_dir(reference: str, tracking_uri: str, download_to: Path | Non
     directory = Path(reference).expanduser()
     if not directory.is_dir():
         raise FileNotFoundError(f"model {reference!r} is neither a models:/ or runs:/ URI nor a directory on disk")
-    return directory
+    from textclf.registry.model_dir import ModelDirectory
+
+    # A model directory, or a downloaded MLflow model holding one.
+    return ModelDirectory.located_in(directory).path
 
 
 def registry_version(reference: str, tracking_uri: str) -> str | None:
