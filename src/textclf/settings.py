@@ -59,8 +59,10 @@ def _expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
             continue
         *parents, leaf = key.split(".")
         node = expanded
-        for parent in parents:
+        for depth, parent in enumerate(parents):
             node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{key} sets a field inside {'.'.join(parents[: depth + 1])}, which is also set whole")
         node[leaf] = value
     return expanded
 

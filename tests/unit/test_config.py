@@ -69,6 +69,8 @@ def test_unknown_fields_and_bad_values_are_rejected(tmp_path: Path) -> None:
         load_config(None, {"training.finetune": "adapters"})
     with pytest.raises(ValidationError, match="PipelineConfig"):
         load_config(None, {"epoch": 3})
+    with pytest.raises(ValueError, match=r"training\.epochs sets a field inside training, which is also set whole"):
+        load_config(None, {"training": "x", "training.epochs": 3})
     path = tmp_path / "bad.yaml"
     path.write_text("- a list\n")
     with pytest.raises(ValueError, match="mapping"):
