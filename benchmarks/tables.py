@@ -23,8 +23,13 @@ Rows = tuple[list[str], list[list[str]]]
 """A table: its header, then its rows, every cell text."""
 
 
-def _pair(first: Any, second: Any) -> str:
-    return f"{first} / {second}"
+def _n(value: Any, digits: int) -> str:
+    """A measured number to `digits` decimals (the JSON keeps them all); anything else as it is."""
+    return f"{value:,.{digits}f}" if isinstance(value, float | int) and not isinstance(value, bool) else str(value)
+
+
+def _pair(first: Any, second: Any, digits: int = 1) -> str:
+    return f"{_n(first, digits)} / {_n(second, digits)}"
 
 
 def serve_rows(report: dict[str, Any]) -> Rows:
@@ -34,17 +39,17 @@ def serve_rows(report: dict[str, Any]) -> Rows:
     chose = servers["textclf"].get("backend", "?")
     titles = {"textclf": f"default (auto chose {chose})", "textclf, 1 thread": "default, 1 thread"}
 
-    def wrk(server: dict, key: str, field: str) -> Any:
-        return server[key][field] if key in server else "-"
+    def wrk(server: dict, key: str, field: str, digits: int) -> str:
+        return _n(server[key][field], digits) if key in server else "-"
 
-    def bare(server: dict, field: str) -> Any:
-        return server["bare_model"][field] if "bare_model" in server else "-"
+    def bare(server: dict, field: str, digits: int) -> str:
+        return _n(server["bare_model"][field], digits) if "bare_model" in server else "-"
 
     def best(server: dict, load: str) -> Any:
         return max(round_[load]["texts_per_second"] for round_ in server["rounds"])
 
     measures: list[tuple[str, Callable[[dict], Any]]] = [
-        ("wrk: texts/s, c=32, 1 text per request", lambda s: wrk(s, "wrk_c32", "requests_per_second")),
+        ("wrk: texts/s, c=32, 1 text per request", lambda s: wrk(s, "wrk_c32", "requests_per_second", 0)),
         (
             "wrk: p50 / p99 ms, c=32",
             lambda s: _pair(s["wrk_c32"]["p50_ms"], s["wrk_c32"]["p99_ms"]) if "wrk_c32" in s else "-",
@@ -56,23 +61,24 @@ def serve_rows(report: dict[str, Any]) -> Rows:
         (
             "wrk: mean ms, c=1: forward pass / the rest",
             lambda s: (
-                _pair(s["wrk_c1"]["forward_pass_mean_ms"], s["wrk_c1"]["overhead_mean_ms"])
+                _pair(s["wrk_c1"]["forward_pass_mean_ms"], s["wrk_c1"]["overhead_mean_ms"], 2)
                 if "overhead_mean_ms" in s.get("wrk_c1", {})
                 else "-"
             ),
         ),
-        ("event-loop CPU ms per request, c=32", lambda s: wrk(s, "wrk_c32", "event_loop_cpu_ms_per_request")),
-        ("process CPU ms per request, c=32", lambda s: wrk(s, "wrk_c32", "process_cpu_ms_per_request")),
+        ("event-loop CPU ms per request, c=32", lambda s: wrk(s, "wrk_c32", "event_loop_cpu_ms_per_request", 2)),
+        ("process CPU ms per request, c=32", lambda s: wrk(s, "wrk_c32", "process_cpu_ms_per_request", 2)),
+        # The baseline serves one text per forward pass: it does not batch.
         (
             "texts per forward pass under wrk, c=32",
-            lambda s: s.get("wrk_c32", {}).get("mean_texts_per_forward_pass", 1),
+            lambda s: _n(s.get("wrk_c32", {}).get("mean_texts_per_forward_pass", 1), 1),
         ),
-        ("bare model: texts/s at that batch size", lambda s: bare(s, "texts_per_second")),
-        ("server's share of the bare model", lambda s: bare(s, "server_share")),
-        ("bare model: p50 ms, one 20-word text", lambda s: bare(s, "p50_ms_1_text")),
+        ("bare model: texts/s at that batch size", lambda s: bare(s, "texts_per_second", 0)),
+        ("server's share of the bare model", lambda s: bare(s, "server_share", 2)),
+        ("bare model: p50 ms, one 20-word text", lambda s: bare(s, "p50_ms_1_text", 1)),
         (
             "httpx: texts/s, c=32, 1 / 64 texts per request",
-            lambda s: _pair(best(s, "c32_1_text"), best(s, "c32_64_texts")),
+            lambda s: _pair(best(s, "c32_1_text"), best(s, "c32_64_texts"), 0),
         ),
         (
             "httpx: p50 / p99 ms, c=1, 20 words",
@@ -95,7 +101,7 @@ def serve_rows(report: dict[str, Any]) -> Rows:
         ),
         (
             "RSS MiB after start; after each round",
-            lambda s: f"{s['rss_mib_after_start']}; " + " / ".join(str(r["rss_mib"]) for r in s["rounds"]),
+            lambda s: f"{_n(s['rss_mib_after_start'], 0)}; " + " / ".join(_n(r["rss_mib"], 0) for r in s["rounds"]),
         ),
     ]
     header = ["measure", *(titles.get(name, name) for name in names)]
