@@ -167,8 +167,8 @@ bench-shadow: install wrk ## the champion's latency with and without a shadow mo
 profile-serve: install wrk ## where a request's time goes outside the forward pass: the event loop under cProfile, by layer
 	$(BIN)/python benchmarks/profile_serve.py
 
-bench-explain: install ## occlusion on each backend vs Captum's integrated gradients: deletion faithfulness and cost
-	$(BIN)/python benchmarks/bench_explain.py
+bench-explain: install ## occlusion on each backend vs Captum's integrated gradients: deletion faithfulness and cost; publishes its table
+	$(BIN)/python benchmarks/bench_explain.py --publish
 
 bench-quality: install ## defaults, tuned, TF-IDF + LR, untrained base model on AG News, IMDB, SST-2 (QUALITY_ARGS)
 	$(BIN)/python benchmarks/bench_quality.py $(QUALITY_ARGS)

@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import DATA, RESULTS, TWENTY_WORDS, require_data, trained_model
+from tables import DOCS, explain_rows, publish
 
 from textclf.data.cleaning import clean_texts
 from textclf.serve.classifier import TextClassifier
@@ -121,6 +122,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a textclf model directory (default: bench-serve's SST-2 model)")
     parser.add_argument("--texts", type=int, default=200, help="SST-2 dev sentences of at least 6 words")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="keep this run as the published measurement (docs/results/bench_explain.json) and regenerate its table",
+    )
     args = parser.parse_args()
     require_data()
     import pandas as pd
@@ -150,18 +156,20 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_explain.json").write_text(json.dumps(report, indent=2))
     print_table(report)
+    if args.publish:
+        print(f"published {publish('bench_explain', report)} and its table in {DOCS}")
 
 
 def print_table(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    header, rows = explain_rows(report)
     table = Table(title=f"explanations on {report['texts']} SST-2 dev sentences: score drop when words are deleted")
-    for column in ("method", "ms / 20-word text", *(f"k={k}: top / random" for k in K_VALUES)):
-        table.add_column(column, justify="left" if column == "method" else "right")
-    for name, result in report["methods"].items():
-        drops = [f"{result[f'k{k}']['top']:.3f} / {result[f'k{k}']['random']:.3f}" for k in K_VALUES]
-        table.add_row(name, str(result["ms_per_20_word_text"]), *drops)
+    for column in header:
+        table.add_column(column, justify="left" if column == header[0] else "right")
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
     print(f"wrote {RESULTS / 'bench_explain.json'}")
 

@@ -108,7 +108,23 @@ def serve_rows(report: dict[str, Any]) -> Rows:
     return header, [[label, *(str(value(servers[name])) for name in names)] for label, value in measures]
 
 
-TABLES: dict[str, Callable[[dict[str, Any]], Rows]] = {"bench_serve": serve_rows}
+def explain_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-explain`: each method's cost, and how far the explained label's score falls when its k
+    top-attributed words are deleted, against k random words."""
+    ks = sorted(int(key[1:]) for key in next(iter(report["methods"].values())) if key.startswith("k"))
+    header = ["method", "ms per 20-word text", *(f"k={k}: top / random" for k in ks)]
+    rows = [
+        [
+            name,
+            _n(result["ms_per_20_word_text"], 1),
+            *(_pair(result[f"k{k}"]["top"], result[f"k{k}"]["random"], 3) for k in ks),
+        ]
+        for name, result in report["methods"].items()
+    ]
+    return header, rows
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], Rows]] = {"bench_serve": serve_rows, "bench_explain": explain_rows}
 """Each published benchmark's table, by its report's name."""
 
 
