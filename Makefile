@@ -176,8 +176,8 @@ bench-quality: install ## defaults, tuned, TF-IDF + LR, untrained base model on 
 bench-imbalance: install ## skewed AG News subset: class-weighted defaults vs the plain loss vs TF-IDF + LR
 	$(BIN)/python benchmarks/bench_imbalance.py
 
-bench-drift: install ## drift-report time for 10,000 logged predictions (MiniLM, demo data)
-	$(BIN)/python benchmarks/bench_drift.py
+bench-drift: install ## drift-report time for 10,000 logged predictions (MiniLM, demo data); publishes its table
+	$(BIN)/python benchmarks/bench_drift.py --publish
 
 bench-images: install docker-engine ## each image's size, build time and time from docker run to ready (BENCH_IMAGES_ARGS=--cold)
 	$(BIN)/python benchmarks/bench_images.py $(BENCH_IMAGES_ARGS)

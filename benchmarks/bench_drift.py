@@ -25,6 +25,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import RESULTS, trained_model
+from tables import DOCS, drift_rows, publish
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 WINDOWS = {"sst2 (training domain)": "sst2/train.csv", "imdb": "imdb/train.csv", "ag_news": "ag_news/train.csv"}
@@ -81,6 +82,11 @@ def log_predictions(store, classifier, texts: list[str], version: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--window", type=int, default=10_000)
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="keep this run as the published measurement (docs/results/bench_drift.json) and regenerate its table",
+    )
     args = parser.parse_args()
     require_data()
     from textclf.config import MonitorConfig
@@ -121,24 +127,20 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_drift.json").write_text(json.dumps(results, indent=2))
     print_table(results)
+    if args.publish:
+        print(f"published {publish('bench_drift', results)} and its table in {DOCS}")
 
 
 def print_table(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    header, rows = drift_rows(results)
     table = Table(title="drift check over a window of logged predictions (target: < 10 s for 10,000)")
-    for column in ("window", "predictions", "check s (warm)", "check s (cold)", "store s/1k", "drifted checks"):
+    for column in header:
         table.add_column(column)
-    for name, row in results.items():
-        table.add_row(
-            name,
-            f"{row['window']:,}",
-            f"{row['warm_check_seconds']:.2f}",
-            f"{row['cold_check_seconds']:.2f}",
-            f"{row['store_seconds_per_1000_predictions']:.2f}",
-            f"{len(row['drifted_checks'])} of {len(row['scores'])}",
-        )
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
 
 

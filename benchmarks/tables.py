@@ -124,7 +124,28 @@ def explain_rows(report: dict[str, Any]) -> Rows:
     return header, rows
 
 
-TABLES: dict[str, Callable[[dict[str, Any]], Rows]] = {"bench_serve": serve_rows, "bench_explain": explain_rows}
+def drift_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-drift`: one monitor check over a window of logged predictions, per window's domain."""
+    header = ["window", "predictions", "check, warm", "check, cold", "storing, per 1,000 predictions", "checks drifted"]
+    rows = [
+        [
+            name,
+            _n(row["window"], 0),
+            f"{_n(row['warm_check_seconds'], 1)} s",
+            f"{_n(row['cold_check_seconds'], 1)} s",
+            f"{_n(row['store_seconds_per_1000_predictions'], 2)} s",
+            f"{len(row['drifted_checks'])} of {len(row['scores'])} ({row['decision']})",
+        ]
+        for name, row in report.items()
+    ]
+    return header, rows
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], Rows]] = {
+    "bench_serve": serve_rows,
+    "bench_explain": explain_rows,
+    "bench_drift": drift_rows,
+}
 """Each published benchmark's table, by its report's name."""
 
 
