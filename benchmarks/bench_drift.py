@@ -25,7 +25,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import RESULTS, trained_model
-from tables import DOCS, drift_rows, publish
+from tables import DOCS, drift_rows, print_rows, publish
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 WINDOWS = {"sst2 (training domain)": "sst2/train.csv", "imdb": "imdb/train.csv", "ag_news": "ag_news/train.csv"}
@@ -132,16 +132,7 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    header, rows = drift_rows(results)
-    table = Table(title="drift check over a window of logged predictions (target: < 10 s for 10,000)")
-    for column in header:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    print_rows("drift check over a window of logged predictions (target: < 10 s for 10,000)", drift_rows(results))
 
 
 if __name__ == "__main__":

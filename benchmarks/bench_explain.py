@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import DATA, RESULTS, TWENTY_WORDS, require_data, trained_model
-from tables import DOCS, explain_rows, publish
+from tables import DOCS, explain_rows, print_rows, publish
 
 from textclf.data.cleaning import clean_texts
 from textclf.serve.classifier import TextClassifier
@@ -161,16 +161,8 @@ def main() -> None:
 
 
 def print_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    header, rows = explain_rows(report)
-    table = Table(title=f"explanations on {report['texts']} SST-2 dev sentences: score drop when words are deleted")
-    for column in header:
-        table.add_column(column, justify="left" if column == header[0] else "right")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    title = f"explanations on {report['texts']} SST-2 dev sentences: score drop when words are deleted"
+    print_rows(title, explain_rows(report))
     print(f"wrote {RESULTS / 'bench_explain.json'}")
 
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tables import DOCS, publish, serve_rows
+from tables import DOCS, print_rows, publish, serve_rows
 
 from textclf.runtime.local_processes import free_port, running_server
 
@@ -368,18 +368,7 @@ def main() -> None:
 
 
 def print_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    header, rows = serve_rows(report)
-    table = Table(title="textclf serve (default = auto's backend) vs FastAPI + HF pipeline, same model")
-    table.add_column(header[0])
-    for title in header[1:]:
-        table.add_column(title, justify="right")
-    for row in rows:
-        table.add_row(*row)
-
-    Console().print(table)
+    print_rows("textclf serve (default = auto's backend) vs FastAPI + HF pipeline, same model", serve_rows(report))
     print(
         f"httpx throughput x{report['speedup_c32_1_text']} the baseline (1 text/request; "
         f"x{report['speedup_c32_1_text_1_thread']} with 1 thread), x{report['speedup_c32_64_texts']} (64 texts/request)"

@@ -149,6 +149,20 @@ TABLES: dict[str, Callable[[dict[str, Any]], Rows]] = {
 """Each published benchmark's table, by its report's name."""
 
 
+def print_rows(title: str, rows: Rows) -> None:
+    """The table on the terminal (rich), aligned as in the docs: the first column left, the measures right."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, body = rows
+    table = Table(title=title)
+    for index, column in enumerate(header):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in body:
+        table.add_row(*row)
+    Console().print(table)
+
+
 def markdown(rows: Rows) -> str:
     header, body = rows
     align = ["---"] + ["---:"] * (len(header) - 1)
