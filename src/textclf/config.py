@@ -50,13 +50,12 @@ MONITOR_ENV_PREFIX = "TEXTCLF_MONITOR_"
 UI_ENV_PREFIX = "TEXTCLF_UI_"
 # The predictor's body limit, which the UI shares: the UI forwards what it accepts to the predictor.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
 class PipelineConfig(BaseModel):
     """The training pipeline's parameters: the run-wide values, then one group per concern."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # The flat names of release 0.x, accepted with a deprecation message: old name -> its place now.
     FLAT_NAMES: ClassVar[dict[str, str]]
