@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from textclf.monitor.events import MAX_ID_CHARS, REQUEST_EVENT, RESPONSE_EVENT
 from textclf.runtime.auth import Access, check_token
 from textclf.runtime.wire import JsonRefused, TensorsRefused, binary_v2_document, load_json
-from textclf.serving.model import TextClassifierModel
+from textclf.serving.model import TextClassifierModel, VersionNotServed, check_version
 from textclf.serving.prometheus import ServingMetrics
 from textclf.serving.request_logger import LoggedEvent, RequestLogger
 
@@ -35,7 +36,8 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("v2_infer", r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$"),
         ("v2_model_ready", r"^/v2/models/[^/]+(/versions/[^/]+)?/ready$"),
         ("v2_model_metadata", r"^/v2/models/[^/]+(/versions/[^/]+)?$"),
-        ("v2_repository", r"^/v2/repository/.*$"),
+        # Everything under it, whatever the characters (a name with a newline in it included): these need the token.
+        ("v2_repository", r"^/v2/repository/"),
         ("v2_health", r"^/v2/health/(live|ready)$"),
         ("v2_server_metadata", r"^/v2/?$"),
         ("predict", r"^/predict$"),
@@ -49,10 +51,13 @@ INFERENCE_ROUTES = frozenset({"v1_predict", "v2_infer", "predict", "predict_batc
 ADMIN_ROUTES = frozenset({"v2_repository"})
 CLIENT_CLOSED_REQUEST = 499
 """The status recorded (access log, metrics) for a request whose client left before its answer: nginx's."""
-# v2's versioned model routes. KServe 0.21.0 answers each with 501 "Model versioning not supported yet"
-# (kserve/protocol/rest/v2_endpoints.py) while the model metadata lists a version: here the version being served
-# is answered as the unversioned route, and any other gets a 404.
-_VERSIONED = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(/ready|/infer)?$")
+# v2's model routes with a version, in the path (/versions/V) or the query (?model_version=V). KServe 0.21.0
+# answers both with 501 "Model versioning not supported yet" (kserve/protocol/rest/v2_endpoints.py), while the
+# model metadata lists a version: here the version being served is answered as the unversioned route, and any
+# other gets a 404.
+_MODEL_ROUTE = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?$")
+_VERSION_QUERY = "model_version"
+_REPOSITORY_MODEL = re.compile(r"^/v2/repository/models/([^/]+)/(?:load|unload)$")
 # A client's x-request-id is kept when it is printable ASCII and short enough to be stored; any other is
 # replaced by a fresh id (the response says which), so no header value can break the request logger's sends.
 _USABLE_REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_CHARS}}}")
@@ -91,9 +96,21 @@ def with_request_id(scope: dict, request_id: str) -> dict:
     return {**scope, "headers": [*kept, (b"x-request-id", request_id.encode())]}
 
 
-def unversioned(scope: dict, path: str) -> dict:
-    """The request as if sent to `path`: the route KServe answers for the version being served."""
-    return {**scope, "path": path, "raw_path": path.encode()}
+def unversioned(scope: dict) -> tuple[dict, str, list[str]]:
+    """A v2 model request without its version: as if sent to the unversioned route, which KServe answers for
+    the version being served; with the model's name and the versions asked (path, then query)."""
+    found = _MODEL_ROUTE.match(scope["path"])
+    if found is None:
+        return scope, "", []
+    name, path_version, rest = found.groups()
+    query = urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    asked = [version for version in (path_version, *(v for k, v in query if k == _VERSION_QUERY)) if version]
+    kept = [(key, value) for key, value in query if key != _VERSION_QUERY]
+    if path_version is None and len(kept) == len(query):
+        return scope, name, []
+    path = f"/v2/models/{name}{rest or ''}"
+    query_string = urllib.parse.urlencode(kept).encode("latin-1")
+    return {**scope, "path": path, "raw_path": path.encode(), "query_string": query_string}, name, asked
 
 
 def route_of(path: str) -> str:
@@ -185,20 +202,19 @@ class ServingMiddleware:
     async def _serve(self, exchange: _Exchange, receive: Receive) -> None:
         """Refuse what KServe would mishandle; pass the rest on with its body replayed; log inference traffic."""
         scope = exchange.scope
-        if exchange.route in ADMIN_ROUTES and (refusal := self._admin_refusal(exchange.headers)):
+        if exchange.route in ADMIN_ROUTES and (
+            refusal := self._admin_refusal(exchange.headers) or self._not_served(scope["path"])
+        ):
             await self._reject(exchange.send, *refusal)
             return
-        if versioned := _VERSIONED.match(scope["path"]):
-            name, version, rest = versioned.groups()
-            if name == self.model.name and self.model.version and version != self.model.version:
-                await self._reject(
-                    exchange.send,
-                    404,
-                    f"model {name} has no version {version!r} on this server: it serves version "
-                    f"{self.model.version!r} (GET /v2/models/{name} lists it); or leave /versions/... out",
-                )
+        scope, name, asked = unversioned(scope)
+        if name == self.model.name:
+            try:
+                for version in asked:
+                    check_version(name, version, self.model.version)
+            except VersionNotServed as refused:
+                await self._reject(exchange.send, 404, refused.reason)
                 return
-            scope = unversioned(scope, f"/v2/models/{name}{rest or ''}")
         if exchange.route == "v2_infer":
             scope = self._v2_body_is_json_unless_binary(scope, exchange.headers)
         body, too_large = await self._read_body(exchange.headers, receive)
@@ -269,6 +285,14 @@ class ServingMiddleware:
         if access is Access.DENIED:
             return 401, "send Authorization: Bearer <the server's admin token> to load or unload models"
         return None
+
+    def _not_served(self, path: str) -> tuple[int, str] | None:
+        """Loading or unloading a model this server does not serve: 404 (KServe 0.21.0 answers a load of an
+        unknown name with 503, kserve/protocol/model_repository_extension.py `load`)."""
+        named = _REPOSITORY_MODEL.match(path)
+        if named is None or named[1] == self.model.name:
+            return None
+        return 404, f"model {named[1]!r} is not served here: this server serves {self.model.name!r}"
 
     @staticmethod
     def _body_problem(route: str, body: bytes, headers: dict[str, str]) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 from kserve import InferRequest, InferResponse, Model
-from kserve.errors import InvalidInput, ModelNotReady
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.protocol.infer_type import InferInput, InferOutput, to_http_parameters
 
 from textclf.config import ServingConfig
@@ -58,6 +58,25 @@ class ModelUnavailable(ModelNotReady):
     def __init__(self, model_name: str, detail: str):
         super().__init__(model_name, detail)
         self.reason = self.error_msg
+
+
+class VersionNotServed(ModelNotFound):
+    """A request for a version of the model other than the one served: 404 over HTTP, NOT_FOUND over gRPC
+    (KServe's ModelNotFound), with a reason that names the version served."""
+
+    def __init__(self, model_name: str, asked: str, served: str):
+        super().__init__(model_name)
+        self.reason = (
+            f"model {model_name} has no version {asked!r} on this server: it serves version {served!r} "
+            f"(GET /v2/models/{model_name} lists it); or leave the version out"
+        )
+
+
+def check_version(model_name: str, asked: str | None, served: str) -> None:
+    """Raise VersionNotServed unless `asked` is empty or the version served (or none is loaded yet, when KServe's
+    own answer, not ready, is the one to give)."""
+    if asked and served and asked != served:
+        raise VersionNotServed(model_name, asked, served)
 
 
 @dataclass(frozen=True)
@@ -259,6 +278,9 @@ class TextClassifierModel(Model):
         """Any protocol's request as validated texts: v2 (`text` BYTES [N], JSON, binary or gRPC) or v1
         (`{"instances": [...]}`, which the simple API also sends); `InvalidInput` (400) says what to fix."""
         if isinstance(payload, InferRequest):
+            # KServe's gRPC servicer answers a ModelInfer for any version with the loaded one; REST requests
+            # reach here with the version already checked by the middleware.
+            check_version(self.name, payload.model_version, self.version)
             items, protocol = self._v2_items(payload), "v2"
         else:
             if isinstance(payload, bytes):

@@ -30,8 +30,12 @@ def error_of(client: triton_grpc.InferenceServerClient, tensor: triton_grpc.Infe
     return {"status": "OK", "message": ""}
 
 
-def main(target: str) -> dict:
+def main(target: str, served_version: str) -> dict:
     client = triton_grpc.InferenceServerClient(url=target)
+
+    def infer_version(version: str) -> dict:
+        return outcome_of(lambda: client.infer(MODEL, [texts_tensor([b"Fine."])], model_version=version))
+
     metadata = client.get_model_metadata(MODEL, as_json=True)
     result = client.infer(MODEL, [texts_tensor([b"A lovely film.", b"Awful.", b"Fine."])], request_id="grpc-1")
     explained = client.infer(MODEL, [texts_tensor([b"A lovely film."])], parameters={"explain": True})
@@ -56,6 +60,7 @@ def main(target: str) -> dict:
             "too many texts": error_of(client, texts_tensor([b"t"] * 9)),
             "message too large": error_of(client, texts_tensor([b"x" * 70_000])),
         },
+        "versions": {"served": infer_version(served_version), "other": infer_version("not-" + served_version)},
         "after_errors": [
             label.decode() for label in client.infer(MODEL, [texts_tensor([b"Still up?"])]).as_numpy("label")
         ],
@@ -80,5 +85,5 @@ def administration(target: str) -> dict:
 
 
 if __name__ == "__main__":
-    probe = administration if sys.argv[2:] == ["administration"] else main
-    print(json.dumps(probe(sys.argv[1])))
+    target, argument = sys.argv[1:3]
+    print(json.dumps(administration(target) if argument == "administration" else main(target, argument)))

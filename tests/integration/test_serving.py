@@ -266,8 +266,9 @@ def test_inference_traffic_reaches_the_request_logger_as_cloudevents(serving_ser
 
 
 def test_v2_grpc_through_tritonclient(serving_server, labels: list[str]) -> None:
+    version = httpx.get(f"{serving_server.url}/v2/models/{MODEL}").json()["versions"][0]
     probe = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("grpc_probe.py")), serving_server.grpc_target],
+        [sys.executable, str(Path(__file__).with_name("grpc_probe.py")), serving_server.grpc_target, version],
         capture_output=True,
         text=True,
         timeout=120,
@@ -296,6 +297,10 @@ def test_v2_grpc_through_tritonclient(serving_server, labels: list[str]) -> None
     # The body limit holds for gRPC too: gRPC itself refuses the message.
     assert seen["errors"]["message too large"]["status"] == "StatusCode.RESOURCE_EXHAUSTED"
     assert set(seen["after_errors"]) <= set(labels)
+    # A ModelInfer names a version: the one served answers, any other is not found (not answered by the served one).
+    assert seen["versions"]["served"]["status"] == "OK"
+    assert seen["versions"]["other"]["status"] == "StatusCode.NOT_FOUND"
+    assert f"it serves version '{version}'" in seen["versions"]["other"]["message"]
 
 
 def assert_explains(explanation: dict, text: str, labels: list[str]) -> None:
@@ -415,3 +420,26 @@ def test_the_versioned_v2_routes_answer_for_the_served_version_and_404_for_any_o
         f"{serving_server.url}/v2/models/elsewhere/versions/{version}/infer", json={"inputs": [text_tensor(["ok"])]}
     )
     assert unknown.status_code == 404
+
+    # The same through the query (`?model_version=`), which KServe answers with 501 on its own.
+    v2 = f"{serving_server.url}/v2/models/{MODEL}"
+    body = {"inputs": [text_tensor(["A lovely film."])]}
+    served = {"model_version": version}
+    assert httpx.get(v2, params=served).json()["versions"] == [version]
+    assert httpx.get(f"{v2}/ready", params=served).json() == {"name": MODEL, "ready": True}
+    answered = httpx.post(f"{v2}/infer", params=served, json=body)
+    assert answered.status_code == 200 and answered.json()["model_version"] == version
+    for response in (
+        httpx.get(v2, params={"model_version": "999"}),
+        httpx.get(f"{v2}/ready", params={"model_version": "999"}),
+        httpx.post(f"{v2}/infer", params={"model_version": "999"}, json=body),
+        httpx.post(f"{v2}/versions/{version}/infer", params={"model_version": "999"}, json=body),
+    ):
+        assert response.status_code == 404, response.text
+        assert f"it serves version '{version}'" in response.json()["error"]
+    elsewhere = f"{serving_server.url}/v2/models/elsewhere"
+    for response in (
+        httpx.get(f"{elsewhere}/ready", params=served),
+        httpx.post(f"{elsewhere}/infer", params=served, json=body),
+    ):
+        assert response.status_code == 404, response.text
