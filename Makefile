@@ -149,41 +149,41 @@ bench: bench-train bench-serve bench-drift ## every benchmark
 bench-train: install ## textclf vs the seeds' Trainer recipe on the AG News sample in ../shared/data
 	$(BIN)/python benchmarks/bench_train.py
 
-bench-workers: install ## training samples/s with 1 and 2 local workers (torchrun) on the AG News sample
-	$(BIN)/python benchmarks/bench_workers.py
+bench-workers: install ## training samples/s with 1 and 2 local workers (torchrun) on the AG News sample; publishes its table
+	$(BIN)/python benchmarks/bench_workers.py --publish
 
 bench-serve: install wrk ## textclf serve on each backend vs a FastAPI + HF pipeline server and the bare model (wrk + httpx); publishes its table
 	$(BIN)/python benchmarks/bench_serve.py --publish
 
-bench-tables: install ## rewrite docs/benchmarks.md's published tables from docs/results/*.json
+bench-tables: install ## rewrite the benchmark tables in docs/ from their published reports (docs/results/*.json)
 	$(BIN)/python benchmarks/tables.py
 
-bench-fairness: install ## issue 33's probes (256 long texts over HTTP and gRPC, clients that leave, an explanation) against a one-text canary
-	$(BIN)/python benchmarks/bench_fairness.py
+bench-fairness: install ## issue 33's probes (256 long texts over HTTP and gRPC, clients that leave, an explanation) against a one-text canary; publishes its table
+	$(BIN)/python benchmarks/bench_fairness.py --publish
 
-bench-shadow: install wrk ## the champion's latency with and without a shadow model on 100 % of requests (wrk, c=1 and 32)
-	$(BIN)/python benchmarks/bench_shadow.py
+bench-shadow: install wrk ## the champion's latency with and without a shadow model on 100 % of requests (wrk, c=1 and 32); publishes its table
+	$(BIN)/python benchmarks/bench_shadow.py --publish
 
-profile-serve: install wrk ## where a request's time goes outside the forward pass: the event loop under cProfile, by layer
-	$(BIN)/python benchmarks/profile_serve.py
+profile-serve: install wrk ## where a request's time goes outside the forward pass: the event loop under cProfile, by layer; publishes its table
+	$(BIN)/python benchmarks/profile_serve.py --publish
 
 bench-explain: install ## occlusion on each backend vs Captum's integrated gradients: deletion faithfulness and cost; publishes its table
 	$(BIN)/python benchmarks/bench_explain.py --publish
 
-bench-quality: install ## defaults, tuned, TF-IDF + LR, untrained base model on AG News, IMDB, SST-2 (QUALITY_ARGS)
-	$(BIN)/python benchmarks/bench_quality.py $(QUALITY_ARGS)
+bench-quality: install ## defaults, tuned, TF-IDF + LR, untrained base model on AG News, IMDB, SST-2; publishes its tables unless QUALITY_ARGS are given
+	$(BIN)/python benchmarks/bench_quality.py $(or $(QUALITY_ARGS),--publish)
 
-bench-imbalance: install ## skewed AG News subset: class-weighted defaults vs the plain loss vs TF-IDF + LR
-	$(BIN)/python benchmarks/bench_imbalance.py
+bench-imbalance: install ## skewed AG News subset: class-weighted defaults vs the plain loss vs TF-IDF + LR; publishes its table
+	$(BIN)/python benchmarks/bench_imbalance.py --publish
 
 bench-drift: install ## drift-report time for 10,000 logged predictions (MiniLM, demo data); publishes its table
 	$(BIN)/python benchmarks/bench_drift.py --publish
 
-bench-images: install docker-engine ## each image's size, build time and time from docker run to ready (BENCH_IMAGES_ARGS=--cold)
-	$(BIN)/python benchmarks/bench_images.py $(BENCH_IMAGES_ARGS)
+bench-images: install docker-engine ## each image's size, build time and time from docker run to ready (BENCH_IMAGES_ARGS=--cold); publishes its table
+	$(BIN)/python benchmarks/bench_images.py --publish $(BENCH_IMAGES_ARGS)
 
-bench-soak: install ## 5 minutes at concurrency 64: errors, memory growth, every logged prediction stored once
-	$(BIN)/python benchmarks/bench_soak.py
+bench-soak: install ## 5 minutes at concurrency 64: errors, memory growth, every logged prediction stored once; publishes its table
+	$(BIN)/python benchmarks/bench_soak.py --publish
 
 cluster: ## kind cluster "textclf" from kind-config.yaml (1 control plane + 1 worker, host ports 8080 8090 5000 8000)
 	@kind get clusters 2>/dev/null | grep -qx $(CLUSTER_NAME) \

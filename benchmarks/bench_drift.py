@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serve import RESULTS, trained_model
-from tables import DOCS, drift_rows, print_rows, publish
+from bench_serve import trained_model
+from tables import parse_arguments, record
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 WINDOWS = {"sst2 (training domain)": "sst2/train.csv", "imdb": "imdb/train.csv", "ag_news": "ag_news/train.csv"}
@@ -82,12 +82,7 @@ def log_predictions(store, classifier, texts: list[str], version: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--window", type=int, default=10_000)
-    parser.add_argument(
-        "--publish",
-        action="store_true",
-        help="keep this run as the published measurement (docs/results/bench_drift.json) and regenerate its table",
-    )
-    args = parser.parse_args()
+    args = parse_arguments(parser, "bench_drift")
     require_data()
     from textclf.config import MonitorConfig
     from textclf.monitor.check import DriftChecker
@@ -124,15 +119,7 @@ def main() -> None:
             "cold_decision": cold.decision["decision"],
         }
         print(f"{name}: {warm_seconds:.2f} s warm, {cold_seconds:.2f} s cold: {warm.decision['decision']}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_drift.json").write_text(json.dumps(results, indent=2))
-    print_table(results)
-    if args.publish:
-        print(f"published {publish('bench_drift', results)} and its table in {DOCS}")
-
-
-def print_table(results: dict) -> None:
-    print_rows("drift check over a window of logged predictions (target: < 10 s for 10,000)", drift_rows(results))
+    record("bench_drift", results, args.publish)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ benchmarks/results/bench_explain.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serve import DATA, RESULTS, TWENTY_WORDS, require_data, trained_model
-from tables import DOCS, explain_rows, print_rows, publish
+from bench_serve import DATA, TWENTY_WORDS, require_data, trained_model
+from tables import parse_arguments, record
 
 from textclf.data.cleaning import clean_texts
 from textclf.serve.classifier import TextClassifier
@@ -122,12 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a textclf model directory (default: bench-serve's SST-2 model)")
     parser.add_argument("--texts", type=int, default=200, help="SST-2 dev sentences of at least 6 words")
-    parser.add_argument(
-        "--publish",
-        action="store_true",
-        help="keep this run as the published measurement (docs/results/bench_explain.json) and regenerate its table",
-    )
-    args = parser.parse_args()
+    args = parse_arguments(parser, "bench_explain")
     require_data()
     import pandas as pd
 
@@ -153,17 +147,7 @@ def main() -> None:
         print(f"measuring {name}")
         results[name] = {"ms_per_20_word_text": cost_ms(explain), **faithfulness(explain, classifier, texts, seed=0)}
     report = {"model": str(model), "texts": len(texts), "data": "SST-2 dev, at least 6 words", "methods": results}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_explain.json").write_text(json.dumps(report, indent=2))
-    print_table(report)
-    if args.publish:
-        print(f"published {publish('bench_explain', report)} and its table in {DOCS}")
-
-
-def print_table(report: dict) -> None:
-    title = f"explanations on {report['texts']} SST-2 dev sentences: score drop when words are deleted"
-    print_rows(title, explain_rows(report))
-    print(f"wrote {RESULTS / 'bench_explain.json'}")
+    record("bench_explain", report, args.publish)
 
 
 if __name__ == "__main__":

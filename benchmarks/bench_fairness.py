@@ -32,7 +32,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contextlib
 
-from bench_serve import RESULTS, TWENTY_WORDS, require_data, trained_model
+from bench_serve import TWENTY_WORDS, require_data, trained_model
+from tables import RESULTS, parse_arguments, record
 
 from textclf.runtime.local_processes import free_port, running_server
 
@@ -174,7 +175,7 @@ def measure(url: str, target: str, name: str, probe: Callable[[str, str], dict] 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a textclf model directory (default: the bench-serve model)")
-    args = parser.parse_args()
+    args = parse_arguments(parser, "bench_fairness")
     if args.model is None:
         require_data()
     model = args.model or trained_model()
@@ -188,18 +189,7 @@ def main() -> None:
               "explain": explain}  # fmt: skip
     with running_server(command, f"{url}/health", RESULTS / "bench_fairness-serve.log"):
         rows = [measure(url, f"127.0.0.1:{grpc_port}", name, probe) for name, probe in probes.items()]
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="The canary (20 words, /predict, one connection) while each probe runs; default settings")
-    columns = ["probe", "probe_seconds", "canary_p50_ms", "canary_p99_ms", "canary_max_ms", "canary_requests",
-               "next_request_ms", "left_requests_logged"]  # fmt: skip
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(row.get(column, "")) for column in columns))
-    Console(width=160).print(table)
-    (RESULTS / "bench_fairness.json").write_text(json.dumps({"model": str(model), "rows": rows}, indent=2))
+    record("bench_fairness", {"model": str(model), "rows": rows}, args.publish)
 
 
 if __name__ == "__main__":

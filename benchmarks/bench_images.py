@@ -13,7 +13,6 @@ median of `--runs`. The model is the SST-2 MiniLM `bench_serve.py` trains once a
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
-from bench_serve import RESULTS, trained_model  # noqa: E402
+from bench_serve import trained_model  # noqa: E402
+from tables import RESULTS, parse_arguments, record  # noqa: E402
 
 from tests.support.containers import answers, readable_copy, running_container, volume, wait_until  # noqa: E402
 from textclf.deploy.images import docker_unavailable_reason, prepare_and_build  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="remove textclf's images and the build cache first")
     parser.add_argument("--runs", type=int, default=3, help="containers started per image for the ready time")
-    options = parser.parse_args()
+    options = parse_arguments(parser, "bench_images", may_differ=("cold",))
     reason = docker_unavailable_reason()
     if reason:
         sys.exit(f"bench-images needs a Docker engine (make docker-engine): {reason}")
@@ -90,13 +90,7 @@ def main() -> None:
         for b in built
     ]
     print(f"base image: {base}; model: {model}")
-    print(f"{'target':<12} {'size GB':>8} {'build s':>8} {'ready s (median)':>17}")
-    for row in rows:
-        ready_text = "-" if row["ready_seconds_median"] is None else f"{row['ready_seconds_median']:.2f}"
-        print(f"{row['target']:<12} {row['size_gb']:>8.2f} {row['build_seconds']:>8.0f} {ready_text:>17}")
-    out = RESULTS / "bench_images.json"
-    out.write_text(json.dumps({"base_image": base, "model": str(model), "images": rows}, indent=2))
-    print(f"wrote {out}")
+    record("bench_images", {"base_image": base, "model": str(model), "images": rows}, options.publish)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ Prints a table and writes benchmarks/results/bench_imbalance.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from quality import RESULTS, SEED, SHARED_DATA, parse_overrides, tfidf_and_score, train_and_score
+from quality import SEED, SHARED_DATA, parse_overrides, tfidf_and_score, train_and_score
+from tables import parse_arguments, record
 
 DATA = SHARED_DATA / "ag_news" / "train.csv"
 COMMON_SHARES = {"World": 0.45, "Sports": 0.30, "Business": 0.23}
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--rare-share", type=float, default=0.02, help="share of the rare class (Sci/Tech)")
     parser.add_argument("--test-multiple", type=int, default=4, help="test rows per pool row, per class")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="TrainingParams KEY=VALUE")
-    args = parser.parse_args()
+    args = parse_arguments(parser, "bench_imbalance")
     if not DATA.exists():
         sys.exit(f"benchmark data missing: {DATA} (see ../shared/data/README.md); nothing was measured")
 
@@ -79,19 +79,9 @@ def main() -> None:
         "test_class_counts": ClassBalance.of(test[LABEL], balance.counts).counts,
         "results": runs,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_imbalance.json").write_text(json.dumps(report, indent=2))
     print(f"training rows per class: {balance.counts} (largest / smallest = {balance.ratio:.1f})")
     print(f"test rows per class: {report['test_class_counts']}")
-    print(f"| {'run':<58} | accuracy | macro F1 | {RARE_CLASS} F1 | {RARE_CLASS} recall | train s |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, run in runs.items():
-        metrics, rare = run["metrics"], run["metrics"]["per_class"][RARE_CLASS]
-        print(
-            f"| {name:<58} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} | {rare['f1']:.4f} "
-            f"| {rare['recall']:.4f} | {run['train_seconds']:.0f} |"
-        )
-    print(f"wrote {RESULTS / 'bench_imbalance.json'}")
+    record("bench_imbalance", report, args.publish)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,9 @@ Prints a table and writes benchmarks/results/bench_quality[-<label>].json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from quality import (
-    RESULTS,
     SEED,
     SHARED_DATA,
     parse_overrides,
@@ -26,6 +24,7 @@ from quality import (
     tune_and_score,
     untrained_and_score,
 )
+from tables import parse_arguments, quality_seconds, record
 
 DATASETS = {"ag_news": "ag_news/train.csv", "imdb": "imdb/train.csv", "sst2": "sst2/train.csv"}
 SST2_DEV = "sst2/dev.csv"
@@ -77,7 +76,7 @@ def main() -> None:
         help="defaults: also score the trained model predicting at these comma-separated token counts",
     )
     parser.add_argument("--label", default="", help="suffix of the results file")
-    args = parser.parse_args()
+    args = parse_arguments(parser, "bench_quality")
     variants = args.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
@@ -110,31 +109,10 @@ def main() -> None:
         for variant in variants:
             results[dataset][variant] = runners[variant](train, validation, test)
             print(f"{dataset} {variant}: {_line(results[dataset][variant])}", flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"bench_quality{'-' + args.label if args.label else ''}.json"
-    out.write_text(json.dumps({"overrides": args.overrides, "rows": args.rows, "results": results}, indent=2))
+    report = {"overrides": args.overrides, "rows": args.rows, "results": results}
+    record(f"bench_quality{'-' + args.label if args.label else ''}", report, args.publish, tables_of="bench_quality")
     recipe = ", ".join(args.overrides) or "defaults"
-    print(f"\ntextclf: {recipe}; tuned: {args.trials} trials on {args.tune_max_train_rows} training rows")
-    print("| dataset | train rows | variant | accuracy | macro F1 | ECE | seconds | peak RSS MiB |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
-    for dataset, row in results.items():
-        for variant in variants:
-            result = row[variant]
-            metrics = result["metrics"]
-            print(
-                f"| {dataset} | {row['rows']['train']:,} | {variant} | {metrics['accuracy']:.4f} "
-                f"| {metrics['macro_f1']:.4f} | {metrics['ece']:.4f} | {_seconds(result):.0f} "
-                f"| {_peak(result):.0f} |"
-            )
-    exported = [(dataset, row["defaults"]["backends"]) for dataset, row in results.items() if "defaults" in row]
-    if exported:
-        print("\n| dataset | torch | onnx | onnx-int8 | int8 agreement with torch |")
-        print("|---|---:|---:|---:|---:|")
-        for dataset, backends in exported:
-            print(
-                f"| {dataset} | {backends['torch']['accuracy']:.4f} | {backends['onnx']['accuracy']:.4f} "
-                f"| {backends['onnx-int8']['accuracy']:.4f} | {backends['onnx-int8']['agreement_with_torch']:.4f} |"
-            )
+    print(f"textclf: {recipe}; tuned: {args.trials} trials on {args.tune_max_train_rows} training rows")
     if predict_lengths:
         print("\n| dataset | defaults' test accuracy, predicting at N tokens |")
         print("|---|---|")
@@ -142,21 +120,11 @@ def main() -> None:
             if "defaults" in row:
                 by_length = row["defaults"]["accuracy_by_predict_length"]
                 print(f"| {dataset} | " + ", ".join(f"{n}: {accuracy:.4f}" for n, accuracy in by_length.items()) + " |")
-    print(f"wrote {out}")
-
-
-def _seconds(result: dict) -> float:
-    """Training time; for tuned, the study's too; for the untrained model, its scoring time."""
-    return result.get("train_seconds", result.get("seconds", 0.0)) + result.get("tuning_seconds", 0.0)
-
-
-def _peak(result: dict) -> float:
-    return max(result.get("peak_rss_mib", 0.0), result.get("tuning_peak_rss_mib", 0.0))
 
 
 def _line(result: dict) -> str:
     metrics = result["metrics"]
-    return f"accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} ({_seconds(result):.0f} s)"
+    return f"accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} ({quality_seconds(result):.0f} s)"
 
 
 if __name__ == "__main__":

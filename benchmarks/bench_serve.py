@@ -32,13 +32,12 @@ import time
 from pathlib import Path
 
 import httpx
-from tables import DOCS, print_rows, publish, serve_rows
+from tables import RESULTS, parse_arguments, record
 
 from textclf.runtime.local_processes import free_port, running_server
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "sst2"
-RESULTS = REPO / "benchmarks" / "results"
 CACHED_MODEL = RESULTS / "serve-model"
 TWENTY_WORDS = (
     "The film starts slowly but the cast is wonderful and the last hour is funny, moving and beautifully shot."
@@ -309,13 +308,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a textclf model directory (default: train one on SST-2)")
     parser.add_argument("--seconds", type=float, default=20, help="duration of each throughput measurement")
     parser.add_argument("--rounds", type=int, default=3, help="repeated throughput rounds (memory must stay flat)")
-    parser.add_argument(
-        "--publish",
-        action="store_true",
-        help="keep this run as the published measurement (docs/results/bench_serve.json) and regenerate its table "
-        "in docs/benchmarks.md",
-    )
-    args = parser.parse_args()
+    args = parse_arguments(parser, "bench_serve")
     require_data()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not shutil.which("wrk"):
@@ -361,14 +354,7 @@ def main() -> None:
         wrk_rate = {name: server["wrk_c32"]["requests_per_second"] for name, server in servers.items()}
         report["wrk_speedup_c32_vs_baseline"] = round(wrk_rate["textclf"] / wrk_rate["baseline"], 2)
         report["wrk_speedup_c32_vs_torch"] = round(wrk_rate["textclf"] / wrk_rate["torch"], 2)
-    (RESULTS / "bench_serve.json").write_text(json.dumps(report, indent=2))
-    print_table(report)
-    if args.publish:
-        print(f"published {publish('bench_serve', report)} and its table in {DOCS}")
-
-
-def print_table(report: dict) -> None:
-    print_rows("textclf serve (default = auto's backend) vs FastAPI + HF pipeline, same model", serve_rows(report))
+    record("bench_serve", report, args.publish)
     print(
         f"httpx throughput x{report['speedup_c32_1_text']} the baseline (1 text/request; "
         f"x{report['speedup_c32_1_text_1_thread']} with 1 thread), x{report['speedup_c32_64_texts']} (64 texts/request)"

@@ -7,16 +7,15 @@ One `textclf serve` at a time, default settings, the same trained MiniLM model d
 swapped is the challenger: the same forward pass as a real challenger of the same base model, and every text a
 disagreement. `wrk` posts one 20-word text per request to /predict at concurrency 1 and 32. The two servers
 take turns for `--rounds` rounds (this machine's speed drifts between minutes; alternating keeps the drift out
-of the comparison), and the table shows each round and the mean. The server's own metrics say how many texts the
-shadow classified and how many it skipped because its queue was full (it runs at the lowest CPU priority, on
-what the champion leaves). No request logger: what is measured is the shadow's cost to the champion.
+of the comparison); the table shows the means, the report each round too. The server's own metrics say how many
+texts the shadow classified and how many it skipped because its queue was full (it runs at the lowest CPU
+priority, on what the champion leaves). No request logger: what is measured is the shadow's cost to the champion.
 Prints a table and writes benchmarks/results/bench_shadow.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -24,7 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
-from bench_serve import RESULTS, TWENTY_WORDS, require_data, trained_model, wrk
+from bench_serve import TWENTY_WORDS, require_data, trained_model, wrk
+from tables import RESULTS, parse_arguments, record
 
 from textclf.registry.model_dir import ModelDirectory
 from textclf.runtime.local_processes import free_port, running_server
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a textclf model directory (default: the bench-serve model)")
     parser.add_argument("--seconds", type=float, default=20, help="duration of each wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="turns each server takes")
-    args = parser.parse_args()
+    args = parse_arguments(parser, "bench_shadow")
     if args.model is None:
         require_data()
     model = args.model or trained_model()
@@ -107,19 +107,7 @@ def main() -> None:
         name: {f"c{c}": mean_of([run[f"c{c}"] for run in runs]) for c in CONCURRENCIES} for name, runs in rounds.items()
     }
     report = {"model": str(model), "seconds": args.seconds, "rounds": rounds, "mean": means}
-    (RESULTS / "bench_shadow.json").write_text(json.dumps(report, indent=2))
-    header = f"{'server':<18}{'round':>6}{'conc.':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-    print(f"{header}{'shadowed':>10}{'skipped':>9}")
-    for name, runs in rounds.items():
-        for label, result in [*((str(i + 1), run) for i, run in enumerate(runs)), ("mean", means[name])]:
-            for concurrency in CONCURRENCIES:
-                run = result[f"c{concurrency}"]
-                print(
-                    f"{name:<18}{label:>6}{concurrency:>6}{run['requests_per_second']:>9}{run['p50_ms']:>9.2f}"
-                    f"{run['p99_ms']:>9.2f}{run['errors']:>8}{run['shadowed_texts']:>10.0f}"
-                    f"{run['shadow_skipped_texts']:>9.0f}"
-                )
-    print(f"wrote {RESULTS / 'bench_shadow.json'}")
+    record("bench_shadow", report, args.publish)
 
 
 if __name__ == "__main__":

@@ -6,20 +6,21 @@ Model: the bench-serve model (trained once on an SST-2 sample and cached, see be
 sentences, one per request, each with its own x-request-id, from `--concurrency` clients for `--seconds`. Both
 servers run with tokens set, as on a cluster. Reports errors, throughput, the server's resident memory after
 warm-up (the first fifth of the run) and at the end, and whether every prediction reached the monitor's store
-exactly once. Prints a table and writes benchmarks/results/bench_soak.json.
+exactly once, and how much of it was stored by the end of the load. Prints a table and writes
+benchmarks/results/bench_soak.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
 
 import httpx
-from bench_serve import DATA, RESULTS, require_data, resident_mib, trained_model
+from bench_serve import DATA, require_data, resident_mib, trained_model
+from tables import RESULTS, parse_arguments, record
 
 from textclf.monitor.store import MonitorStore
 from textclf.monitor.tables import predictions_table
@@ -27,6 +28,8 @@ from textclf.runtime.local_processes import free_port, running_server
 
 TOKEN = "bench-soak-token"
 MEMORY_SAMPLE_SECONDS = 5
+DRAIN_SECONDS = 300
+"""How long the monitor may take, after the load, to store what the request logger still holds."""
 
 
 async def load(url: str, texts: list[str], concurrency: int, seconds: float, pid: int) -> dict:
@@ -68,7 +71,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a model directory (default: the cached bench-serve model)")
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--concurrency", type=int, default=64)
-    args = parser.parse_args()
+    args = parse_arguments(parser, "bench_soak")
     require_data()
     import pandas as pd
 
@@ -93,9 +96,11 @@ def main() -> None:
         print(f"soak: {args.concurrency} clients for {args.seconds:.0f} s against {url}, logging to {monitor_url}")
         result = asyncio.run(load(url, texts, args.concurrency, args.seconds, server.pid))
         store = MonitorStore(f"sqlite:///{database}")
-        drain_deadline = time.monotonic() + 120
-        while store.count(predictions_table) < len(result["sent"]) and time.monotonic() < drain_deadline:
+        stored_during_load = store.count(predictions_table)
+        drain_started = time.monotonic()
+        while store.count(predictions_table) < len(result["sent"]) and time.monotonic() < drain_started + DRAIN_SECONDS:
             time.sleep(1)
+        drain_seconds = time.monotonic() - drain_started
         stored = store.window("textclf", store.latest_model_version("textclf")[1], 10 * len(result["sent"]) + 10)
         dropped = sum(
             float(line.rsplit(" ", 1)[1])
@@ -116,16 +121,13 @@ def main() -> None:
         "resident_mib_at_end": round(final, 1),
         "resident_growth_percent": round(100 * (final - warm) / warm, 2),
         "predictions_stored": len(stored),
+        "stored_by_end_of_load": stored_during_load,
+        "seconds_to_store_the_rest": round(drain_seconds, 1),
         "stored_exactly_once": sorted(stored["request_id"]) == sorted(result["sent"]),
         "request_log_dropped": dropped,
         "memory_samples": [[round(at, 1), round(mib, 1)] for at, mib in memory],
     }
-    (RESULTS / "bench_soak.json").write_text(json.dumps(report, indent=2))
-    width = max(len(key) for key in report)
-    for key, value in report.items():
-        if key not in ("memory_samples", "first_errors"):
-            print(f"{key:<{width}}  {value}")
-    print(f"written: {RESULTS / 'bench_soak.json'}")
+    record("bench_soak", report, args.publish)
 
 
 if __name__ == "__main__":

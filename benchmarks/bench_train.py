@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tables import REPO, RESULTS
+
 DATA = REPO.parent / "shared" / "data" / "ag_news" / "train.csv"
-RESULTS = REPO / "benchmarks" / "results"
 SPLIT_SEED = 42
 
 

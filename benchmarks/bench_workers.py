@@ -13,13 +13,13 @@ here: the point is that the code that runs here is the code a TrainJob runs on s
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from bench_train import DATA, RESULTS, load_splits
+from bench_train import DATA, load_splits
 from quality import _prepare
+from tables import parse_arguments, record
 
 
 def run(workers: int, rows: int) -> dict:
@@ -56,18 +56,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2000, help="training rows (a stratified sample)")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to run")
-    arguments = parser.parse_args()
+    arguments = parse_arguments(parser, "bench_workers")
     if not DATA.exists():
         raise SystemExit(f"{DATA} is missing: this benchmark needs ../shared/data (see its README)")
     runs = [run(int(count), arguments.rows) for count in arguments.workers.split(",")]
-    print(f"{'workers':>7} {'rows':>6} {'train s':>8} {'samples/s':>10} {'val acc':>8} {'wall s':>7}")
-    for entry in runs:
-        print(
-            f"{entry['workers']:>7} {entry['train_rows']:>6} {entry['train_seconds']:>8} "
-            f"{entry['samples_per_second']:>10} {entry['validation_accuracy']:>8} {entry['wall_seconds']:>7}"
-        )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_workers.json").write_text(json.dumps(runs, indent=2))
+    record("bench_workers", runs, arguments.publish)
 
 
 if __name__ == "__main__":

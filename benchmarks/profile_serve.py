@@ -22,7 +22,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench_serve import RESULTS, TWENTY_WORDS, require_data, trained_model, wrk
+from bench_serve import TWENTY_WORDS, require_data, trained_model, wrk
+from tables import RESULTS, parse_arguments, record
 
 from textclf.runtime.local_processes import free_port, running_server
 
@@ -130,7 +131,7 @@ def main() -> None:
     parser.add_argument("--backend", default="auto", help="the serving backend (default: auto, what users get)")
     parser.add_argument("--seconds", type=int, default=20, help="duration of the wrk run")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_arguments(parser, "profile_serve")
     if args.child is not None:
         profiled_serve(args.child, PROFILE, COLLECTIONS)
         return
@@ -164,33 +165,14 @@ def main() -> None:
             for layer, seconds in sorted(layers.items(), key=lambda item: -item[1])
         },
     }
-    (RESULTS / "profile_serve.json").write_text(json.dumps(report, indent=2))
-    print_table(report)
-
-
-def print_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(
-        title=f"event loop time per request under cProfile, wrk c=32, {report['wrk_c32']['requests']} requests "
-        f"({report['backend']} backend)"
-    )
-    table.add_column("layer")
-    table.add_column("µs/request (profiled)", justify="right")
-    table.add_column("share", justify="right")
-    for layer, values in report["layers"].items():
-        table.add_row(layer, str(values["us_per_request"]), f"{values['share']:.1%}")
-    table.add_row("total", str(report["profiled_event_loop_us_per_request"]), "100%")
-    Console().print(table)
+    record("profile_serve", report, args.publish)
     load = report["wrk_c32"]
     full = report["garbage_collections"]["generation_2"]
     print(
-        f"wrk c=32: {load['requests_per_second']} requests/s, p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms "
-        f"(profiled); full garbage collections: {full['collections']}, {full['total_ms']} ms in all, "
-        f"the longest {full['longest_ms']} ms"
+        f"wrk c=32: {load['requests']} requests, {load['requests_per_second']} requests/s, p50 {load['p50_ms']} ms, "
+        f"p99 {load['p99_ms']} ms (profiled); full garbage collections: {full['collections']}, {full['total_ms']} ms "
+        f"in all, the longest {full['longest_ms']} ms; the profile: {PROFILE}"
     )
-    print(f"wrote {RESULTS / 'profile_serve.json'} and {PROFILE}")
 
 
 if __name__ == "__main__":

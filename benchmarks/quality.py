@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from tables import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
-RESULTS = REPO / "benchmarks" / "results"
 SEED = 42
 
 

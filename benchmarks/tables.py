@@ -1,23 +1,28 @@
-"""Benchmark tables in docs/benchmarks.md, generated from the JSON the benchmarks write: re-measuring changes data,
-not prose.
+"""Benchmark tables in docs/, generated from the JSON reports the benchmarks write: re-measuring changes data, not
+prose.
 
-A benchmark that publishes (`publish(name, report)`, at the end of its `make bench-*`) copies its report to
-`docs/results/<name>.json` and rewrites the table between `<!-- table:<name> -->` and `<!-- /table:<name> -->` in
-docs/benchmarks.md from it. `python benchmarks/tables.py` rewrites every table from the committed reports, and
-tests/unit/test_benchmark_tables.py fails when a table differs from its report. The row definitions live here,
-so the terminal table a benchmark prints and the one in the docs are the same rows."""
+Every benchmark writes its report to `benchmarks/results/<report>.json` (`record`). One that publishes (`--publish`,
+as its `make bench-*` target runs it) also copies it to `docs/results/<report>.json` and rewrites each of the
+report's tables wherever docs/*.md marks one with `<!-- table:<table> -->` ... `<!-- /table:<table> -->`.
+`python benchmarks/tables.py` rewrites every marked table from the committed reports (`make bench-tables`),
+`python benchmarks/tables.py --publish <report>` publishes the last run's report, and
+tests/unit/test_benchmark_tables.py fails when a table differs from its report. The row definitions live here, so
+the table a benchmark prints and the one in the docs are the same rows."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = REPO / "docs" / "benchmarks.md"
-PUBLISHED = REPO / "docs" / "results"
+DOCS = REPO / "docs"
+PUBLISHED = DOCS / "results"
+RESULTS = REPO / "benchmarks" / "results"
 
 Rows = tuple[list[str], list[list[str]]]
 """A table: its header, then its rows, every cell text."""
@@ -141,21 +146,252 @@ def drift_rows(report: dict[str, Any]) -> Rows:
     return header, rows
 
 
-TABLES: dict[str, Callable[[dict[str, Any]], Rows]] = {
-    "bench_serve": serve_rows,
-    "bench_explain": explain_rows,
-    "bench_drift": drift_rows,
+SHADOW_SERVERS = {"without_shadow": "champion alone", "with_shadow_100": "with a shadow on 100 %"}
+
+
+def shadow_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-shadow`: the champion's throughput and latency with and without a shadow on every request (the
+    means of the rounds), and how many texts the shadow classified and skipped."""
+    header = ["server", "concurrency", "requests/s", "p50 ms", "p99 ms", "texts shadowed", "skipped (queue full)"]
+    concurrencies = sorted({int(key[1:]) for means in report["mean"].values() for key in means})
+    rows = []
+    for concurrency in concurrencies:
+        for name, means in report["mean"].items():
+            run = means[f"c{concurrency}"]
+            requests = run["requests_per_second"] * report["seconds"]
+            shadowed, skipped = run["shadowed_texts"], run["shadow_skipped_texts"]
+            has_shadow = shadowed + skipped > 0
+            rows.append(
+                [
+                    SHADOW_SERVERS.get(name, name),
+                    str(concurrency),
+                    _n(run["requests_per_second"], 0),
+                    _n(run["p50_ms"], 2),
+                    _n(run["p99_ms"], 2),
+                    f"{_n(shadowed, 0)} ({shadowed / requests:.0%})" if has_shadow else "",
+                    _n(skipped, 0) if has_shadow else "",
+                ]
+            )
+    return header, rows
+
+
+def soak_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-soak`: errors, memory growth and whether every logged prediction was stored exactly once."""
+    stored = f"{_n(report['predictions_stored'], 0)}, " + (
+        "each exactly once" if report["stored_exactly_once"] else "NOT each exactly once"
+    )
+    rows = [
+        ["load", f"{report['concurrency']} clients for {_n(report['seconds'], 0)} s"],
+        ["requests answered", f"{_n(report['requests_ok'], 0)} ({_n(report['requests_per_second'], 1)}/s)"],
+        ["errors", _n(report["errors"], 0)],
+        [
+            "resident MiB, after warm-up → at the end",
+            f"{_n(report['resident_mib_after_warmup'], 0)} → {_n(report['resident_mib_at_end'], 0)} "
+            f"({report['resident_growth_percent']:+.1f} %)",
+        ],
+        ["predictions in the monitor's store", stored],
+        ["request-log events dropped", _n(report["request_log_dropped"], 0)],
+    ]
+    if "stored_by_end_of_load" in report:  # measured since the soak recorded it; earlier reports lack it
+        rows.append(
+            [
+                "stored by the end of the load; the rest",
+                f"{report['stored_by_end_of_load'] / max(report['requests_ok'], 1):.0%}; "
+                f"{_n(report['seconds_to_store_the_rest'], 0)} s later",
+            ]
+        )
+    return ["measure", "value"], rows
+
+
+def imbalance_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-imbalance`: each run's test accuracy, macro F1 and the rare class's F1 and recall."""
+    counts = report["train_class_counts"]
+    rare = min(counts, key=counts.get)
+    header = ["run", "accuracy", "macro F1", f"{rare} F1", f"{rare} recall", "training s"]
+    rows = [
+        [
+            name,
+            _n(run["metrics"]["accuracy"], 4),
+            _n(run["metrics"]["macro_f1"], 4),
+            _n(run["metrics"]["per_class"][rare]["f1"], 3),
+            _n(run["metrics"]["per_class"][rare]["recall"], 3),
+            _n(run["train_seconds"], 0),
+        ]
+        for name, run in report["results"].items()
+    ]
+    return header, rows
+
+
+def workers_rows(report: list[dict[str, Any]]) -> Rows:
+    """`make bench-workers`: training speed with one process and with torchrun's workers."""
+    header = ["workers", "training samples/s", "validation accuracy", "wall time (torchrun's start, each rank's load)"]
+    rows = [
+        [
+            "1 (one process)" if run["workers"] == 1 else f"{run['workers']} (torchrun, 1 thread each)",
+            _n(run["samples_per_second"], 1),
+            _n(run["validation_accuracy"], 3),
+            f"{_n(run['wall_seconds'], 1)} s",
+        ]
+        for run in report
+    ]
+    return header, rows
+
+
+DATASET_TITLES = {"ag_news": "AG News", "imdb": "IMDB", "sst2": "SST-2 (dev)"}
+VARIANT_TITLES = {"defaults": "defaults", "tuned": "tuned", "tfidf_logreg": "TF-IDF + LR", "untrained": "untrained"}
+
+
+def quality_seconds(result: dict[str, Any]) -> float:
+    """Training time; for tuned, the study's too; for the untrained model, its scoring time."""
+    return result.get("train_seconds", result.get("seconds", 0.0)) + result.get("tuning_seconds", 0.0)
+
+
+def quality_peak_mib(result: dict[str, Any]) -> float:
+    return max(result.get("peak_rss_mib", 0.0), result.get("tuning_peak_rss_mib", 0.0))
+
+
+def quality_variant(variant: str, result: dict[str, Any]) -> str:
+    """The variant's name; for tuned, which trial won (trial 0 is the configured recipe)."""
+    if variant != "tuned" or "best_trial" not in result:
+        return VARIANT_TITLES.get(variant, variant)
+    return "tuned (kept the recipe)" if result["best_trial"] == 0 else f"tuned (trial {result['best_trial']} won)"
+
+
+def quality_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-quality`: each variant's test accuracy, macro F1, ECE, seconds and peak memory per dataset."""
+    header = ["dataset", "training rows", "variant", "accuracy", "macro F1", "ECE", "seconds", "peak RSS MiB"]
+    rows = [
+        [
+            DATASET_TITLES.get(dataset, dataset),
+            _n(results["rows"]["train"], 0),
+            quality_variant(variant, result),
+            _n(result["metrics"]["accuracy"], 4),
+            _n(result["metrics"]["macro_f1"], 4),
+            _n(result["metrics"]["ece"], 4),
+            _n(quality_seconds(result), 0),
+            _n(quality_peak_mib(result), 0),
+        ]
+        for dataset, results in report["results"].items()
+        for variant, result in results.items()
+        if variant != "rows"
+    ]
+    return header, rows
+
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def quality_backend_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-quality`: the defaults' model on each serving backend, on the same test rows."""
+    header = ["test split", "torch (bf16 where the CPU has it)", "onnx (fp32)", "onnx-int8", "int8's labels = torch's"]
+    rows = [
+        [
+            f"{DATASET_TITLES.get(dataset, dataset)}, {_n(results['rows']['test'], 0)} rows",
+            *(_n(results["defaults"]["backends"][backend]["accuracy"], 4) for backend in BACKENDS),
+            f"{results['defaults']['backends']['onnx-int8']['agreement_with_torch']:.1%}",
+        ]
+        for dataset, results in report["results"].items()
+        if "defaults" in results and results["defaults"].get("backends")
+    ]
+    return header, rows
+
+
+def fairness_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-fairness`: a one-text canary's latency while each probe runs."""
+    header = ["probe", "probe's seconds", "canary p50 ms", "canary p99 ms", "canary worst ms", "other"]
+    others = {
+        "next_request_ms": "next request waited {} ms",
+        "left_requests_logged": "the leavers' predictions logged: {}",
+    }
+    rows = [
+        [
+            FAIRNESS_PROBES.get(row["probe"], row["probe"]),
+            "" if row["probe"] == "alone" else _n(row["probe_seconds"], 1),
+            _n(row["canary_p50_ms"], 1),
+            _n(row["canary_p99_ms"], 1),
+            _n(row["canary_max_ms"], 1),
+            "; ".join(text.format(_n(row[key], 0)) for key, text in others.items() if key in row),
+        ]
+        for row in report["rows"]
+    ]
+    return header, rows
+
+
+FAIRNESS_PROBES = {
+    "alone": "nothing else (the canary alone)",
+    "long-http": "one v1 request, 256 texts x 15,000 characters",
+    "long-grpc": "one gRPC ModelInfer, 256 texts x 16,000 characters",
+    "gone": "three 64-text requests (2,000 characters each) whose clients leave after 1 s",
+    "explain": "a v2 `explain` of 4 texts x 300 words",
 }
-"""Each published benchmark's table, by its report's name."""
+
+
+def profile_rows(report: dict[str, Any]) -> Rows:
+    """`make profile-serve`: the event loop's time per request under cProfile, by layer."""
+    header = ["layer", "µs per request (profiled)", "share"]
+    rows = [
+        [layer, _n(values["us_per_request"], 1), f"{values['share']:.0%}"] for layer, values in report["layers"].items()
+    ]
+    rows.append(["total", _n(report["profiled_event_loop_us_per_request"], 1), "100%"])
+    return header, rows
+
+
+READY_AT = {"serving": "/v2/models/textclf/ready, a MiniLM mounted", "monitor": "/health, an empty volume"}
+
+
+def images_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-images`: each image's size, build time and time from `docker run` to ready."""
+    header = ["image (target)", "size", "build", "`docker run` to ready (median)"]
+    rows = [
+        [
+            image["target"],
+            f"{image['size_gb']:.2f} GB",
+            f"{_n(image['build_seconds'], 0)} s, {image['build']}",
+            (
+                f"{_n(image['ready_seconds_median'], 1)} s of {len(image['ready_seconds_runs'])} "
+                f"({READY_AT.get(image['target'], 'ready')})"
+                if image["ready_seconds_median"] is not None
+                else "- (KFP starts a step per pod)"
+            ),
+        ]
+        for image in report["images"]
+    ]
+    return header, rows
+
+
+@dataclass(frozen=True)
+class Table:
+    """One published table: the report it is generated from, its rows, and the title the benchmark prints."""
+
+    report: str
+    rows: Callable[[Any], Rows]
+    title: str
+
+
+TABLES: dict[str, Table] = {
+    "bench_serve": Table("bench_serve", serve_rows, "textclf serve on each backend vs FastAPI + HF pipeline"),
+    "bench_explain": Table("bench_explain", explain_rows, "explanations: deletion faithfulness and cost"),
+    "bench_drift": Table("bench_drift", drift_rows, "drift check over a window of logged predictions"),
+    "bench_shadow": Table("bench_shadow", shadow_rows, "the champion with and without a shadow on 100 % of requests"),
+    "bench_soak": Table("bench_soak", soak_rows, "soak: the request logger on, the monitor receiving"),
+    "bench_imbalance": Table("bench_imbalance", imbalance_rows, "a skewed AG News subset, test split as skewed"),
+    "bench_workers": Table("bench_workers", workers_rows, "training with 1 and 2 local workers"),
+    "bench_quality": Table("bench_quality", quality_rows, "test accuracy and cost on each shared dataset"),
+    "bench_quality_backends": Table("bench_quality", quality_backend_rows, "the defaults' model on each backend"),
+    "bench_fairness": Table("bench_fairness", fairness_rows, "a one-text canary while each probe runs"),
+    "bench_images": Table("bench_images", images_rows, "textclf's images: size, build and start"),
+    "profile_serve": Table("profile_serve", profile_rows, "the event loop's time per request under cProfile, c=32"),
+}
+"""Each published table by the name its markers use."""
 
 
 def print_rows(title: str, rows: Rows) -> None:
     """The table on the terminal (rich), aligned as in the docs: the first column left, the measures right."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Table as RichTable
 
     header, body = rows
-    table = Table(title=title)
+    table = RichTable(title=title)
     for index, column in enumerate(header):
         table.add_column(column, justify="left" if index == 0 else "right")
     for row in body:
@@ -174,42 +410,114 @@ def _markers(name: str) -> tuple[str, str]:
     return f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
 
 
-def table_in(text: str, name: str) -> str | None:
+def _block(name: str) -> re.Pattern[str]:
+    """A marked table: its markers on lines of their own, the table between them (none in a new block)."""
     start, end = _markers(name)
-    found = re.search(re.escape(start) + r"\n(.*?)\n" + re.escape(end), text, re.DOTALL)
-    return found[1] if found else None
+    return re.compile(re.escape(start) + r"\n(?:(.*?)\n)?" + re.escape(end), re.DOTALL)
+
+
+def table_in(text: str, name: str) -> str | None:
+    found = _block(name).search(text)
+    return (found[1] or "") if found else None
 
 
 def with_table(text: str, name: str, table: str) -> str:
     start, end = _markers(name)
     if table_in(text, name) is None:
-        raise ValueError(f"{DOCS.name} has no {start} ... {end} block for {name}")
-    pattern = re.escape(start) + r"\n.*?\n" + re.escape(end)
-    return re.sub(pattern, lambda _: f"{start}\n{table}\n{end}", text, count=1, flags=re.DOTALL)
+        raise ValueError(f"no {start} ... {end} block for {name}")
+    return _block(name).sub(lambda _: f"{start}\n{table}\n{end}", text, count=1)
 
 
-def published(name: str) -> dict[str, Any]:
-    return json.loads((PUBLISHED / f"{name}.json").read_text())
+def documents() -> list[Path]:
+    return sorted(DOCS.glob("*.md"))
 
 
-def publish(name: str, report: dict[str, Any]) -> Path:
-    """Keep `report` as the benchmark's published measurement and regenerate its table in the docs."""
+def marked_tables(text: str) -> list[str]:
+    return re.findall(r"<!-- table:(\w+) -->", text)
+
+
+def published(report: str) -> Any:
+    return json.loads((PUBLISHED / f"{report}.json").read_text())
+
+
+def _rewrite(reports: dict[str, Any]) -> list[str]:
+    """Every marked table of `reports` (by report name) rewritten in the docs; the tables' names."""
+    rewritten = []
+    for document in documents():
+        text = original = document.read_text()
+        for name in marked_tables(text):
+            table = TABLES.get(name)
+            if table is None:
+                raise ValueError(f"{document.name} marks a table {name!r} that benchmarks/tables.py does not define")
+            if table.report in reports:
+                text = with_table(text, name, markdown(table.rows(reports[table.report])))
+                rewritten.append(name)
+        if text != original:
+            document.write_text(text)
+    return rewritten
+
+
+def publish(report_name: str, report: Any) -> Path:
+    """Keep `report` as the benchmark's published measurement and regenerate its tables in the docs."""
     PUBLISHED.mkdir(parents=True, exist_ok=True)
-    path = PUBLISHED / f"{name}.json"
+    path = PUBLISHED / f"{report_name}.json"
+    if not _rewrite({report_name: report}):
+        raise ValueError(f"no document in {DOCS} marks a table of {report_name}; nothing was published")
     path.write_text(json.dumps(report, indent=2) + "\n")
-    DOCS.write_text(with_table(DOCS.read_text(), name, markdown(TABLES[name](report))))
     return path
 
 
+def record(report_name: str, report: Any, publish_run: bool = False, tables_of: str = "") -> None:
+    """A benchmark's end: its report written to benchmarks/results/<report_name>.json, each of its tables (those
+    of `tables_of`, by default the report's own) printed, and with `publish_run` its report published."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{report_name}.json").write_text(json.dumps(report, indent=2))
+    for table in TABLES.values():
+        if table.report == (tables_of or report_name):
+            print_rows(table.title, table.rows(report))
+    print(f"wrote {RESULTS / f'{report_name}.json'}")
+    if publish_run:
+        print(f"published {publish(report_name, report)} and its tables in {DOCS}")
+
+
+def parse_arguments(
+    parser: argparse.ArgumentParser, report_name: str, may_differ: tuple[str, ...] = ()
+) -> argparse.Namespace:
+    """The benchmark's arguments, with `--publish` added. A published run measures what a user gets by default, so
+    `--publish` is refused with any other option changed (but those in `may_differ`)."""
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help=f"keep this run as the published measurement (docs/results/{report_name}.json) and regenerate its "
+        "tables in docs/ (what its make target does); only with the default options",
+    )
+    args = parser.parse_args()
+    changed = [
+        "--" + name.replace("_", "-")
+        for name, value in vars(args).items()
+        if name != "publish" and name not in may_differ and value != parser.get_default(name)
+    ]
+    if args.publish and changed:
+        parser.error(f"--publish keeps the defaults' measurement: run it without {', '.join(changed)}")
+    return args
+
+
 def regenerate() -> list[str]:
-    """Every published table, rewritten from its committed report."""
-    text = DOCS.read_text()
-    names = sorted(path.stem for path in PUBLISHED.glob("*.json") if path.stem in TABLES)
-    for name in names:
-        text = with_table(text, name, markdown(TABLES[name](published(name))))
-    DOCS.write_text(text)
-    return names
+    """Every marked table, rewritten from its committed report."""
+    return _rewrite({path.stem: published(path.stem) for path in PUBLISHED.glob("*.json")})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--publish", metavar="REPORT", help="publish the last run's benchmarks/results/REPORT.json instead"
+    )
+    args = parser.parse_args()
+    if args.publish:
+        print(f"published {publish(args.publish, json.loads((RESULTS / f'{args.publish}.json').read_text()))}")
+    else:
+        print("regenerated:", ", ".join(sorted(set(regenerate()))) or "nothing published")
 
 
 if __name__ == "__main__":
-    print("regenerated:", ", ".join(regenerate()) or "nothing published")
+    main()
