@@ -179,8 +179,8 @@ bench-imbalance: install ## skewed AG News subset: class-weighted defaults vs th
 bench-drift: install ## drift-report time for 10,000 logged predictions (MiniLM, demo data); publishes its table
 	$(BIN)/python benchmarks/bench_drift.py --publish
 
-bench-images: install docker-engine ## each image's size, build time and time from docker run to ready (BENCH_IMAGES_ARGS=--cold)
-	$(BIN)/python benchmarks/bench_images.py $(BENCH_IMAGES_ARGS)
+bench-images: install docker-engine ## each image's size, build time and time from docker run to ready (BENCH_IMAGES_ARGS=--cold); publishes its table
+	$(BIN)/python benchmarks/bench_images.py --publish $(BENCH_IMAGES_ARGS)
 
 bench-soak: install ## 5 minutes at concurrency 64: errors, memory growth, every logged prediction stored once; publishes its table
 	$(BIN)/python benchmarks/bench_soak.py --publish
