@@ -1,8 +1,9 @@
 """Where a request's time goes outside the forward pass: `textclf serve` with its event loop (the main thread, where
 every request is decoded, validated, routed, logged and answered) under cProfile from the moment the model is
-loaded, driven by `wrk` at concurrency 32 with one 20-word text per request.
+loaded, driven by `wrk` at concurrency 32 (`--connections`) with one 20-word text per request.
 
     make profile-serve          # or: python benchmarks/profile_serve.py [--model DIR] [--backend onnx-int8]
+                                #     [--connections 1]
 
 Prints the event loop's time per request by layer (uvicorn, Starlette, FastAPI, KServe, textclf's middleware and
 model hooks, logging, Prometheus, asyncio, system calls) and the garbage collections during the run (a full one
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a textclf model directory (default: bench-serve's SST-2 model)")
     parser.add_argument("--backend", default="auto", help="the serving backend (default: auto, what users get)")
     parser.add_argument("--seconds", type=int, default=20, help="duration of the wrk run")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's concurrent connections")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parse_arguments(parser, "profile_serve")
     if args.child is not None:
@@ -150,14 +152,15 @@ def main() -> None:
     log = RESULTS / "profile_serve.log"
     log.unlink(missing_ok=True)
     with running_server(command, f"{url}/health", log, timeout=300):
-        load = wrk(url, "/predict", {"text": TWENTY_WORDS}, 32, args.seconds)
+        load = wrk(url, "/predict", {"text": TWENTY_WORDS}, args.connections, args.seconds)
     layers = per_layer(PROFILE)
     requests = load["requests"]
     total = sum(layers.values())
     report = {
         "model": str(model),
         "backend": args.backend,
-        "wrk_c32": load,
+        "connections": args.connections,
+        "wrk": load,
         "profiled_event_loop_us_per_request": round(1e6 * total / requests, 1),
         "garbage_collections": json.loads(COLLECTIONS.read_text()),
         "layers": {
@@ -166,10 +169,11 @@ def main() -> None:
         },
     }
     record("profile_serve", report, args.publish)
-    load = report["wrk_c32"]
+    load = report["wrk"]
     full = report["garbage_collections"]["generation_2"]
     print(
-        f"wrk c=32: {load['requests']} requests, {load['requests_per_second']} requests/s, p50 {load['p50_ms']} ms, "
+        f"wrk c={args.connections}: {load['requests']} requests, {load['requests_per_second']} requests/s, "
+        f"p50 {load['p50_ms']} ms, "
         f"p99 {load['p99_ms']} ms (profiled); full garbage collections: {full['collections']}, {full['total_ms']} ms "
         f"in all, the longest {full['longest_ms']} ms; the profile: {PROFILE}"
     )

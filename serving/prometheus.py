@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from textclf.serve.batching import BatchStats
+from textclf.serve.slot import Answer
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -117,6 +118,9 @@ class ServingMetrics:
         self.batch_size.observe(stats.texts)
         self.batch_queue.observe(stats.queue_seconds)
         self.batch_compute.observe(stats.compute_seconds)
+
+    def record_answer(self, texts: list[str], answer: Answer, request_id: str) -> None:
+        self.truncated.inc(int(answer.predictions.truncated.sum()))
 
     def set_model(self, name: str, version: str, base_model: str, backend: str) -> None:
         self.model_info.clear()

@@ -35,6 +35,7 @@ import httpx
 import orjson
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
+from textclf.monitor.events import REQUEST_EVENT, RESPONSE_EVENT
 from textclf.runtime.logs import ThrottledLog
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,23 @@ class RequestLogger:
         self.start()
         self._enqueue(event)
         self._wakeup.set()
+
+    def log_exchange(
+        self,
+        request_id: str,
+        request_body: bytes,
+        response_body: bytes,
+        endpoint: str,
+        version: str,
+        request_type: str = "application/json",
+        response_type: str = "application/json",
+    ) -> None:
+        """An answered exchange as its two events, request and response."""
+        for event_type, body, content_type in (
+            (REQUEST_EVENT, request_body, request_type),
+            (RESPONSE_EVENT, response_body, response_type),
+        ):
+            self.log(LoggedEvent(event_type, request_id, body, content_type, endpoint, version))
 
     def start(self) -> None:
         """Start delivering (from the event loop): what an earlier stop spooled first, then new events."""

@@ -4,17 +4,25 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StrictStr
-from timing_asgi import TimingMiddleware
 
-from textclf.serving.model import UNLOADED_DETAIL, TextClassifierModel
+from textclf.serve.slot import ServedVersion, Unavailable
+from textclf.serving.middleware import serving_middleware
+from textclf.serving.model import TextClassifierModel
+from textclf.serving.protocol import (
+    UNAVAILABLE_DETAILS,
+    checked_texts,
+    prediction_rows,
+    request_id_of,
+    unavailable_as_not_ready,
+)
 from textclf.serving.unexpected_errors import UnexpectedErrors
 
 
@@ -63,60 +71,70 @@ class ModelMetadataResponse(BaseModel):
 
 
 def simple_api_router(model: TextClassifierModel) -> APIRouter:
-    """`POST /predict`, `POST /predict_batch`, `GET /health` and the v2 metadata with label names."""
+    """`POST /predict`, `POST /predict_batch`, `GET /health` and the v2 metadata with label names. The simple API
+    asks the model's slot directly and writes its answer from the slot's columns: no v1 envelope in between."""
     router = APIRouter()
+    slot = model.slot
 
-    def require_ready() -> None:
-        if model.unloaded:
-            raise HTTPException(503, UNLOADED_DETAIL.format(name=model.name))
-        if not model.ready or model.loaded is None:
+    def require_ready() -> ServedVersion:
+        served = slot.served
+        if slot.unloaded:
+            raise HTTPException(503, UNAVAILABLE_DETAILS[Unavailable.UNLOADED].format(name=model.name))
+        if not model.ready or served is None:
             raise HTTPException(503, "the model is still loading: retry shortly")
+        return served
 
-    async def classify(texts: list[str], headers: dict[str, str]) -> dict[str, Any]:
-        """The simple API is the v1 protocol in a friendlier envelope: the same hooks answer it."""
+    async def classify(texts: list[str], raw: Request) -> tuple[list[dict[str, Any]], str]:
         require_ready()
-        answer, _response_headers = await model({"instances": texts}, headers)
-        return answer
+        with unavailable_as_not_ready(model.name):
+            answer = await slot.predict(checked_texts(texts, model.limits), request_id_of(None, raw.headers))
+        return prediction_rows(answer), answer.version
 
     @router.post("/predict", response_model=PredictResponse, tags=["simple API"])
-    async def predict(request: PredictRequest, raw: Request) -> PredictResponse:
+    async def predict(request: PredictRequest, raw: Request) -> Response:
         """Classify one text."""
-        answer = await classify([request.text], dict(raw.headers))
-        return PredictResponse(
-            **answer["predictions"][0], model_name=answer["model_name"], model_version=answer["model_version"]
-        )
+        (prediction,), version = await classify([request.text], raw)
+        return json_response({**prediction, "model_name": model.name, "model_version": version})
 
     @router.post("/predict_batch", response_model=PredictBatchResponse, tags=["simple API"])
-    async def predict_batch(request: PredictBatchRequest, raw: Request) -> PredictBatchResponse:
+    async def predict_batch(request: PredictBatchRequest, raw: Request) -> Response:
         """Classify several texts in one request."""
-        return PredictBatchResponse(**await classify(list(request.texts), dict(raw.headers)))
+        predictions, version = await classify(request.texts, raw)
+        return json_response({"predictions": predictions, "model_name": model.name, "model_version": version})
 
     @router.get("/health", response_model=HealthResponse, tags=["simple API"])
     async def health() -> HealthResponse:
         """200 once the model answers predictions; 503 while it loads."""
-        require_ready()
+        served = require_ready()
         return HealthResponse(
-            status="ok", model_name=model.name, model_version=model.version, labels=list(model.labels)
+            status="ok", model_name=model.name, model_version=served.version, labels=list(served.classifier.labels)
         )
 
     @router.get(f"/v2/models/{model.name}", response_model=ModelMetadataResponse, tags=["v2"])
     async def model_metadata() -> ModelMetadataResponse:
         """v2 model metadata; `parameters.labels` lists the class names in `probabilities` column order."""
-        require_ready()
+        served = require_ready()
+        metadata = served.classifier.metadata
         return ModelMetadataResponse(
             name=model.name,
-            versions=[model.version],
+            versions=[served.version],
             platform="pytorch_transformers",
             inputs=model.get_input_types(),
             outputs=model.get_output_types(),
             parameters={
-                "labels": list(model.labels),
-                "max_length": model.loaded.classifier.metadata.prediction_length,
-                "base_model": model.loaded.classifier.metadata.base_model,
+                "labels": list(metadata.labels),
+                "max_length": metadata.prediction_length,
+                "base_model": metadata.base_model,
             },
         )
 
     return router
+
+
+def json_response(document: dict[str, Any]) -> Response:
+    """The document as JSON, written once (the route's response model documents it; validating it again would
+    only repeat the slot's work)."""
+    return Response(orjson.dumps(document), media_type="application/json")
 
 
 async def request_validation_handler(_: Request, error: RequestValidationError) -> Response:
@@ -131,29 +149,10 @@ async def request_validation_handler(_: Request, error: RequestValidationError) 
     return Response(json.dumps(payload, ensure_ascii=True), status_code=422, media_type="application/json")
 
 
-def skip_unlogged_timing(app: FastAPI) -> None:
-    """Keep KServe from adding its per-request timing middleware while the log it feeds is off.
-
-    KServe 0.21.0 adds timing_asgi's `TimingMiddleware` to its app when the REST server starts
-    (kserve/protocol/rest/server.py `_add_middlewares`); for every request it matches the route again and reads
-    the process's CPU time twice (getrusage, which sums every thread's), only to write a line to the
-    `kserve.trace` logger at INFO. Quiet by default, that line is dropped, and so is the work
-    (`make profile-serve` shows it). With `--verbose` the logger is on and the middleware stays."""
-    add_middleware = app.add_middleware
-
-    def add_unless_unlogged_timing(middleware_class: type, *args: Any, **kwargs: Any) -> None:
-        if middleware_class is TimingMiddleware and not logging.getLogger("kserve.trace").isEnabledFor(logging.INFO):
-            return
-        add_middleware(middleware_class, *args, **kwargs)
-
-    app.add_middleware = add_unless_unlogged_timing
-
-
-def install(app: FastAPI, served: TextClassifierModel, middleware: type, **middleware_options: Any) -> None:
-    """Add textclf's routes ahead of KServe's (so the metadata route answers first), the middleware, a 500
-    logged once for an unexpected error, and a validation-error handler (KServe registers none for it); leave out
-    KServe's timing middleware unless its log is on."""
-    skip_unlogged_timing(app)
+def install(app: FastAPI, served: TextClassifierModel, **middleware_options: Any) -> None:
+    """Add textclf's routes ahead of KServe's (so the metadata route answers first), the middleware
+    (`serving_middleware`), a 500 logged once for an unexpected error, and a validation-error handler (KServe
+    registers none for it)."""
     app.include_router(simple_api_router(served))
     app.add_exception_handler(RequestValidationError, request_validation_handler)
 
@@ -161,5 +160,5 @@ def install(app: FastAPI, served: TextClassifierModel, middleware: type, **middl
     async def swagger() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="textclf serving")
 
-    app.add_middleware(middleware, **middleware_options)
+    app.add_middleware(serving_middleware, routed_by=app, model=served, **middleware_options)
     app.add_middleware(UnexpectedErrors, service="predictor")

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
 import warnings
-from typing import Any
 
 from fastapi.exceptions import FastAPIDeprecationWarning
-from grpc_interceptor.exceptions import PermissionDenied
-from kserve import ModelRepository, ModelServer
 from kserve.errors import InvalidInput, ModelNotFound
-from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from textclf.config import ServingConfig
+from textclf.registry.tracking import default_tracking_uri
 from textclf.runtime.logs import JsonFormatter
-from textclf.serving.http_protocol import head_limited_protocol
-from textclf.serving.middleware import ServingMiddleware
+from textclf.serve.slot import ModelSlot, ServedVersion
+from textclf.serving.kserve_app import PredictorServer, inference_app
 from textclf.serving.model import TextClassifierModel
 from textclf.serving.prometheus import ServingMetrics
 from textclf.serving.request_logger import RequestLogger
@@ -57,76 +53,23 @@ def configure_logging(verbose: bool, access_log: bool) -> None:
     logging.getLogger("textclf.access").setLevel(logging.INFO if access_log else logging.WARNING)
 
 
-class ReloadingRepository(ModelRepository):
-    """The v2 model-repository `load` re-resolves the model's reference and swaps the new version in
-    without a restart: how a local deploy switches a running server to a new champion. `unload` keeps the
-    model registered but not ready (KServe's own would stop its inference thread and forget it, after which
-    nothing could load it again): requests get a 503 until `load`."""
+def served_slot(config: ServingConfig, metrics: ServingMetrics, shadow: ShadowModel | None) -> ModelSlot:
+    """The configured model's slot, its batches, swaps and answers recorded in the metrics; each answered request
+    offered to the shadow model, if any, under the request's id."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._known: dict[str, TextClassifierModel] = {}
+    def swapped(served: ServedVersion) -> None:
+        metadata = served.classifier.metadata
+        metrics.set_model(config.model_name, served.version, metadata.base_model, served.classifier.backend.name)
 
-    def update(self, model: TextClassifierModel, name: str | None = None) -> None:
-        super().update(model, name)
-        self._known[name or model.name] = model
-
-    async def load(self, name: str) -> bool:
-        model = self._known.get(name)
-        if model is None:
-            raise ModelNotFound(name)
-        model.unloaded = False
-        await asyncio.get_running_loop().run_in_executor(None, model.load)
-        self.update(model, name)
-        return model.ready
-
-    def unload(self, name: str) -> None:
-        model = self._known.get(name)
-        if model is None:
-            raise KeyError(name)  # KServe's repository extension answers this with 404
-        model.unload()
+    on_answer = (metrics.record_answer, shadow.hand_off) if shadow is not None else (metrics.record_answer,)
+    settings = config.slot_settings(default_tracking_uri())
+    return ModelSlot(settings, on_batch=metrics.record_batch, on_swap=swapped, on_answer=on_answer)
 
 
-class RefusedRepositoryExtension(ModelRepositoryExtension):
-    """The model-repository RPCs over gRPC: refused, because gRPC requests bypass the HTTP middleware that
-    checks the admin token. Load and unload over HTTP, with the token."""
-
-    REFUSAL = "model load and unload are not offered over gRPC: use POST /v2/repository/models/NAME/load over HTTP"
-
-    async def load(self, model_name: str) -> None:
-        raise PermissionDenied(details=self.REFUSAL)
-
-    async def unload(self, model_name: str) -> None:
-        raise PermissionDenied(details=self.REFUSAL)
-
-
-class LocalModelServer(ModelServer):
-    """KServe's ModelServer listening on a chosen interface (its REST server binds 0.0.0.0 otherwise), with a
-    deadline and a size bound on every request head."""
-
-    def __init__(self, host: str, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.host = host
-
-    def setup_event_loop(self) -> None:
-        if self._rest_server is not None:
-            self._rest_server.config.host = self.host
-            # KServe's uvicorn config names no protocol (kserve 0.21.0, protocol/rest/server.py `RESTServer`);
-            # uvicorn resolves `http` when the server starts, after this hook.
-            self._rest_server.config.http = head_limited_protocol()
-        if self._grpc_server is not None:
-            # ModelServer.start builds the gRPC server with the shared repository extension and starts it only
-            # after this hook (kserve 0.21.0, model_server.py `start`; protocol/grpc/server.py builds its
-            # servicer from `_model_repository_extension`): the gRPC side gets one that refuses.
-            self._grpc_server._model_repository_extension = RefusedRepositoryExtension(self.registered_models)
-        super().setup_event_loop()
-
-
-def build_server(config: ServingConfig, metrics: ServingMetrics) -> tuple[LocalModelServer, TextClassifierModel]:
-    """The loaded model and a server with textclf's routes and middleware installed on KServe's app."""
-    from kserve import model_server
-
-    model = TextClassifierModel(config.model_name, config, metrics)
+def build_server(config: ServingConfig, metrics: ServingMetrics) -> tuple[PredictorServer, TextClassifierModel]:
+    """The loaded model and its server: textclf's routes and middleware, then KServe's routes (textclf's model
+    metadata route answers first)."""
+    app = inference_app()
     # On a cluster KServe's agent logs requests and responses, and the predictor sends only shadow events.
     events_url = config.request_logger_url or (config.shadow_events_url if config.shadow_model else "")
     request_logger = (
@@ -144,35 +87,35 @@ def build_server(config: ServingConfig, metrics: ServingMetrics) -> tuple[LocalM
     if request_logger is not None:
         # Uvicorn runs these around serving: the shutdown hook after requests in flight are answered on SIGTERM
         # (uvicorn `Server.shutdown`), so their events are in the buffer it flushes.
-        model_server.app.router.on_startup.append(request_logger.start)
-        model_server.app.router.on_shutdown.append(request_logger.close)
-    if config.request_logger_url:
-        model.request_logger = request_logger
-    if config.shadow_model:
-        model.shadow = ShadowModel(config, metrics, request_logger)
+        app.router.on_startup.append(request_logger.start)
+        app.router.on_shutdown.append(request_logger.close)
+    shadow = ShadowModel(config, metrics, request_logger) if config.shadow_model else None
+    exchanges_logger = request_logger if config.request_logger_url else None
+    model = TextClassifierModel(
+        config.model_name,
+        served_slot(config, metrics, shadow),
+        config.input_limits(),
+        shadow=shadow,
+        request_logger=exchanges_logger,
+    )
     model.load()
     install(
-        model_server.app,
+        app,
         model,
-        ServingMiddleware,
         metrics=metrics,
-        model=model,
         max_body_bytes=config.max_body_bytes,
         access_log=config.access_log,
-        request_logger=request_logger if config.request_logger_url else None,
+        request_logger=exchanges_logger,
         admin_token=config.admin_token.get_secret_value(),
     )
-    # KServe reads the gRPC message limits from its parsed arguments; the body limit applies to gRPC too.
-    model_server.args.grpc_max_receive_message_length = config.max_body_bytes
-    server = LocalModelServer(
+    server = PredictorServer(
+        app,
+        model,
         host=config.host,
         http_port=config.http_port,
-        grpc_port=config.grpc_port or 8081,
-        enable_grpc=config.grpc_port > 0,
-        workers=1,
-        registered_models=ReloadingRepository(),
-        enable_docs_url=False,
-        enable_latency_logging=False,
+        grpc_port=config.grpc_port,
+        # The body limit applies to gRPC messages too.
+        max_message_bytes=config.max_body_bytes,
     )
     return server, model
 
@@ -182,5 +125,5 @@ def serve(config: ServingConfig, verbose: bool = False) -> None:
     # varied traffic from growing it to its default 1,024 entries (~90 MiB more resident memory here).
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
     configure_logging(verbose, config.access_log)
-    server, model = build_server(config, ServingMetrics.create())
-    server.start([model])
+    server, _model = build_server(config, ServingMetrics.create())
+    server.run()

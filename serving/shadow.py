@@ -34,6 +34,7 @@ from textclf.monitor.events import SHADOW_EVENT
 from textclf.registry.model_uri import registry_version, resolve_model
 from textclf.registry.tracking import default_tracking_uri
 from textclf.serve.classifier import TextClassifier
+from textclf.serve.slot import Answer
 from textclf.serving.prometheus import ServingMetrics
 from textclf.serving.request_logger import LoggedEvent, RequestLogger
 
@@ -155,6 +156,11 @@ class ShadowModel:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             await loop.run_in_executor(None, self.refresh)
+
+    def hand_off(self, texts: list[str], answer: Answer, request_id: str) -> None:
+        """The slot's hand-off of an answered request (its `on_answer`)."""
+        champion = list(zip(answer.predictions.labels, answer.predictions.scores.tolist(), strict=True))
+        self.offer(ShadowedRequest(request_id, texts, champion, answer.version, answer.seconds * 1000))
 
     def offer(self, request: ShadowedRequest) -> None:
         """Queue a request the champion answered (on the event loop); not shadowed when outside the share, when

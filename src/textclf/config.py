@@ -38,6 +38,9 @@ from textclf.names import (
 )
 from textclf.registry.gate import PromotionPolicy
 from textclf.serve.backends import AUTO_BACKEND, BackendChoice
+from textclf.serve.explain import ExplanationLimits
+from textclf.serve.inputs import InputLimits
+from textclf.serve.slot import SlotSettings
 from textclf.settings import load_settings, translate_flat_names
 from textclf.train.distributed import DistributedConfig
 from textclf.train.modeling import EncoderConfig
@@ -259,6 +262,28 @@ class ServingConfig(BaseModel):
         description="how often a shadow alias (models:/NAME@challenger) is read again, and a new version loaded; "
         "0 = only when the server (re)loads",
     )
+
+    def slot_settings(self, tracking_uri: str) -> SlotSettings:
+        """What the model's slot loads and how it batches; `tracking_uri` when none is configured."""
+        return SlotSettings(
+            reference=self.model,
+            tracking_uri=self.tracking_uri or tracking_uri,
+            reported_version=self.model_version,
+            backend=self.backend,
+            torch_threads=self.torch_threads,
+            max_batch_size=self.max_batch_size,
+            max_wait_ms=self.max_wait_ms,
+            target_batch_ms=self.target_batch_ms,
+            explanation_limits=ExplanationLimits(
+                max_texts=self.max_explain_texts,
+                max_chars=self.max_explain_chars,
+                max_words=self.max_explain_words,
+                max_request_words=self.max_explain_request_words,
+            ),
+        )
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(max_texts=self.max_texts_per_request, max_text_chars=self.max_text_chars)
 
 
 class MonitorConfig(BaseModel):

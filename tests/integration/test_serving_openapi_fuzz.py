@@ -1,5 +1,6 @@
 """Schemathesis against the predictor's own OpenAPI document: every operation it documents, with generated path,
-query, header and body values, valid by the schema (positive) and not (negative), may answer a 4xx but never a 5xx.
+query, header and body values, valid by the schema (positive) and not (negative), may answer a 4xx but never a 5xx;
+and sequences of them, the model unloaded and loaded between, never a 5xx but the 503 an unloaded model answers.
 
 Each operation's cases come from schemathesis's strategy and run under Hypothesis here: schemathesis 4.32's pytest
 plugin does not run on pytest 9 (it reads `Function._nodeid`, which pytest 9 removed)."""
@@ -7,12 +8,15 @@ plugin does not run on pytest 9 (it reads `Function._nodeid`, which pytest 9 rem
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import ClassVar
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
 from tests.support.servers import RunningServer, textclf_server
 
@@ -20,6 +24,9 @@ pytestmark = pytest.mark.integration
 
 EXAMPLES_PER_OPERATION_AND_MODE = 60
 ADMIN_TOKEN = "an-admin-token"
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+STATEFUL_SEQUENCES = 15
+STATEFUL_STEPS = 12
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +84,56 @@ def test_no_documented_operation_answers_a_server_error(documented_server: Runni
     if admin:
         assert httpx.post(f"{url}/v2/repository/models/textclf/load", headers=headers, timeout=300).status_code == 200
     assert httpx.post(f"{url}/predict", json={"text": "still answering"}, timeout=60).status_code == 200
+
+
+class Lifecycle(RuleBasedStateMachine):
+    """Sequences of every documented operation (cases drawn from schemathesis's strategies, with the admin token),
+    interleaved with unloading and loading the model: no 5xx, but a 503 while the model is unloaded."""
+
+    url: ClassVar[str] = ""
+    operations: ClassVar[list] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded = True
+
+    @rule(data=st.data())
+    def any_operation(self, data: st.DataObject) -> None:
+        operation = data.draw(st.sampled_from(self.operations))
+        case = data.draw(operation.as_strategy(schemathesis.GenerationMode.POSITIVE))
+        response = case.call(base_url=self.url, headers=ADMIN, timeout=60)
+        unloaded_answer = response.status_code == 503 and not self.loaded
+        assert response.status_code < 500 or unloaded_answer, (
+            f"{operation.label} {case.path_parameters} {case.query}: {response.status_code} {response.text[:300]}"
+        )
+        if response.status_code == 200 and case.path_parameters.get("model_name") == "textclf":
+            self.loaded = {"load": True, "unload": False}.get(case.path.rsplit("/", 1)[-1], self.loaded)
+
+    @rule(action=st.sampled_from(["unload", "load"]))
+    def repository(self, action: str) -> None:
+        response = httpx.post(f"{self.url}/v2/repository/models/textclf/{action}", headers=ADMIN, timeout=300)
+        assert response.status_code == 200, response.text
+        self.loaded = action == "load"
+
+    def teardown(self) -> None:
+        if not self.loaded:
+            httpx.post(f"{self.url}/v2/repository/models/textclf/load", headers=ADMIN, timeout=300).raise_for_status()
+
+
+def test_no_sequence_of_operations_answers_a_server_error_but_503_while_unloaded(
+    documented_server: RunningServer,
+) -> None:
+    Lifecycle.url = documented_server.url
+    schema = schemathesis.openapi.from_url(f"{documented_server.url}/openapi.json")
+    Lifecycle.operations = [result.ok() for result in schema.get_all_operations()]
+    run_state_machine_as_test(
+        Lifecycle,
+        settings=settings(
+            max_examples=STATEFUL_SEQUENCES,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    assert httpx.post(f"{documented_server.url}/predict", json={"text": "still answering"}, timeout=60).is_success

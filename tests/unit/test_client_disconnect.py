@@ -8,15 +8,19 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from textclf.serving.middleware import CLIENT_CLOSED_REQUEST, ServingMiddleware
+from textclf.serving.middleware import CLIENT_CLOSED_REQUEST, serving_middleware
 from textclf.serving.prometheus import ServingMetrics
+from textclf.serving.request_logger import RequestLogger
 
 pytestmark = pytest.mark.unit
 
 
 class RecordingLogger:
+    log_exchange = RequestLogger.log_exchange
+
     def __init__(self) -> None:
         self.events: list = []
 
@@ -57,10 +61,18 @@ def run(leaves_after: float | None) -> tuple[dict, list, list[str]]:
         async def send(message: dict) -> None:
             sent.append(message)
 
+        routed_by = FastAPI()
+        routed_by.post("/v1/models/{model_name}:predict")(lambda model_name: None)
         request_logger = RecordingLogger()
         metrics = ServingMetrics.create(CollectorRegistry())
-        middleware = ServingMiddleware(
-            app, metrics, SimpleNamespace(name="textclf", version="1"), 4096, False, request_logger
+        middleware = serving_middleware(
+            app,
+            routed_by,
+            SimpleNamespace(name="textclf", version="1"),
+            metrics,
+            4096,
+            False,
+            request_logger,
         )
         scope = {"type": "http", "method": "POST", "path": "/v1/models/textclf:predict", "headers": [],
                  "client": ("127.0.0.1", 1)}  # fmt: skip

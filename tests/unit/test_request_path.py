@@ -1,16 +1,13 @@
 """Less work per request: the server freezes the objects a loaded model leaves (full garbage collections over
-them stalled the event loop for hundreds of milliseconds), collects a replaced model's cycles when the next one
-loads, and leaves out KServe's per-request timing middleware while the log it writes is off."""
+them stalled the event loop for hundreds of milliseconds) and collects a replaced model's cycles when the next one
+loads. (KServe's per-request timing middleware: tests/unit/test_kserve_app.py.)"""
 
 from __future__ import annotations
 
 import gc
-import logging
 import weakref
-from types import SimpleNamespace
 
 import pytest
-from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from textclf.runtime.cpu import settle_long_lived_objects
@@ -51,34 +48,15 @@ def test_settling_freezes_survivors_and_collects_what_was_frozen_before_once_it_
 @pytest.mark.usefixtures("unfrozen_after")
 def test_loading_the_served_model_settles_the_heap(step_inputs: dict) -> None:
     from textclf.config import ServingConfig
-    from textclf.serving.model import TextClassifierModel
     from textclf.serving.prometheus import ServingMetrics
+    from textclf.serving.server import served_slot
 
     gc.unfreeze()
     config = ServingConfig(model=str(step_inputs["model"]), backend="torch")
-    model = TextClassifierModel("textclf", config, ServingMetrics.create(CollectorRegistry()))
+    slot = served_slot(config, ServingMetrics.create(CollectorRegistry()), shadow=None)
     try:
-        assert model.load()
+        assert slot.load()
         assert gc.get_freeze_count() > 0
     finally:
-        model.unload()
-        model.stop()
-
-
-@pytest.mark.parametrize("verbose", [False, True])
-def test_kserve_adds_its_timing_middleware_only_when_its_log_is_on(verbose: bool) -> None:
-    from kserve.protocol.rest.server import RESTServer
-    from timing_asgi import TimingMiddleware
-
-    from textclf.serving.routes import skip_unlogged_timing
-
-    trace = logging.getLogger("kserve.trace")
-    level = trace.level
-    trace.setLevel(logging.INFO if verbose else logging.WARNING)
-    try:
-        app = FastAPI()
-        skip_unlogged_timing(app)
-        RESTServer._add_middlewares(SimpleNamespace(access_log_format=None), app)  # what KServe does at start
-    finally:
-        trace.setLevel(level)
-    assert any(entry.cls is TimingMiddleware for entry in app.user_middleware) is verbose
+        slot.unload()
+        slot.stop()

@@ -33,6 +33,10 @@ REQUEST_HEAD_TIMEOUT_SECONDS = 20.0
 them, 408 and the connection is closed."""
 
 
+MALFORMED_BYTES = "raw BYTES data is malformed (each item is a 4-byte length, then its bytes)"
+"""What a BYTES tensor whose binary data cannot be read is told, however it came (HTTP binary tensors, gRPC)."""
+
+
 class JsonRefused(ValueError):
     """Not JSON, or JSON nested deeper than allowed; the message says which and where."""
 
@@ -102,9 +106,7 @@ def bytes_items(raw: bytes, tensor: str) -> list[bytes]:
         length = int.from_bytes(raw[offset : offset + 4], "little")
         offset += 4
         if offset > len(raw) or offset + length > len(raw):
-            raise TensorsRefused(
-                f"{tensor}: raw BYTES data is malformed (each item is a 4-byte length, then its bytes)"
-            )
+            raise TensorsRefused(f"{tensor}: {MALFORMED_BYTES}")
         items.append(raw[offset : offset + length])
         offset += length
     return items

@@ -16,12 +16,21 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
-Result = TypeVar("Result")
+
+class Sliceable(Protocol):
+    """A batch's results, one entry (or row) per text: a list, or columns such as the core's `Predictions`."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: slice) -> Self: ...
+
+
+Results = TypeVar("Results", bound=Sliceable)
 CHARS_PER_TOKEN = 4.0
 """English averages about four characters a token in BERT's vocabularies: enough to compare texts' costs."""
 RATE_SMOOTHING = 0.3
@@ -48,7 +57,9 @@ class _Pending:
     """Texts given to batches so far (in order: a request's slices are computed in order)."""
     attained: float = 0.0
     """The cost of those texts: the compute this request has had."""
-    results: list = field(default_factory=list)
+    parts: list = field(default_factory=list)
+    """The results of each of its slices computed so far, in order."""
+    answered: int = 0
 
     @property
     def has_more(self) -> bool:
@@ -80,20 +91,27 @@ class BatchStats:
     compute_seconds: float
 
 
-class MicroBatcher(Generic[Result]):
-    """Runs `predict_batch(texts) -> per-text results` for many callers, one batch at a time, on one
-    thread (torch already uses every CPU for one batch; two batches at once only contend). Pass `executor`
-    to share that thread with other work on the same model, such as its loading and warm-up."""
+def concatenated(parts: list[list]) -> list:
+    return [result for part in parts for result in part]
+
+
+class MicroBatcher(Generic[Results]):
+    """Runs `predict_batch(texts) -> results` (one entry or row per text, sliceable) for many callers, one batch
+    at a time, on one thread (torch already uses every CPU for one batch; two batches at once only contend). A
+    caller gets its rows of the batch, as computed (a slice), or `join` of its slices' rows when its texts took
+    several batches. Pass `executor` to share the model's thread with other work on the same model, such as its
+    loading and warm-up."""
 
     def __init__(
         self,
-        predict_batch: Callable[[list[str]], Sequence[Result]],
+        predict_batch: Callable[[list[str]], Results],
         max_batch_size: int = 64,
         max_wait_ms: float = 0.0,
         on_batch: Callable[[BatchStats], None] | None = None,
         executor: ThreadPoolExecutor | None = None,
         target_batch_ms: float = math.inf,
         cost_of: Callable[[str], float] = lambda text: 1.0,
+        join: Callable[[list[Results]], Results] = concatenated,
     ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -106,6 +124,7 @@ class MicroBatcher(Generic[Result]):
         self.max_wait_seconds = max_wait_ms / 1000
         self.target_batch_seconds = target_batch_ms / 1000
         self._cost_of = cost_of
+        self._join = join
         self._on_batch = on_batch
         self._waiting: list[_Pending] = []
         self._seconds_per_cost: float | None = None
@@ -116,12 +135,12 @@ class MicroBatcher(Generic[Result]):
         self._owns_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="textclf-batch")
 
-    async def predict(self, texts: list[str]) -> list[Result]:
-        """The results for `texts`, computed in as many batches as fair sharing takes."""
+    async def predict(self, texts: list[str]) -> Results:
+        """The results for `texts` (at least one), computed in as many batches as fair sharing takes."""
         if self._closed:
             raise BatcherClosed("this batcher was closed")
         if not texts:
-            return []
+            raise ValueError("no texts to predict")
         self._ensure_worker()
         future = asyncio.get_running_loop().create_future()
         self._waiting.append(_Pending(list(texts), [self._cost_of(text) for text in texts], future))
@@ -227,9 +246,13 @@ class MicroBatcher(Generic[Result]):
             count = piece.end - piece.start
             pending = piece.pending
             if not pending.future.done():
-                pending.results.extend(results[offset : offset + count])
-                if len(pending.results) == len(pending.texts):
-                    pending.future.set_result(pending.results)
+                # A batch of one request's texts is its answer as computed: no copy of its rows.
+                whole = offset == 0 and count == len(texts)
+                pending.parts.append(results if whole else results[offset : offset + count])
+                pending.answered += count
+                if pending.answered == len(pending.texts):
+                    parts = pending.parts
+                    pending.future.set_result(parts[0] if len(parts) == 1 else self._join(parts))
             offset += count
         if self._on_batch is not None:
             self._on_batch(

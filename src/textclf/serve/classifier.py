@@ -154,11 +154,37 @@ def store_linear_weights_in_bf16(model: PreTrainedModel) -> None:
 
 @dataclass
 class Predictions:
+    """One row per text, in columns: what every consumer reads (the server's protocols, batch scoring, the
+    monitor) without a per-text object in between."""
+
     labels: list[str]
     scores: np.ndarray
     probabilities: np.ndarray
     truncated: np.ndarray
     embeddings: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, rows: slice) -> Predictions:
+        return Predictions(
+            self.labels[rows],
+            self.scores[rows],
+            self.probabilities[rows],
+            self.truncated[rows],
+            None if self.embeddings is None else self.embeddings[rows],
+        )
+
+    @classmethod
+    def join(cls, parts: Sequence[Predictions]) -> Predictions:
+        """The rows of `parts` (at least one), in order."""
+        return cls(
+            [label for part in parts for label in part.labels],
+            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.probabilities for part in parts]),
+            np.concatenate([part.truncated for part in parts]),
+            None if parts[0].embeddings is None else np.concatenate([part.embeddings for part in parts]),
+        )
 
 
 class TextClassifier:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from textclf.serve.inputs import InvalidTexts
+
 EXPLAIN_METHOD = "occlusion"
 _WORD = re.compile(r"\S+")
 
@@ -80,6 +82,41 @@ def without_span(text: str, start: int, end: int) -> str:
     """The text with one word deleted, the whitespace around it merged into one gap."""
     before, after = text[:start].rstrip(), text[end:].lstrip()
     return f"{before} {after}" if before and after else before or after
+
+
+@dataclass(frozen=True)
+class ExplanationLimits:
+    """How much one explanation request may ask (each word is a forward pass of its text); the defaults are
+    `ServingConfig`'s."""
+
+    max_texts: int
+    max_chars: int
+    max_words: int
+    max_request_words: int
+
+    def check(self, texts: Sequence[str]) -> None:
+        """`InvalidTexts` saying what to send instead when the texts ask for more than these limits."""
+        if len(texts) > self.max_texts:
+            raise InvalidTexts(f"explain at most {self.max_texts} texts per request (got {len(texts)}): send fewer")
+        total_words = 0
+        for index, text in enumerate(texts):
+            if len(text) > self.max_chars:
+                raise InvalidTexts(
+                    f"text {index} has {len(text)} characters; explanations take at most {self.max_chars}: "
+                    "send a shorter text, or ask for a prediction without an explanation"
+                )
+            words = len(word_spans(text))
+            if words > self.max_words:
+                raise InvalidTexts(
+                    f"text {index} has {words} words; explanations take at most {self.max_words}: "
+                    "send a shorter text, or ask for a prediction without an explanation"
+                )
+            total_words += words
+        if total_words > self.max_request_words:
+            raise InvalidTexts(
+                f"the texts have {total_words} words; one explanation request takes at most "
+                f"{self.max_request_words} (each word is a forward pass): send fewer or shorter texts"
+            )
 
 
 @dataclass(frozen=True)
