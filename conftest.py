@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.data import REVIEWS_CSV
-from tests.support.servers import SERVING_TEST_LIMITS, EventSink, RunningServer, create_database, textclf_server
+from tests.support.servers import (
+    ADMIN_TOKEN,
+    SERVING_TEST_LIMITS,
+    EventSink,
+    RunningServer,
+    create_database,
+    textclf_server,
+)
 from textclf.runtime.local_processes import free_port, running_server
 from textclf.serve.backends import BACKENDS
 
@@ -350,5 +357,18 @@ def serving_server(
         "--request-logger-url",
         event_sink.url,
         *options,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def admin_server(tmp_path_factory: pytest.TempPathFactory, step_inputs: dict) -> Iterator[RunningServer]:
+    """The fixture model behind `textclf serve` with the default limits (100,000 characters a text), the admin token
+    set (tests may unload the model: one server per test module) and no access log."""
+    with textclf_server(
+        tmp_path_factory.mktemp("admin-server"),
+        "--model",
+        str(step_inputs["model"]),
+        env={"TEXTCLF_SERVE_ADMIN_TOKEN": ADMIN_TOKEN, "TEXTCLF_SERVE_ACCESS_LOG": "false"},
     ) as server:
         yield server

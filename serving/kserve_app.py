@@ -186,20 +186,35 @@ class PredictorServer:
             signal.signal(stopping, self._stop_unless_uvicorn_is_stopping)
         asyncio.run(self.serve())
 
+    def _stop_if_grpc_failed(self, grpc: asyncio.Task) -> None:
+        """A gRPC server that could not start (its port taken, say) stops the HTTP one too: half a server would
+        pass its readiness probe."""
+        if not grpc.cancelled() and grpc.exception() is not None:
+            logger.error("the gRPC server failed: %r; stopping", grpc.exception())
+            self.http.should_exit = True
+
     def _stop_unless_uvicorn_is_stopping(self, received: int, _frame: object) -> None:
         if not self.http.should_exit:
             raise SystemExit(128 + received)
 
     async def serve(self) -> None:
-        """Serve until uvicorn stops (SIGTERM or SIGINT: requests in flight are answered first), then stop gRPC
-        and the model."""
+        """Serve until uvicorn stops (SIGTERM or SIGINT: requests in flight are answered first, or the gRPC server
+        failed), then stop gRPC and the model."""
         grpc = asyncio.create_task(self.grpc.start(GRPC_WORKERS)) if self.grpc is not None else None
+        if grpc is not None:
+            grpc.add_done_callback(self._stop_if_grpc_failed)
+        failed = None
         try:
             await self.http.serve()
         finally:
             if grpc is not None:
                 await self.grpc.stop(GRACEFUL_SHUTDOWN_SECONDS)
-                grpc.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await grpc
+                if grpc.done():
+                    failed = None if grpc.cancelled() else grpc.exception()
+                else:
+                    grpc.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await grpc
             self.model.stop()
+        if failed is not None:
+            raise RuntimeError("the gRPC server failed") from failed

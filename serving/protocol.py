@@ -45,6 +45,41 @@ class TextsRequest:
     from_grpc: bool = False
 
 
+UNAVAILABLE_DETAILS = {
+    Unavailable.UNLOADED: "the model was unloaded: POST /v2/repository/models/{name}/load serves it again",
+    Unavailable.STOPPING: "the model is shutting down: retry on another replica",
+}
+
+
+class ModelUnavailable(ModelNotReady):
+    """KServe's ModelNotReady (503 over HTTP, UNAVAILABLE over gRPC) with the `reason` its gRPC interceptor
+    reads: kserve 0.21.0's ModelNotReady sets only `error_msg`, so over gRPC it became UNKNOWN
+    (kserve/protocol/grpc/interceptors.py `handle_exception`, kserve/errors.py)."""
+
+    def __init__(self, model_name: str, why: Unavailable):
+        super().__init__(model_name, UNAVAILABLE_DETAILS[why].format(name=model_name))
+        self.reason = self.error_msg
+
+
+class VersionNotServed(ModelNotFound):
+    """A request for a version of the model other than the one served: 404 over HTTP, NOT_FOUND over gRPC
+    (KServe's ModelNotFound), with a reason that names the version served."""
+
+    def __init__(self, model_name: str, asked: str, served: str):
+        super().__init__(model_name)
+        self.reason = (
+            f"model {model_name} has no version {asked!r} on this server: it serves version {served!r} "
+            f"(GET /v2/models/{model_name} lists it); or leave the version out"
+        )
+
+
+def check_version(model_name: str, asked: str | None, served: str) -> None:
+    """Raise VersionNotServed unless `asked` is empty or the version served (or none is loaded yet, when KServe's
+    own answer, not ready, is the one to give)."""
+    if asked and served and asked != served:
+        raise VersionNotServed(model_name, asked, served)
+
+
 @contextlib.contextmanager
 def refused_as_invalid_input() -> Iterator[None]:
     """The core's refusal of texts (`InvalidTexts`) as KServe's InvalidInput: 400 over HTTP, INVALID_ARGUMENT over
@@ -223,41 +258,6 @@ def v2_documents(request: TextsRequest, response: InferResponse) -> tuple[bytes,
         ],
     }
     return orjson.dumps(request_document), orjson.dumps(response_document)
-
-
-UNAVAILABLE_DETAILS = {
-    Unavailable.UNLOADED: "the model was unloaded: POST /v2/repository/models/{name}/load serves it again",
-    Unavailable.STOPPING: "the model is shutting down: retry on another replica",
-}
-
-
-class ModelUnavailable(ModelNotReady):
-    """KServe's ModelNotReady (503 over HTTP, UNAVAILABLE over gRPC) with the `reason` its gRPC interceptor
-    reads: kserve 0.21.0's ModelNotReady sets only `error_msg`, so over gRPC it became UNKNOWN
-    (kserve/protocol/grpc/interceptors.py `handle_exception`, kserve/errors.py)."""
-
-    def __init__(self, model_name: str, why: Unavailable):
-        super().__init__(model_name, UNAVAILABLE_DETAILS[why].format(name=model_name))
-        self.reason = self.error_msg
-
-
-class VersionNotServed(ModelNotFound):
-    """A request for a version of the model other than the one served: 404 over HTTP, NOT_FOUND over gRPC
-    (KServe's ModelNotFound), with a reason that names the version served."""
-
-    def __init__(self, model_name: str, asked: str, served: str):
-        super().__init__(model_name)
-        self.reason = (
-            f"model {model_name} has no version {asked!r} on this server: it serves version {served!r} "
-            f"(GET /v2/models/{model_name} lists it); or leave the version out"
-        )
-
-
-def check_version(model_name: str, asked: str | None, served: str) -> None:
-    """Raise VersionNotServed unless `asked` is empty or the version served (or none is loaded yet, when KServe's
-    own answer, not ready, is the one to give)."""
-    if asked and served and asked != served:
-        raise VersionNotServed(model_name, asked, served)
 
 
 def request_id_of(request: TextsRequest | None, headers: dict[str, str] | None) -> str:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,36 +18,19 @@ import httpx
 import pytest
 
 from tests.support.hostile import HOSTILE_SHAPES
-from tests.support.servers import RunningServer, textclf_server
+from tests.support.servers import ADMIN_TOKEN, RunningServer, admin, textclf_server
 from textclf.config import ServingConfig
 
 pytestmark = pytest.mark.integration
 
-ADMIN_TOKEN = "test-admin-token"
 MODEL = "textclf"
 MAX_TEXT_CHARS = ServingConfig.model_fields["max_text_chars"].default
 SHORT = {"text": "a short and friendly review"}
 MIN_SHORT_REQUESTS = 10
 
 
-@pytest.fixture(scope="module")
-def hardened_server(tmp_path_factory: pytest.TempPathFactory, step_inputs: dict) -> Iterator[RunningServer]:
-    """Default limits (100,000 characters a text), the admin token set."""
-    with textclf_server(
-        tmp_path_factory.mktemp("hardened"),
-        "--model",
-        str(step_inputs["model"]),
-        env={"TEXTCLF_SERVE_ADMIN_TOKEN": ADMIN_TOKEN, "TEXTCLF_SERVE_ACCESS_LOG": "false"},
-    ) as server:
-        yield server
-
-
-def admin(token: str = ADMIN_TOKEN) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-def test_hostile_texts_at_the_length_limit_do_not_hold_up_a_short_request(hardened_server: RunningServer) -> None:
-    url = hardened_server.url
+def test_hostile_texts_at_the_length_limit_do_not_hold_up_a_short_request(admin_server: RunningServer) -> None:
+    url = admin_server.url
     long_statuses: dict[str, int] = {}
     short_seconds: list[float] = []
     done = threading.Event()
@@ -97,14 +79,14 @@ def grpc_administration(server: RunningServer) -> dict:
     return json.loads(result.stdout)
 
 
-def test_unload_answers_503_at_once_and_load_brings_the_model_back(hardened_server: RunningServer) -> None:
+def test_unload_answers_503_at_once_and_load_brings_the_model_back(admin_server: RunningServer) -> None:
     unload, load = f"/v2/repository/models/{MODEL}/unload", f"/v2/repository/models/{MODEL}/load"
     v2 = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["fine"]}]}
-    with httpx.Client(base_url=hardened_server.url, timeout=30) as client:
+    with httpx.Client(base_url=admin_server.url, timeout=30) as client:
         assert client.post(unload).status_code == 401
         wrong = client.post(unload, headers=admin("not-the-token"))
         assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
-        refused = grpc_administration(hardened_server)
+        refused = grpc_administration(admin_server)
         assert "over gRPC" in refused["unload"]["message"] and refused["infer"]["status"] == "OK"
         assert client.post("/predict", json=SHORT).status_code == 200
         # Any path under /v2/repository needs the token, a model name with a newline in it too (schemathesis found
@@ -129,14 +111,14 @@ def test_unload_answers_503_at_once_and_load_brings_the_model_back(hardened_serv
             # What is true, and what brings it back (issue 33: /predict said "still loading: retry shortly").
             assert "still loading" not in answer.text, (path, answer.text)
         assert "was unloaded" in client.post("/predict", json=SHORT).json()["detail"]
-        assert grpc_administration(hardened_server)["infer"]["status"] == "StatusCode.UNAVAILABLE"
+        assert grpc_administration(admin_server)["infer"]["status"] == "StatusCode.UNAVAILABLE"
         assert client.get("/v2/health/live").status_code == 200
         assert client.post(unload, headers=admin()).status_code == 200, "a second unload is harmless"
 
         assert client.post(load, headers=admin()).status_code == 200
         assert client.get(f"/v2/models/{MODEL}/ready").json()["ready"] is True
         assert client.post("/predict", json=SHORT).status_code == 200
-        assert grpc_administration(hardened_server)["infer"]["status"] == "OK"
+        assert grpc_administration(admin_server)["infer"]["status"] == "OK"
 
 
 def test_sigterm_ends_a_server_whose_model_was_unloaded_while_clients_keep_asking(

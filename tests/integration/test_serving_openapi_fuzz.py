@@ -7,7 +7,7 @@ plugin does not run on pytest 9 (it reads `Function._nodeid`, which pytest 9 rem
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import collections
 from typing import ClassVar
 
 import httpx
@@ -18,34 +18,22 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from tests.support.servers import RunningServer, textclf_server
+from tests.support.servers import RunningServer, admin
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES_PER_OPERATION_AND_MODE = 60
-ADMIN_TOKEN = "an-admin-token"
-ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+ADMIN = admin()
 STATEFUL_SEQUENCES = 15
 STATEFUL_STEPS = 12
+OPERATIONS_PER_STEP = 8
 
 
-@pytest.fixture(scope="module")
-def documented_server(tmp_path_factory: pytest.TempPathFactory, step_inputs: dict) -> Iterator[RunningServer]:
-    """The default limits, an admin token set, no access log."""
-    with textclf_server(
-        tmp_path_factory.mktemp("openapi-fuzz"),
-        "--model",
-        str(step_inputs["model"]),
-        env={"TEXTCLF_SERVE_ADMIN_TOKEN": ADMIN_TOKEN, "TEXTCLF_SERVE_ACCESS_LOG": "false"},
-    ) as server:
-        yield server
-
-
-@pytest.mark.parametrize("admin", [False, True], ids=["anyone", "with the admin token"])
-def test_no_documented_operation_answers_a_server_error(documented_server: RunningServer, admin: bool) -> None:
-    url = documented_server.url
+@pytest.mark.parametrize("with_token", [False, True], ids=["anyone", "with the admin token"])
+def test_no_documented_operation_answers_a_server_error(admin_server: RunningServer, with_token: bool) -> None:
+    url = admin_server.url
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    headers = {"authorization": f"Bearer {ADMIN_TOKEN}"} if admin else {}
+    headers = ADMIN if with_token else {}
     server_errors: dict[str, list[str]] = {}
     cases = 0
 
@@ -53,7 +41,7 @@ def test_no_documented_operation_answers_a_server_error(documented_server: Runni
         operation = result.ok()
         # With the token, the generated repository requests may unload the model: every other answer is then
         # a 503 by design (tests/integration/test_serving_hardening.py), so that run keeps to the admin routes.
-        if admin != operation.path.startswith("/v2/repository/"):
+        if with_token != operation.path.startswith("/v2/repository/"):
             continue
         for mode in schemathesis.GenerationMode:
 
@@ -79,9 +67,12 @@ def test_no_documented_operation_answers_a_server_error(documented_server: Runni
                 # Negative cases need something to make invalid: an operation without parameters has none.
                 assert mode is schemathesis.GenerationMode.NEGATIVE, operation.label
 
-    assert cases > (10 if admin else 200), cases
+    print(
+        f"schemathesis, {'with' if with_token else 'without'} the admin token: {cases} cases, {len(server_errors)} 5xx"
+    )
+    assert cases > (10 if with_token else 200), cases
     assert not server_errors, server_errors
-    if admin:
+    if with_token:
         assert httpx.post(f"{url}/v2/repository/models/textclf/load", headers=headers, timeout=300).status_code == 200
     assert httpx.post(f"{url}/predict", json={"text": "still answering"}, timeout=60).status_code == 200
 
@@ -92,27 +83,34 @@ class Lifecycle(RuleBasedStateMachine):
 
     url: ClassVar[str] = ""
     operations: ClassVar[list] = []
+    calls: ClassVar[collections.Counter[str]] = collections.Counter()
 
     def __init__(self) -> None:
         super().__init__()
         self.loaded = True
 
-    @rule(data=st.data())
-    def any_operation(self, data: st.DataObject) -> None:
-        operation = data.draw(st.sampled_from(self.operations))
-        case = data.draw(operation.as_strategy(schemathesis.GenerationMode.POSITIVE))
-        response = case.call(base_url=self.url, headers=ADMIN, timeout=60)
-        unloaded_answer = response.status_code == 503 and not self.loaded
-        assert response.status_code < 500 or unloaded_answer, (
-            f"{operation.label} {case.path_parameters} {case.query}: {response.status_code} {response.text[:300]}"
-        )
-        if response.status_code == 200 and case.path_parameters.get("model_name") == "textclf":
-            self.loaded = {"load": True, "unload": False}.get(case.path.rsplit("/", 1)[-1], self.loaded)
+    @rule(data=st.data(), count=st.integers(1, OPERATIONS_PER_STEP))
+    def call_operations(self, data: st.DataObject, count: int) -> None:
+        """A few operations per step, so that they outnumber the loads and unloads."""
+        for _ in range(count):
+            operation = data.draw(st.sampled_from(self.operations))
+            case = data.draw(operation.as_strategy(schemathesis.GenerationMode.POSITIVE))
+            response = case.call(base_url=self.url, headers=ADMIN, timeout=60)
+            self.calls[f"{response.status_code}{'' if self.loaded else ' while unloaded'}"] += 1
+            unloaded_answer = response.status_code == 503 and not self.loaded
+            assert response.status_code < 500 or unloaded_answer, (
+                f"{operation.label} {case.path_parameters} {case.query}: {response.status_code} {response.text[:300]}"
+            )
+            if response.status_code == 200 and case.path_parameters.get("model_name") == "textclf":
+                self.loaded = {"load": True, "unload": False}.get(case.path.rsplit("/", 1)[-1], self.loaded)
 
-    @rule(action=st.sampled_from(["unload", "load"]))
-    def repository(self, action: str) -> None:
+    @rule()
+    def unload_or_load(self) -> None:
+        """Unload the model when it is loaded, else load it: the next steps run in the other state."""
+        action = "unload" if self.loaded else "load"
         response = httpx.post(f"{self.url}/v2/repository/models/textclf/{action}", headers=ADMIN, timeout=300)
         assert response.status_code == 200, response.text
+        self.calls[action] += 1
         self.loaded = action == "load"
 
     def teardown(self) -> None:
@@ -121,10 +119,10 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 def test_no_sequence_of_operations_answers_a_server_error_but_503_while_unloaded(
-    documented_server: RunningServer,
+    admin_server: RunningServer,
 ) -> None:
-    Lifecycle.url = documented_server.url
-    schema = schemathesis.openapi.from_url(f"{documented_server.url}/openapi.json")
+    Lifecycle.url = admin_server.url
+    schema = schemathesis.openapi.from_url(f"{admin_server.url}/openapi.json")
     Lifecycle.operations = [result.ok() for result in schema.get_all_operations()]
     run_state_machine_as_test(
         Lifecycle,
@@ -136,4 +134,5 @@ def test_no_sequence_of_operations_answers_a_server_error_but_503_while_unloaded
             suppress_health_check=list(HealthCheck),
         ),
     )
-    assert httpx.post(f"{documented_server.url}/predict", json={"text": "still answering"}, timeout=60).is_success
+    print(f"stateful schemathesis: {sum(Lifecycle.calls.values())} calls, by answer: {dict(Lifecycle.calls)}")
+    assert httpx.post(f"{admin_server.url}/predict", json={"text": "still answering"}, timeout=60).is_success

@@ -99,6 +99,13 @@ SERVING_TEST_LIMITS = (
     "max_explain_texts=4",
     "max_explain_request_words=1000",
 )
+ADMIN_TOKEN = "test-admin-token"
+"""The model-repository routes' token of `admin_server` (conftest.py)."""
+
+
+def admin(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    """The header that presents `token` to the model-repository routes."""
+    return {"authorization": f"Bearer {token}"}
 
 
 @dataclass

@@ -122,3 +122,14 @@ def test_the_grpc_server_serves_the_repository_rpcs_through_the_extension_it_is_
     assert code is grpc.StatusCode.PERMISSION_DENIED
     assert details == RefusedRepositoryExtension.REFUSAL
     assert model.calls == []
+
+
+def test_a_grpc_server_that_cannot_start_stops_the_http_server_and_the_model() -> None:
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::", 0))
+        taken.listen()
+        model = Counting()
+        server = PredictorServer(inference_app(), model, "127.0.0.1", free_port(), taken.getsockname()[1], 1024)
+        with pytest.raises(RuntimeError, match="the gRPC server failed"):
+            asyncio.run(asyncio.wait_for(server.serve(), 30))
+    assert model.calls == ["stop"]
