@@ -18,7 +18,7 @@ BENCH_IMAGES_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help install browser wrk run serve monitor ui notebook demo-drift test lint format compile manifests bench bench-train bench-serve bench-tables \
 	bench-drift bench-soak bench-imbalance bench-quality bench-explain bench-workers bench-shadow bench-fairness profile-serve clean cluster images load install-kfp install-trainer install-kserve install-metrics-server deploy pipeline e2e \
-	down torch-cpu compose docker-engine base-image constraints bench-images
+	down torch-cpu compose docker-engine base-image constraints bench-images bench-estimate bench-labelling
 
 # The kind cluster (docs/deploying.md: "Run it on a kind cluster"). Versions are pinned; override on the command line.
 # docs/cluster.md lists the upstream file behind every name, port and flag used below.
@@ -178,6 +178,12 @@ bench-imbalance: install ## skewed AG News subset: class-weighted defaults vs th
 
 bench-drift: install ## drift-report time for 10,000 logged predictions (MiniLM, demo data); publishes its table
 	$(BIN)/python benchmarks/bench_drift.py --publish
+
+bench-estimate: install ## the monitor's label-free accuracy estimate against the truth on real shifts (demo domains, SST-2, IMDB); publishes its table
+	$(BIN)/python benchmarks/bench_estimate.py --publish
+
+bench-labelling: install ## retrained with 50-400 tweets labelled as the labelling queue picks them vs at random (3 seeds); publishes its table
+	$(BIN)/python benchmarks/bench_labelling.py --publish
 
 bench-images: install docker-engine ## each image's size, build time and time from docker run to ready (BENCH_IMAGES_ARGS=--cold); publishes its table
 	$(BIN)/python benchmarks/bench_images.py --publish $(BENCH_IMAGES_ARGS)

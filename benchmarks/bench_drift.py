@@ -7,7 +7,9 @@ sample is its validation split. Windows (from ../shared/data, never committed): 
 (the training domain), 10,000 IMDB reviews and 10,000 AG News articles (other domains). Each window's
 predictions come from the model and go through the real path into a SQLite monitor store as KServe-format
 CloudEvents (request + response, binary mode); then `DriftChecker.check` runs as the service runs it:
-window query, text descriptors, 500 sentence embeddings per side, Evidently reports, decision, HTML + JSON.
+window query, text descriptors, 500 sentence embeddings per side, Evidently reports, the label-free accuracy
+estimate, decision, the drift groups where drift is found, HTML + JSON. The estimate is set beside the window's
+true accuracy where its labels are the model's classes (SST-2, IMDB).
 The first check of a model version also loads the model and embeds its reference ("cold"); later checks
 reuse them ("warm"). Prints a table and writes benchmarks/results/bench_drift.json.
 """
@@ -31,6 +33,9 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 WINDOWS = {"sst2 (training domain)": "sst2/train.csv", "imdb": "imdb/train.csv", "ag_news": "ag_news/train.csv"}
 # The model trained on SST-2 sentences of 5 words or more; its own domain is those, not the short phrases.
 MIN_WORDS = {"sst2 (training domain)": 5}
+SENTIMENT = {"neg": "negative", "pos": "positive"}
+"""IMDB's labels as the SST-2 model's classes."""
+GROUPS_SHOWN = 3
 
 
 def require_data() -> None:
@@ -86,6 +91,7 @@ def main() -> None:
     require_data()
     from textclf.config import MonitorConfig
     from textclf.monitor.check import DriftChecker
+    from textclf.monitor.groups import describe
     from textclf.monitor.store import MonitorStore
     from textclf.serve.classifier import TextClassifier
 
@@ -95,7 +101,9 @@ def main() -> None:
     for name, relative in WINDOWS.items():
         table = pd.read_csv(DATA / relative)
         table = table[table["text"].astype(str).str.split().str.len() >= MIN_WORDS.get(name, 0)]
-        texts = table.sample(args.window, random_state=1)["text"].astype(str).tolist()
+        sample = table.sample(args.window, random_state=1)
+        texts = sample["text"].astype(str).tolist()
+        truth = sample["label"].astype(str).map(lambda label: SENTIMENT.get(label, label))
         with tempfile.TemporaryDirectory() as scratch:
             store = MonitorStore(f"sqlite:///{Path(scratch) / 'monitor.db'}").create()
             logging_seconds = log_predictions(store, classifier, texts, "bench")
@@ -117,6 +125,17 @@ def main() -> None:
             "scores": {k: float(f"{v['score']:.3g}") for k, v in warm.decision["scores"].items()},
             "drifted_checks": [k for k, v in warm.decision["scores"].items() if v["drifted"]],
             "cold_decision": cold.decision["decision"],
+            "estimated_accuracy": warm.decision["estimate"]["accuracy"],
+            "estimated_accuracy_interval": warm.decision["estimate"]["accuracy_interval"],
+            # What the model's answers score against the window's own labels, where they are the model's classes.
+            "true_accuracy": (
+                float((truth.to_numpy() == classifier.predict(texts).labels).mean())
+                if truth.isin(classifier.labels).all()
+                else None
+            ),
+            "groups": [
+                {**group, "described": describe(group)} for group in warm.decision.get("groups", [])[:GROUPS_SHOWN]
+            ],
         }
         print(f"{name}: {warm_seconds:.2f} s warm, {cold_seconds:.2f} s cold: {warm.decision['decision']}")
     record("bench_drift", results, args.publish)

@@ -68,19 +68,92 @@ def _encoding_and_params(overrides: dict[str, str]):
     return config, TrainingParams.model_validate(overrides)
 
 
-def _prepare(frames: dict[str, pd.DataFrame], max_length: int, truncation: str):
+def _prepare(frames: dict[str, pd.DataFrame], max_length: int, truncation: str, label_map=None):
     from textclf.data.cleaning import CleaningConfig
     from textclf.data.preprocess import LabelMap, prepare_split
     from textclf.data.sources import LABEL
     from textclf.train.modeling import PACKAGED_MINILM, load_tokenizer
 
-    label_map = LabelMap.from_labels(frames["train"][LABEL])
+    label_map = label_map or LabelMap.from_labels(frames["train"][LABEL])
     tokenizer = load_tokenizer(PACKAGED_MINILM)
     prepared = {
         name: prepare_split(frame, CleaningConfig(), tokenizer, label_map, max_length, truncation).frame
         for name, frame in frames.items()
     }
     return prepared, label_map
+
+
+class CalibratedModel:
+    """A packaged MiniLM fine-tuned on raw (text, label) splits exactly as the pipeline does, with the temperature
+    the train step fits on the validation split at the prediction length."""
+
+    def __init__(self, train: pd.DataFrame, validation: pd.DataFrame, overrides: dict[str, str], callbacks=()):
+        from textclf.data.preprocess import LABEL_ID
+        from textclf.evaluate.calibration import apply_temperature, fit_temperature
+        from textclf.metrics import expected_calibration_error
+        from textclf.train.modeling import PACKAGED_MINILM
+        from textclf.train.trainer import TrainingJob, train_classifier
+
+        self.encoding, params = _encoding_and_params(overrides)
+        prepared, self.label_map = _prepare({"train": train, "validation": validation}, *self._cut)
+        self.params = params.for_model(PACKAGED_MINILM).for_data(len(prepared["train"]))
+        self.train_rows = len(prepared["train"])
+        with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
+            job = TrainingJob(
+                PACKAGED_MINILM, prepared["train"], prepared["validation"], self.label_map, self.params, *self._cut
+            )
+            self.trained = train_classifier(job, Path(work), callbacks=callbacks, show_progress=False)
+        self.peak_rss_mib = memory.peak_mib
+        self.predict_length = self.length_for(self.encoding.predict_max_length)
+        self.validation = prepared["validation"]
+        self.validation_probabilities = self.probabilities(self.validation, temperature=1.0)
+        validation_ids = self.validation[LABEL_ID].to_numpy()
+        self.temperature = (
+            fit_temperature(self.validation_probabilities, validation_ids) if self.params.calibrate else 1.0
+        )
+        calibrated = apply_temperature(self.validation_probabilities, self.temperature)
+        self.validation_ece = expected_calibration_error(calibrated, validation_ids)
+        # What the model directory's reference sample holds: each validation text's served score and correctness.
+        self.validation_scores = (calibrated.max(axis=1), calibrated.argmax(axis=1) == validation_ids)
+
+    def length_for(self, requested: int) -> int:
+        """The tokens per text a prediction at `requested` reads, capped as the pipeline caps it."""
+        from textclf.train.modeling import prediction_max_length
+
+        return prediction_max_length(self.trained.model, self.trained.tokenizer, self.encoding.max_length, requested)
+
+    @property
+    def _cut(self) -> tuple[int, str]:
+        return self.encoding.max_length, self.encoding.truncation
+
+    def prepared(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Raw (text, label) rows cleaned, tokenized and label-encoded as training's were."""
+        return _prepare({"frame": frame}, *self._cut, self.label_map)[0]["frame"]
+
+    def embeddings(self, prepared: pd.DataFrame, max_tokens: int):
+        """Sentence embeddings of prepared rows from their first `max_tokens` tokens, as the monitor embeds texts."""
+        from textclf.data.sources import TEXT
+        from textclf.serve.backends import TorchBackend
+        from textclf.serve.classifier import forward_texts
+
+        backend = TorchBackend(self.trained.model)
+        texts = prepared[TEXT].tolist()
+        return forward_texts(backend, self.trained.tokenizer, texts, max_tokens, embeddings=True).embeddings
+
+    def probabilities(self, prepared: pd.DataFrame, temperature: float | None = None, length: int = 0):
+        """Class probabilities of prepared rows at the prediction length (or `length` tokens), calibrated with the
+        fitted temperature unless one is given."""
+        from textclf.data.sources import TEXT
+        from textclf.serve.classifier import predict_probabilities
+
+        return predict_probabilities(
+            self.trained.model,
+            self.trained.tokenizer,
+            prepared[TEXT].tolist(),
+            length or self.predict_length,
+            truncation=self.encoding.truncation,
+            temperature=self.temperature if temperature is None else temperature,
+        )
 
 
 def train_and_score(
@@ -91,57 +164,30 @@ def train_and_score(
     callbacks: Sequence = (),
     also_predict_at: Sequence[int] = (),
 ) -> dict:
-    """Fine-tune the packaged MiniLM on raw (text, label) splits exactly as the pipeline does and score it on
-    `test`: accuracy, macro F1, ECE, per class, training time, epochs and peak memory. `overrides` may set
-    `TrainingParams` fields and the pipeline's `ENCODING_SETTINGS`; the rest are the pipeline's defaults.
-    Validation (for the temperature) and test rows are predicted at the prediction length, as the train and
-    evaluate steps do; `also_predict_at` scores the same model at other prediction lengths too (each capped
-    like the pipeline's), so lengths compare without the spread between trainings."""
+    """Fine-tune the packaged MiniLM on raw (text, label) splits exactly as the pipeline does (`CalibratedModel`)
+    and score it on `test`: accuracy, macro F1, ECE, per class, training time, epochs and peak memory. `overrides`
+    may set `TrainingParams` fields and the pipeline's `ENCODING_SETTINGS`; the rest are the pipeline's defaults.
+    Test rows are predicted at the prediction length, as the evaluate step does; `also_predict_at` scores the same
+    model at other prediction lengths too (each capped like the pipeline's), so lengths compare without the spread
+    between trainings."""
     import numpy as np
 
     from textclf.data.preprocess import LABEL_ID
     from textclf.data.sources import TEXT
-    from textclf.evaluate.calibration import fit_temperature
     from textclf.metrics import classification_metrics
     from textclf.serve.backends import OnnxBackend, export_onnx
-    from textclf.serve.classifier import forward_texts, predict_probabilities
-    from textclf.train.modeling import PACKAGED_MINILM, prediction_max_length
-    from textclf.train.trainer import TrainingJob, train_classifier
+    from textclf.serve.classifier import forward_texts
 
-    encoding, params = _encoding_and_params(overrides)
-    max_length, truncation = encoding.max_length, encoding.truncation
-    prepared, label_map = _prepare({"train": train, "validation": validation, "test": test}, max_length, truncation)
-    params = params.for_model(PACKAGED_MINILM).for_data(len(prepared["train"]))
-    with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
-        job = TrainingJob(
-            PACKAGED_MINILM, prepared["train"], prepared["validation"], label_map, params, max_length, truncation
-        )
-        trained = train_classifier(
-            job,
-            Path(work),
-            callbacks=callbacks,
-            show_progress=False,
-        )
-    predict_length = prediction_max_length(trained.model, trained.tokenizer, max_length, encoding.predict_max_length)
-
-    def predict(split: str, temperature: float = 1.0, length: int = predict_length):
-        texts = prepared[split][TEXT].tolist()
-        return predict_probabilities(
-            trained.model, trained.tokenizer, texts, length, truncation=truncation, temperature=temperature
-        )
-
-    # As the train step does: a temperature fitted on the validation split, applied to every score served.
-    temperature = (
-        fit_temperature(predict("validation"), prepared["validation"][LABEL_ID].to_numpy()) if params.calibrate else 1.0
-    )
-    probabilities = predict("test", temperature)
-    true_ids = np.asarray(prepared["test"][LABEL_ID])
+    model = CalibratedModel(train, validation, overrides, callbacks)
+    trained, test_rows = model.trained, model.prepared(test)
+    probabilities = model.probabilities(test_rows)
+    true_ids = np.asarray(test_rows[LABEL_ID])
     accuracy_by_predict_length = {}
     for requested in also_predict_at:
-        length = prediction_max_length(trained.model, trained.tokenizer, max_length, requested)
-        other = predict("test", length=length)
+        length = model.length_for(requested)
+        other = model.probabilities(test_rows, temperature=1.0, length=length)
         accuracy_by_predict_length[length] = float((other.argmax(axis=1) == true_ids).mean())
-    metrics = classification_metrics(true_ids, probabilities, label_map.labels)
+    metrics = classification_metrics(true_ids, probabilities, model.label_map.labels)
     backends = {"torch": {"accuracy": metrics["accuracy"]}}
     with tempfile.TemporaryDirectory() as exported:
         trained.model.save_pretrained(exported)
@@ -149,10 +195,10 @@ def train_and_score(
             onnx_probabilities = forward_texts(
                 OnnxBackend(name, path),
                 trained.tokenizer,
-                prepared["test"][TEXT].tolist(),
-                predict_length,
-                truncation=truncation,
-                temperature=temperature,
+                test_rows[TEXT].tolist(),
+                model.predict_length,
+                truncation=model.encoding.truncation,
+                temperature=model.temperature,
             ).probabilities
             backends[name] = {
                 "accuracy": float((onnx_probabilities.argmax(axis=1) == true_ids).mean()),
@@ -161,19 +207,23 @@ def train_and_score(
                 ),
             }
     return {
-        "params": params.to_dict()
-        | {"max_length": max_length, "truncation": truncation, "predict_max_length": predict_length},
+        "params": model.params.to_dict()
+        | {
+            "max_length": model.encoding.max_length,
+            "truncation": model.encoding.truncation,
+            "predict_max_length": model.predict_length,
+        },
         "metrics": metrics,
         "backends": backends,
-        "train_rows": len(prepared["train"]),
-        "test_rows": len(prepared["test"]),
+        "train_rows": model.train_rows,
+        "test_rows": len(test_rows),
         "train_seconds": trained.train_seconds,
         "train_samples_per_second": trained.train_samples_per_second,
         "bf16": trained.bf16,
         "epochs_run": len(trained.history),
         "class_weights": trained.class_weights,
-        "peak_rss_mib": memory.peak_mib,
-        "temperature": temperature,
+        "peak_rss_mib": model.peak_rss_mib,
+        "temperature": model.temperature,
         "accuracy_by_predict_length": accuracy_by_predict_length,
     }
 

@@ -131,7 +131,15 @@ def explain_rows(report: dict[str, Any]) -> Rows:
 
 def drift_rows(report: dict[str, Any]) -> Rows:
     """`make bench-drift`: one monitor check over a window of logged predictions, per window's domain."""
-    header = ["window", "predictions", "check, warm", "check, cold", "storing, per 1,000 predictions", "checks drifted"]
+    header = [
+        "window",
+        "predictions",
+        "check, warm",
+        "check, cold",
+        "storing, per 1,000 predictions",
+        "checks drifted",
+        "estimated accuracy (true)",
+    ]
     rows = [
         [
             name,
@@ -140,8 +148,29 @@ def drift_rows(report: dict[str, Any]) -> Rows:
             f"{_n(row['cold_check_seconds'], 1)} s",
             f"{_n(row['store_seconds_per_1000_predictions'], 2)} s",
             f"{len(row['drifted_checks'])} of {len(row['scores'])} ({row['decision']})",
+            # Reports measured before checks estimated accuracy hold no estimate.
+            f"{_n(row['estimated_accuracy'], 3)} ({_n(row['true_accuracy'] or 'no labels', 3)})"
+            if "estimated_accuracy" in row
+            else "-",
         ]
         for name, row in report.items()
+    ]
+    return header, rows
+
+
+def drift_group_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-drift`: the groups that explain each drifted window, those it holds most more of first."""
+    header = ["window", "group: distinguishing words", "window / reference share", "estimated accuracy", "example"]
+    rows = [
+        [
+            name,
+            ", ".join(term["term"] for term in group["terms"][:6]),
+            _pair(100 * group["window_share"], 100 * group["reference_share"], 0) + " %",
+            _n(group["estimated_accuracy"], 3),
+            group["examples"][0][:90].replace("|", "/"),
+        ]
+        for name, row in report.items()
+        for group in row.get("groups", [])
     ]
     return header, rows
 
@@ -219,6 +248,61 @@ def imbalance_rows(report: dict[str, Any]) -> Rows:
         ]
         for name, run in report["results"].items()
     ]
+    return header, rows
+
+
+def estimate_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-estimate`: the label-free accuracy estimate against the truth, per model and scenario."""
+    header = [
+        "trained on",
+        "windows of",
+        "windows x texts",
+        "true accuracy",
+        "estimated",
+        "mean / largest error",
+        "interval held the truth",
+        "macro F1 mean error",
+        "target (mean error)",
+        "ATC: estimated / mean error",
+    ]
+    rows = []
+    for model_name, model in report["models"].items():
+        for scenario_name, scenario in model["scenarios"].items():
+            target = scenario["target"]
+            verdict = "-" if target is None else f"<= {target:.2f}: {'met' if scenario['meets_target'] else 'missed'}"
+            rows.append(
+                [
+                    model_name,
+                    scenario_name,
+                    f"{len(scenario['windows'])} x {scenario['texts_per_window']}",
+                    _n(scenario["true_accuracy"], 3),
+                    _n(scenario["estimated_accuracy"], 3),
+                    _pair(scenario["mean_absolute_error"], scenario["largest_absolute_error"], 3),
+                    f"{scenario['covered']} of {len(scenario['windows'])}",
+                    _n(scenario["macro_f1_mean_absolute_error"], 3),
+                    verdict,
+                    _pair(scenario["thresholded_accuracy"], scenario["thresholded_mean_absolute_error"], 3),
+                ]
+            )
+    return header, rows
+
+
+def labelling_rows(report: dict[str, Any]) -> Rows:
+    """`make bench-labelling`: the retrained model's accuracy on held-out tweets by labels and who picked them."""
+    import statistics
+
+    sizes = sorted({run["labels"] for run in report["runs"]})
+    header = ["labels picked by", *[f"{size} labels" for size in sizes]]
+
+    def cell(strategy: str, size: int) -> str:
+        accuracies = [
+            run["accuracy"] for run in report["runs"] if run["strategy"] == strategy and run["labels"] == size
+        ]
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        return f"{_n(statistics.mean(accuracies), 4)} ± {_n(spread, 4)} ({len(accuracies)} seeds)"
+
+    rows = [[strategy, *[cell(strategy, size) for size in sizes]] for strategy in ("queue", "random")]
+    rows.append(["no labels (the champion)", _n(report["champion_accuracy"], 4), *[""] * (len(sizes) - 1)])
     return header, rows
 
 
@@ -372,9 +456,12 @@ TABLES: dict[str, Table] = {
     "bench_serve": Table("bench_serve", serve_rows, "textclf serve on each backend vs FastAPI + HF pipeline"),
     "bench_explain": Table("bench_explain", explain_rows, "explanations: deletion faithfulness and cost"),
     "bench_drift": Table("bench_drift", drift_rows, "drift check over a window of logged predictions"),
+    "bench_drift_groups": Table("bench_drift", drift_group_rows, "what drifted: the groups of each drifted window"),
     "bench_shadow": Table("bench_shadow", shadow_rows, "the champion with and without a shadow on 100 % of requests"),
     "bench_soak": Table("bench_soak", soak_rows, "soak: the request logger on, the monitor receiving"),
     "bench_imbalance": Table("bench_imbalance", imbalance_rows, "a skewed AG News subset, test split as skewed"),
+    "bench_estimate": Table("bench_estimate", estimate_rows, "estimated accuracy without labels against the truth"),
+    "bench_labelling": Table("bench_labelling", labelling_rows, "retrained on labels the queue or chance picked"),
     "bench_workers": Table("bench_workers", workers_rows, "training with 1 and 2 local workers"),
     "bench_quality": Table("bench_quality", quality_rows, "test accuracy and cost on each shared dataset"),
     "bench_quality_backends": Table("bench_quality", quality_backend_rows, "the defaults' model on each backend"),

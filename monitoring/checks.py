@@ -31,6 +31,12 @@ def record_check(metrics: MonitorMetrics, outcome: CheckOutcome) -> None:
         metrics.drift_threshold.labels(name).set(score["threshold"])
     if decision["window"].get("live_accuracy") is not None:
         metrics.live_accuracy.set(decision["window"]["live_accuracy"])
+    estimate = decision.get("estimate")
+    if estimate is not None:
+        metrics.estimated_accuracy.set(estimate["accuracy"])
+        metrics.estimated_macro_f1.set(estimate["macro_f1"])
+        for bound, value in zip(("lower", "upper"), estimate["accuracy_interval"], strict=True):
+            metrics.estimated_accuracy_bound.labels(bound).set(value)
     if outcome.retraining and outcome.retraining.get("started"):
         metrics.retraining_runs.inc()
 

@@ -39,3 +39,19 @@ class MonitorMetrics:
         self.live_accuracy = Gauge(
             "textclf_monitor_live_accuracy", "accuracy on feedback in the latest checked window", registry=self.registry
         )
+        self.estimated_accuracy = Gauge(
+            "textclf_monitor_estimated_accuracy",
+            "accuracy estimated without labels from the calibrated probabilities of the latest checked window",
+            registry=self.registry,
+        )
+        self.estimated_accuracy_bound = Gauge(
+            "textclf_monitor_estimated_accuracy_bound",
+            "the estimated accuracy's interval (95 % by default)",
+            ["bound"],
+            registry=self.registry,
+        )
+        self.estimated_macro_f1 = Gauge(
+            "textclf_monitor_estimated_macro_f1",
+            "macro F1 estimated without labels in the latest checked window",
+            registry=self.registry,
+        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from textclf.config import MonitorConfig
 from textclf.metrics import label_quality
 from textclf.monitor.check import CHECK_REPORT_PREFIX, CheckOutcome, DriftChecker
+from textclf.monitor.dashboard import dashboard_series
 from textclf.monitor.decision import json_safe
 from textclf.monitor.events import MalformedEvent, parse_event
 from textclf.monitor.retraining import gate_outcomes
@@ -115,6 +117,7 @@ Checks = Annotated[CheckRunner, Depends(get_checks)]
 Writer = Annotated[str, Depends(require_writer)]
 Labeller = Annotated[str, Depends(require_labeller)]
 router = APIRouter()
+MAX_DASHBOARD_BUCKETS = 500
 
 
 LABELLER_HEADER = "x-textclf-labeller"
@@ -224,8 +227,16 @@ async def events(request: Request, _: Writer, config: Config, store: Store, metr
 
 @router.post("/feedback", summary="True labels for logged predictions: one object, {'items': [...]}, or a list")
 async def feedback(
-    request: Request, credential: Labeller, config: Config, store: Store, checker: Checker, metrics: Metrics
+    request: Request,
+    credential: Labeller,
+    config: Config,
+    store: Store,
+    checker: Checker,
+    metrics: Metrics,
+    logged_only: bool = False,
 ) -> JSONResponse:
+    """Labels are kept even before their prediction is logged (the request logger may still be sending it); with
+    `logged_only` (what the labelling queue's labels use) a label for no stored prediction is refused instead."""
     body = await read_body(request, config.max_event_bytes)
     try:
         parsed = FEEDBACK_BODY.validate_json(body)
@@ -244,6 +255,22 @@ async def feedback(
     if unknown:
         shown = "; ".join(unknown[:5]) + (f"; and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         return JSONResponse({"error": f"labels must be classes of the model: {shown}"}, status_code=422)
+    if logged_only:
+        keys = [(item.request_id, item.index) for item in items]
+        logged = await run_in_threadpool(store.prediction_versions, keys)
+        missing = [
+            f"{request_id[:60]!r} text {index}" for request_id, index in keys if (request_id, index) not in logged
+        ]
+        if missing:
+            shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+            return JSONResponse(
+                {
+                    "error": f"no logged prediction for {shown}: label texts the queue served "
+                    "(GET /labelling/queue), or send without logged_only to keep labels for predictions still on "
+                    "their way"
+                },
+                status_code=422,
+            )
     client = request.client.host if request.client else "unknown"
     labeller = labeller_of(request, credential)
     source = f"{credential}:{labeller}@{client}" if labeller else f"{credential}@{client}"
@@ -254,19 +281,48 @@ async def feedback(
     return JSONResponse({"stored": len(stored), "matched_predictions": matched})
 
 
-@router.get("/quality", summary="Live accuracy and per-class F1 over the latest window's feedback")
+@router.get("/quality", summary="Live accuracy and per-class F1 over the latest window's feedback, and the estimate")
 def quality(config: Config, store: Store, checker: Checker) -> dict[str, Any]:
     latest = store.latest_model_version(None)
     if latest is None:
         return {"model_version": None, **label_quality([], [])}
     window = store.window(*latest, config.window_size)
     model = checker.judged_model(latest[1], len(window))
+    estimate = model.estimate(window) if model is not None else None
     return {
         "model_name": latest[0],
         "model_version": latest[1],
         "window": len(window),
         **checker.window_quality(window, model),
+        # Without labels, from the calibrated probabilities; null below the window size a check judges.
+        "estimated": json_safe(estimate.to_dict()) if estimate is not None else None,
     }
+
+
+@router.get("/labelling/queue", summary="The unlabelled live texts most worth labelling next, best first")
+async def labelling_queue(config: Config, checker: Checker, size: int = 20) -> dict[str, Any]:
+    """Ranked by the chance the model is wrong and the distance from its training data, spread so that a batch
+    holds no near-duplicates; each item names its request id and index, to label it through POST /feedback."""
+    most = config.queue.max_items
+    if not 1 <= size <= most:
+        raise HTTPException(422, f"size must be 1 to {most} texts (queue.max_items); ask again for the next batch")
+    try:
+        return await run_in_threadpool(checker.labelling_queue, size)
+    except LookupError as error:  # a served version the monitor cannot find the model of
+        raise HTTPException(409, f"the queue needs the served model to rank texts: {error}") from None
+
+
+@router.get("/dashboard", summary="Time series for the dashboard: traffic, class mix, latency and every check")
+def dashboard(config: Config, store: Store, hours: float = 24, buckets: int = 48) -> dict[str, Any]:
+    """The last `hours` in `buckets` equal buckets: requests, texts, the predicted class mix, p50 and p99
+    latency per bucket, and each drift check's scores, thresholds, estimated and live accuracy and groups."""
+    longest = config.record_retention_days * 24
+    if not 0 < hours <= longest:
+        raise HTTPException(422, f"hours must be above 0 and at most {longest:g} (what the store keeps)")
+    if not 1 <= buckets <= MAX_DASHBOARD_BUCKETS:
+        raise HTTPException(422, f"buckets must be 1 to {MAX_DASHBOARD_BUCKETS}")
+    until = datetime.now(UTC)
+    return dashboard_series(store, until - timedelta(hours=hours), until, buckets)
 
 
 @router.get("/shadow", summary="The shadowed challenger against the champion on the same live texts")
@@ -301,6 +357,7 @@ def list_checks(store: Store, limit: int = 50) -> list[dict[str, Any]]:
             # Checks stored before scores were made JSON-safe may hold NaN.
             "scores": json_safe(record.result.get("scores", {})),
             "window": json_safe(record.result.get("window")),
+            "estimate": json_safe(record.result.get("estimate")),
         }
         for record in store.checks(min(max(limit, 1), 1000))
     ]

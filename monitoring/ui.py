@@ -52,6 +52,14 @@ def _static(name: str) -> str:
     return resources.files("textclf.monitoring").joinpath("ui_static", name).read_text(encoding="utf-8")
 
 
+CHARTS_FILE = "plotly.min.js"
+
+
+def charts_library() -> bytes:
+    """plotly.js as the installed plotly package ships it: the dashboard's charts, with no CDN and no copy here."""
+    return resources.files("plotly").joinpath("package_data", CHARTS_FILE).read_bytes()
+
+
 def _problem(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -135,6 +143,13 @@ def create_ui_app(config: UiConfig) -> FastAPI:
         request.state.user = user
         return await call_next(request)
 
+    def labeller_headers(request: Request) -> dict[str, str]:
+        """The feedback token this server holds, and the signed-in user as the labeller."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if request.state.user:
+            headers[LABELLER_HEADER] = request.state.user
+        return headers
+
     async def forward(service: str, url: str, method: str = "GET", **kwargs: Any) -> Response:
         """The service's answer as it gave it, or a 502 naming the service that did not answer."""
         try:
@@ -156,6 +171,11 @@ def create_ui_app(config: UiConfig) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(_static("index.html"))
+
+    @app.get(f"/static/{CHARTS_FILE}", include_in_schema=False)
+    async def charts() -> Response:
+        # The same file until plotly is upgraded (and the UI restarted): a browser keeps it for a day.
+        return Response(charts_library(), media_type="text/javascript", headers={"cache-control": "max-age=86400"})
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
@@ -201,10 +221,34 @@ def create_ui_app(config: UiConfig) -> FastAPI:
         )
         if isinstance(correction, Response):
             return correction
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if request.state.user:
-            headers[LABELLER_HEADER] = request.state.user
-        return await forward("monitor", f"{monitor}/feedback", "POST", json=correction.model_dump(), headers=headers)
+        return await forward(
+            "monitor", f"{monitor}/feedback", "POST", json=correction.model_dump(), headers=labeller_headers(request)
+        )
+
+    @app.post("/api/label")
+    async def label(request: Request) -> Response:
+        labelled = await parsed(
+            request, FeedbackItem, "{'request_id': ..., 'label': ..., 'index': 0}", "send one label at a time"
+        )
+        if isinstance(labelled, Response):
+            return labelled
+        # Only for a prediction the monitor has logged: the queue served it, so anything else is a mistake to show.
+        return await forward(
+            "monitor",
+            f"{monitor}/feedback",
+            "POST",
+            params={"logged_only": "true"},
+            json=labelled.model_dump(),
+            headers=labeller_headers(request),
+        )
+
+    @app.get("/api/label/queue")
+    async def label_queue(size: str = "20") -> Response:
+        return await forward("monitor", f"{monitor}/labelling/queue", params={"size": size})
+
+    @app.get("/api/monitor/dashboard")
+    async def monitor_dashboard(hours: str = "24", buckets: str = "48") -> Response:
+        return await forward("monitor", f"{monitor}/dashboard", params={"hours": hours, "buckets": buckets})
 
     @app.get("/api/monitor/{what}")
     async def monitor_read(what: str) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -37,6 +38,7 @@ class ServingMetrics:
     batch_queue: Histogram
     batch_compute: Histogram
     truncated: Counter
+    predictions: Counter
     model_info: Gauge
     shadow_texts: Counter
     shadow_skipped: Counter
@@ -74,6 +76,12 @@ class ServingMetrics:
                 registry=registry,
             ),
             truncated=Counter("textclf_texts_truncated", "texts cut to the model's maximum length", registry=registry),
+            predictions=Counter(
+                "textclf_predictions",
+                "texts answered, by the label given (the class mix)",
+                ["label"],
+                registry=registry,
+            ),
             model_info=Gauge(
                 "textclf_model_info",
                 "the model being served (value 1)",
@@ -121,6 +129,8 @@ class ServingMetrics:
 
     def record_answer(self, texts: list[str], answer: Answer, request_id: str) -> None:
         self.truncated.inc(int(answer.predictions.truncated.sum()))
+        for label, count in collections.Counter(answer.predictions.labels).items():
+            self.predictions.labels(label).inc(count)
 
     def set_model(self, name: str, version: str, base_model: str, backend: str) -> None:
         self.model_info.clear()

@@ -83,9 +83,9 @@ function highlightedText(text, explanation) {
   return paragraph;
 }
 
-function probabilityBars(probabilities) {
+function probabilityBars(probabilities, labels = state.labels) {
   const list = element("div", { class: "bars" });
-  state.labels.forEach((label, column) => {
+  labels.forEach((label, column) => {
     const value = probabilities[column];
     list.append(
       element(
@@ -202,10 +202,18 @@ function reportLink(name) {
   return name ? element("a", { href: `/api/monitor/reports/${name}.html`, target: "_blank", rel: "noopener", text: name }) : "";
 }
 
+function estimateText(estimate) {
+  if (!estimate) return "not yet: the window is below the size a check judges";
+  const [low, high] = estimate.accuracy_interval;
+  return `${estimate.accuracy.toFixed(4)} (${Math.round(100 * estimate.level)} % interval ${low.toFixed(3)} to ${high.toFixed(3)}), macro F1 ${estimate.macro_f1.toFixed(4)}`;
+}
+
 function quality(body) {
-  const rows = Object.entries(body).filter(([, value]) => value === null || typeof value !== "object");
-  const perClass = Object.entries(body).filter(([, value]) => value !== null && typeof value === "object");
+  const { estimated, ...measured } = body;
+  const rows = Object.entries(measured).filter(([, value]) => value === null || typeof value !== "object");
+  const perClass = Object.entries(measured).filter(([, value]) => value !== null && typeof value === "object");
   const list = element("dl", {});
+  list.append(element("dt", { text: "estimated accuracy, without labels" }), element("dd", { "data-testid": "estimated", text: estimateText(estimated) }));
   for (const [name, value] of [...rows, ...perClass]) {
     const shown = typeof value === "number" ? (Number.isInteger(value) ? value : value.toFixed(4)) : value;
     list.append(element("dt", { text: name }), element("dd", { text: typeof shown === "object" ? JSON.stringify(shown) : String(shown) }));
@@ -216,9 +224,10 @@ function quality(body) {
 async function refreshMonitor() {
   showStatus("monitor-status", "loading…");
   try {
-    const [qualityAnswer, checks, retraining, reports] = await Promise.all(
-      ["quality", "checks", "retraining", "reports"].map((what) => api(`/api/monitor/${what}`).then((answer) => answer.body)),
-    );
+    const [qualityAnswer, checks, retraining, reports] = await Promise.all([
+      ...["quality", "checks", "retraining", "reports"].map((what) => api(`/api/monitor/${what}`).then((answer) => answer.body)),
+      refreshDashboard(),
+    ]);
     document.getElementById("quality").replaceChildren(quality(qualityAnswer));
     document.getElementById("checks").replaceChildren(
       table(checks, [
@@ -226,6 +235,7 @@ async function refreshMonitor() {
         ["version", (check) => String(check.model_version)],
         ["decision", (check) => element("span", { class: `decision ${check.decision}`, "data-testid": "decision", text: check.decision })],
         ["scores against thresholds", (check) => scoreList(check.scores)],
+        ["estimated accuracy", (check) => (check.estimate ? check.estimate.accuracy.toFixed(3) : "")],
         ["reason", (check) => check.reason],
         ["report", (check) => reportLink(check.report)],
       ]),
@@ -250,13 +260,188 @@ async function refreshMonitor() {
   }
 }
 
+// ---- the dashboard: time series from the monitor's store, drawn by plotly.js (served from its PyPI package) ----
+
+const CHART_LAYOUT = { margin: { l: 50, r: 20, t: 36, b: 40 }, legend: { orientation: "h" }, hovermode: "x unified" };
+const CHART_CONFIG = { displaylogo: false, responsive: true };
+
+function plot(id, title, traces, layout = {}) {
+  Plotly.react(id, traces, { ...CHART_LAYOUT, title: { text: title, font: { size: 14 } }, ...layout }, CHART_CONFIG);
+}
+
+function groupList(groups) {
+  if (!groups || !groups.length) return element("p", { class: "empty", text: "no groups: this check found no drift" });
+  const list = element("ol", { class: "groups" });
+  for (const group of groups) {
+    const terms = group.terms.map((term) => term.term).join(", ") || "no distinguishing words";
+    const live = group.live_accuracy === null ? "" : `, live accuracy ${group.live_accuracy.toFixed(2)} (${group.labelled} labels)`;
+    list.append(
+      element(
+        "li",
+        { "data-testid": "drift-group" },
+        element("strong", { text: terms }),
+        ` — ${(100 * group.window_share).toFixed(0)} % of the window (${(100 * group.reference_share).toFixed(0)} % of the reference), ` +
+          `estimated accuracy ${group.estimated_accuracy.toFixed(2)}${live}`,
+        element("ul", {}, ...group.examples.map((text) => element("li", { class: "why", text }))),
+      ),
+    );
+  }
+  return list;
+}
+
+function showCheck(check) {
+  const detail = document.getElementById("check-detail");
+  detail.replaceChildren(
+    element("h3", { text: `Check ${check.check_id} at ${check.checked_at}: ${check.decision}` }),
+    element("p", { text: check.reason }),
+    check.report ? element("p", {}, "Report: ", reportLink(check.report)) : "",
+    groupList(check.groups),
+  );
+}
+
+function drawDashboard(body) {
+  const times = body.traffic.map((bucket) => bucket.start);
+  plot("chart-traffic", "Requests and texts", [
+    { x: times, y: body.traffic.map((bucket) => bucket.requests), type: "bar", name: "requests" },
+    { x: times, y: body.traffic.map((bucket) => bucket.texts), type: "scatter", mode: "lines", name: "texts" },
+  ]);
+  plot(
+    "chart-classes",
+    "Predicted class mix",
+    body.classes.map((label) => ({ x: times, y: body.traffic.map((bucket) => bucket.class_mix[label]), type: "bar", name: label })),
+    { barmode: "stack" },
+  );
+  plot("chart-latency", "Latency, ms (request logger's clock)", [
+    { x: times, y: body.traffic.map((bucket) => bucket.latency_p50_ms), mode: "lines+markers", name: "p50" },
+    { x: times, y: body.traffic.map((bucket) => bucket.latency_p99_ms), mode: "lines+markers", name: "p99" },
+  ]);
+  const checks = body.checks;
+  const checkTimes = checks.map((check) => check.checked_at);
+  const interval = checks.map((check) => check.estimated_accuracy_interval || [null, null]);
+  plot(
+    "chart-accuracy",
+    "Accuracy: estimated without labels, and live",
+    [
+      { x: checkTimes, y: interval.map((bounds) => bounds[1]), mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip" },
+      { x: checkTimes, y: interval.map((bounds) => bounds[0]), mode: "lines", line: { width: 0 }, fill: "tonexty", name: "interval" },
+      { x: checkTimes, y: checks.map((check) => check.estimated_accuracy), mode: "lines+markers", name: "estimated" },
+      { x: checkTimes, y: checks.map((check) => check.live_accuracy), mode: "lines+markers", name: "live (feedback)" },
+    ],
+    { yaxis: { range: [0, 1] } },
+  );
+  const names = [...new Set(checks.flatMap((check) => Object.keys(check.scores || {})))].sort();
+  const container = document.getElementById("chart-scores");
+  container.replaceChildren(...names.map((name) => element("div", { id: `chart-score-${name}`, class: "chart", "data-testid": "chart-score" })));
+  for (const name of names) {
+    const held = checks.filter((check) => check.scores[name]);
+    const id = `chart-score-${name}`;
+    plot(id, name, [
+      {
+        x: held.map((check) => check.checked_at),
+        y: held.map((check) => check.scores[name].score),
+        customdata: held.map((check) => check.check_id),
+        mode: "lines+markers",
+        name: "score",
+        marker: { color: held.map((check) => (check.scores[name].drifted ? "#b3261e" : "#457b9d")), size: 9 },
+      },
+      { x: held.map((check) => check.checked_at), y: held.map((check) => check.scores[name].threshold), mode: "lines+markers", marker: { size: 4 }, line: { dash: "dash" }, name: "threshold" },
+    ]);
+    document.getElementById(id).on("plotly_click", (event) => {
+      const check = checks.find((candidate) => candidate.check_id === event.points[0].customdata);
+      if (check) showCheck(check);
+    });
+  }
+  if (checks.length) showCheck(checks[checks.length - 1]);
+}
+
+async function refreshDashboard() {
+  const hours = document.getElementById("dashboard-hours").value;
+  const { body } = await api(`/api/monitor/dashboard?hours=${hours}&buckets=48`);
+  drawDashboard(body);
+}
+
+// ---- labelling: the monitor's queue, one text at a time, a class per key press ----
+
+const QUEUE_BATCH = 20;
+const queue = { items: [], classes: [], position: 0, labelled: 0, busy: false };
+
+async function loadQueue() {
+  showStatus("label-status", "finding the texts most worth labelling…");
+  try {
+    const { body } = await api(`/api/label/queue?size=${QUEUE_BATCH}`);
+    Object.assign(queue, { items: body.items, classes: body.classes, position: 0 });
+    showQueueItem();
+  } catch (error) {
+    showStatus("label-status", error.message, true);
+  }
+}
+
+function showQueueItem() {
+  const node = document.getElementById("label-item");
+  const item = queue.items[queue.position];
+  if (!item) {
+    node.replaceChildren(element("p", { class: "empty", text: "nothing left to label in the latest window" }));
+    showStatus("label-status", `${queue.labelled} labelled in this visit`);
+    return;
+  }
+  const choices = queue.classes.map((label, number) => {
+    const button = element("button", { type: "button", "data-testid": "label-choice", "data-label": label, text: `${number + 1} · ${label}` });
+    button.addEventListener("click", () => submitLabel(label));
+    return button;
+  });
+  node.replaceChildren(
+    element("p", { class: "text", "data-testid": "label-text", text: item.text }),
+    element("p", { class: "verdict" }, "The model said ", element("strong", { "data-testid": "label-predicted", text: item.predicted_label })),
+    probabilityBars(queue.classes.map((label) => item.probabilities[label]), queue.classes),
+    element("p", {
+      class: "why",
+      text: `chance it is wrong ${item.uncertainty.toFixed(2)} · unlike the training data ${item.novelty.toFixed(2)} · request ${item.request_id}, text ${item.index}`,
+    }),
+    element("div", { class: "choices" }, ...choices),
+  );
+  showStatus("label-status", `text ${queue.position + 1} of ${queue.items.length} · ${queue.labelled} labelled in this visit`);
+}
+
+async function nextItem() {
+  queue.position += 1;
+  if (queue.position >= queue.items.length) await loadQueue();
+  else showQueueItem();
+}
+
+async function submitLabel(label) {
+  const item = queue.items[queue.position];
+  if (!item || queue.busy) return;
+  queue.busy = true;
+  try {
+    await postJson("/api/label", { request_id: item.request_id, index: item.index, label });
+    queue.labelled += 1;
+    await nextItem();
+  } catch (error) {
+    // The text stays on screen: nothing is lost, the person can try again or skip it.
+    showStatus("label-status", `not stored: ${error.message}`, true);
+  } finally {
+    queue.busy = false;
+  }
+}
+
+function labelKeys(event) {
+  if (document.getElementById("label").hidden || event.target.matches("input, textarea, select")) return;
+  const number = Number.parseInt(event.key, 10);
+  if (number >= 1 && number <= queue.classes.length) submitLabel(queue.classes[number - 1]);
+  else if (event.key === "s" && !queue.busy) nextItem();
+}
+
 function showTab(name) {
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.tab === name);
   for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== name;
   if (name === "monitor") refreshMonitor();
+  if (name === "label") loadQueue();
 }
 
 document.getElementById("classify-form").addEventListener("submit", classify);
 document.getElementById("refresh").addEventListener("click", refreshMonitor);
+document.getElementById("dashboard-hours").addEventListener("change", refreshMonitor);
+document.getElementById("label-skip").addEventListener("click", () => !queue.busy && nextItem());
+document.addEventListener("keydown", labelKeys);
 for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
 loadModel();

@@ -23,6 +23,7 @@ from textclf.deploy.rollout import DeployConfig
 from textclf.evaluate.evaluation import QualityChecks
 from textclf.monitor.bounds import StoreBounds
 from textclf.monitor.decision import DriftPolicy
+from textclf.monitor.labelling import QueueSettings
 from textclf.monitor.report import DriftReportSettings
 from textclf.names import (
     CHAMPION_ALIAS,
@@ -323,6 +324,9 @@ class MonitorConfig(BaseModel):
         default_factory=DriftReportSettings, description="which test each check uses and its threshold"
     )
     policy: DriftPolicy = Field(default_factory=DriftPolicy, description="when a check's scores mean retraining")
+    queue: QueueSettings = Field(
+        default_factory=QueueSettings, description="how the labelling queue values a text for labelling"
+    )
     retrain: bool = Field(True, description="start a retraining run when a check decides so")
     kfp_host: str = Field("", description="Kubeflow Pipelines endpoint for retraining; empty = kfp.local")
     training_config: str = Field("", description="YAML of the training run to repeat (data, model, ...)")

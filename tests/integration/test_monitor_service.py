@@ -237,16 +237,29 @@ def test_a_check_on_demand_saves_and_serves_its_report(tmp_path: Path, step_inpu
             checked["scores"]
         )
         assert checked["scores"]["non_letter_share"]["drifted"]
+        # Without a single label: the estimate from the window's calibrated probabilities, and the drift explained.
+        estimate = checked["estimate"]
+        assert estimate["texts"] == 45 and checked["window"]["estimated_accuracy"] == estimate["accuracy"]
+        assert 0 <= estimate["accuracy_interval"][0] <= estimate["accuracy"] <= estimate["accuracy_interval"][1] <= 1
+        assert checked["groups"] and sum(group["window_share"] for group in checked["groups"]) == pytest.approx(1)
+        assert all(group["examples"] and group["estimated_accuracy"] is not None for group in checked["groups"])
+        assert client.get(f"{url}/quality").json()["estimated"]["accuracy"] == pytest.approx(estimate["accuracy"])
+        assert metric(client, url, "textclf_monitor_estimated_accuracy") == pytest.approx(estimate["accuracy"])
+        assert metric(client, url, 'textclf_monitor_estimated_accuracy_bound{bound="lower"}') == pytest.approx(
+            estimate["accuracy_interval"][0]
+        )
         reports = client.get(f"{url}/reports").json()
         assert reports[0]["name"] == checked["report"]
         page = client.get(f"{url}{reports[0]['html']}")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert "non_letter_share" in page.text
+        assert "Estimated without labels" in page.text and "What drifted" in page.text
         document = client.get(f"{url}{reports[0]['json']}").json()
         assert document["decision"] == checked["decision"] and "evidently" in document
         assert client.get(f"{url}/reports/..%2Fmonitor.db").status_code == 404
         listed = client.get(f"{url}/checks").json()
         assert [c["decision"] for c in listed][:2] == [checked["decision"], "insufficient_data"]
+        assert listed[0]["estimate"] == estimate and listed[1]["estimate"] is None
         assert metric(client, url, 'textclf_monitor_drift_score{check="non_letter_share"}') == pytest.approx(
             checked["scores"]["non_letter_share"]["score"]
         )
@@ -325,3 +338,49 @@ def test_pipeline_steps_read_a_runs_data_and_report_from_the_monitor(tmp_path: P
         with httpx.Client() as client:
             assert client.get(f"{monitor.url}/retraining/textclf_3_episode-0/run.log").status_code == 404
             assert client.get(f"{monitor.url}/retraining/..%2F..%2Fetc/passwd").status_code == 404
+
+
+def test_the_labelling_queue_serves_unlabelled_texts_and_takes_their_labels(tmp_path: Path, step_inputs: dict) -> None:
+    options = ("--check-interval", "0", "--set", f"reference_model={step_inputs['model']}", "--set", "retrain=false")
+    with monitor_server(tmp_path, *options) as monitor, httpx.Client(timeout=300) as client:
+        url = monitor.url
+        assert client.get(f"{url}/labelling/queue").json()["items"] == []
+        for i in range(30):  # ten texts, each logged three times
+            post_exchange(
+                client, url, f"q{i}", [f"text number {i % 10} about the weather"], ["positive"], version="tiny"
+            )
+        queue = client.get(f"{url}/labelling/queue", params={"size": 8}).json()
+        items, classes = queue["items"], queue["classes"]
+        assert queue["model_version"] == "tiny" and queue["unlabelled"] == 30 and "positive" in classes
+        assert len(items) == 8 and len({item["text"] for item in items}) == 8, "an exact repeat twice in one batch"
+        assert all(0 <= item["uncertainty"] <= 1 and 0 <= item["novelty"] <= 1 for item in items)
+        assert all(set(item["probabilities"]) == set(classes) for item in items)
+
+        first = items[0]
+        label = {"request_id": first["request_id"], "index": first["index"], "label": classes[0]}
+        stored = client.post(f"{url}/feedback", params={"logged_only": "true"}, json=label)
+        assert stored.status_code == 200 and stored.json()["matched_predictions"] == 1
+        after = client.get(f"{url}/labelling/queue", params={"size": 30}).json()
+        assert after["unlabelled"] == 29
+        assert (first["request_id"], first["index"]) not in {(i["request_id"], i["index"]) for i in after["items"]}
+        assert len(after["items"]) == 10, "one of each distinct text"
+
+        # Bad input: a 4xx that says what to send, and nothing stored.
+        for size in (10_000, 0, -1, "many"):
+            refused = client.get(f"{url}/labelling/queue", params={"size": size})
+            assert refused.status_code == 422, size
+        assert "1 to 100" in client.get(f"{url}/labelling/queue", params={"size": 10_000}).json()["error"]
+        unknown = client.post(
+            f"{url}/feedback", params={"logged_only": "true"}, json={"request_id": "never-logged", "label": classes[0]}
+        )
+        assert unknown.status_code == 422 and "never-logged" in unknown.json()["error"]
+        outside = client.post(f"{url}/feedback", params={"logged_only": "true"}, json={**label, "label": "no-such"})
+        assert outside.status_code == 422 and "no-such" in outside.json()["error"]
+        with MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}").engine.connect() as connection:
+            rows = connection.execute(feedback_table.select()).all()
+        assert [(row.request_id, row.label) for row in rows] == [(first["request_id"], classes[0])]
+
+        board = client.get(f"{url}/dashboard").json()
+        assert len(board["traffic"]) == 48 and sum(bucket["requests"] for bucket in board["traffic"]) == 30
+        for params in ({"hours": 0}, {"hours": "nan"}, {"hours": 10**9}, {"buckets": 0}, {"buckets": 501}):
+            assert client.get(f"{url}/dashboard", params=params).status_code == 422, params

@@ -1,6 +1,8 @@
 """The browser UI in a real headless Chromium (Debian's package, driven by Playwright), over a real predictor and a
 real monitor: classify a text and read its label, correct it and find the correction in the monitor's store, open
-the dashboard and see a check; bodies at and past the UI's limit. Screenshots go to test-artifacts/ (not committed)."""
+the dashboard and see a check, its charts hold a recorded history's points, a click on a check shows its drift groups,
+the Label tab takes a label with one key press; bodies at and past the UI's limit. Screenshots go to
+test-artifacts/ (not committed)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -20,9 +23,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.heads import dribble_a_head, send_an_oversized_head
+from tests.support.history import EMBEDDING_SCORES, ESTIMATED, EXCHANGES, LATENCY_MS, record_history
 from tests.support.hostile import HOSTILE_SHAPES
 from tests.support.servers import free_port, monitor_server, textclf_server
 from textclf.config import ServingConfig, UiConfig
+from textclf.monitor.store import MonitorStore
 from textclf.runtime.local_processes import running_server
 from textclf.runtime.wire import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_TIMEOUT_SECONDS
 
@@ -363,3 +368,65 @@ def test_a_label_that_is_no_class_of_the_model_is_refused(stack: dict) -> None:
         f"{stack['monitor']}/feedback", json={"request_id": "classes-1", "label": labels[0]}, headers=feedback
     )
     assert stored.status_code == 200 and stored.json()["matched_predictions"] == 1
+
+
+def test_the_dashboard_draws_a_recorded_history_and_a_click_opens_a_checks_groups(stack: dict, page) -> None:
+    store = MonitorStore(f"sqlite:///{stack['workdir'] / 'monitor.db'}")
+    record_history(store, datetime.now(UTC), "recorded")
+    store.close()
+    page.goto(stack["ui"])
+    page.get_by_role("button", name="Monitor").click()
+    page.wait_for_function("() => (document.getElementById('chart-score-embedding') || {}).data !== undefined")
+
+    def trace(chart: str, number: int, field: str = "y") -> list:
+        return page.evaluate(f"document.getElementById('{chart}').data[{number}].{field}")
+
+    # The last bucket holds this module's live traffic; the recorded hours are each in a bucket of their own.
+    assert [count for count in trace("chart-traffic", 0)[:-1] if count] == list(EXCHANGES)
+    assert [count for count in trace("chart-traffic", 1)[:-1] if count] == [2 * count for count in EXCHANGES]
+    latency = [value for value in trace("chart-latency", 0)[:-1] if value is not None]
+    assert latency == pytest.approx(LATENCY_MS, abs=0.01)
+    assert sum(sum(filter(None, trace("chart-classes", n)[:-1])) for n in range(2)) == 2 * sum(EXCHANGES)
+    assert trace("chart-accuracy", 2)[: len(ESTIMATED)] == list(ESTIMATED)
+    assert trace("chart-score-embedding", 0)[: len(EMBEDDING_SCORES)] == list(EMBEDDING_SCORES)
+    recorded = trace("chart-score-embedding", 0, "customdata")[len(EMBEDDING_SCORES) - 1]
+    page.evaluate(
+        "([id]) => document.getElementById('chart-score-embedding').emit('plotly_click', {points: [{customdata: id}]})",
+        [recorded],
+    )
+    group = page.get_by_test_id("drift-group").first
+    group.wait_for(timeout=10_000)
+    assert "@mention" in group.inner_text() and "38 % of the window" in group.inner_text()
+    assert page.get_by_test_id("estimated").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-dashboard.png"), full_page=True)
+
+
+def test_the_label_tab_takes_a_label_with_one_key_press(stack: dict, page) -> None:
+    texts = [f"a text to label, number {i}" for i in range(6)]
+    answer = httpx.post(
+        f"{stack['predictor']}/v2/models/textclf/infer",
+        json={"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]},
+        headers={"x-request-id": "label-tab"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    deadline = time.monotonic() + 30
+    while sum(row["request_id"] == "label-tab" for row in _rows(stack["workdir"], "predictions")) < len(texts):
+        assert time.monotonic() < deadline, "the predictions were not logged"
+        time.sleep(0.1)
+    page.goto(stack["ui"])
+    page.get_by_role("button", name="Label").click()
+    shown = page.get_by_test_id("label-text")
+    shown.wait_for(timeout=60_000)
+    why = page.locator("#label-item .why").inner_text()
+    request_id, index = why.rsplit("request ", 1)[1].split(", text ")
+    first_class = page.get_by_test_id("label-choice").first.get_attribute("data-label")
+    page.keyboard.press("1")
+    # The next text (or, the queue emptied, the count alone) shows once the monitor stored the label.
+    page.locator("#label-status").filter(has_text="1 labelled").wait_for(timeout=30_000)
+    rows = [row for row in _rows(stack["workdir"], "feedback") if row["request_id"] == request_id]
+    assert [(row["index"], row["label"]) for row in rows] == [(int(index), first_class)]
+    assert rows[0]["source"].startswith("feedback-token@")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-label.png"), full_page=True)

@@ -6,6 +6,7 @@ every rendered resource are in test_manifests.py)."""
 from __future__ import annotations
 
 import json
+import re
 
 import helm_python
 import pytest
@@ -79,13 +80,17 @@ def test_the_values_schema_refuses_bad_values(values: dict) -> None:
         render_chart(values)
 
 
+def is_monitor_settings(resource: dict) -> bool:
+    return resource["kind"] == "ConfigMap" and resource["metadata"]["name"] == "textclf-monitor"
+
+
 def test_parts_can_be_left_out() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in render_chart({"monitor": {"enabled": False}})}
     assert not {name for _, name in kinds if "monitor" in name or "drift" in name}
     assert ("Deployment", "mlflow") in kinds
     without_mlflow = render_chart({"mlflow": {"enabled": False, "url": "http://mlflow.example:5000"}})
     assert "mlflow" not in {d["metadata"]["name"] for d in without_mlflow}
-    (config,) = [d for d in without_mlflow if d["kind"] == "ConfigMap"]
+    (config,) = [d for d in without_mlflow if is_monitor_settings(d)]
     assert config["data"]["TEXTCLF_MONITOR_TRACKING_URI"] == "http://mlflow.example:5000"
     assert yaml.safe_load(config["data"]["training.yaml"])["tracking_uri"] == "http://mlflow.example:5000"
 
@@ -153,7 +158,7 @@ def test_the_store_bounds_set_in_the_chart_reach_the_monitors_settings() -> None
     schema = json.loads((CHART / "values.schema.json").read_text())
     offered = schema["properties"]["monitor"]["properties"]["storeBounds"]["properties"]
     bounds = {name: 5_000 + index for index, name in enumerate(offered)}
-    (config,) = [d for d in render_chart({"monitor": {"storeBounds": bounds}}) if d["kind"] == "ConfigMap"]
+    (config,) = [d for d in render_chart({"monitor": {"storeBounds": bounds}}) if is_monitor_settings(d)]
     settings = {
         key.removeprefix("TEXTCLF_MONITOR_").lower(): value
         for key, value in config["data"].items()
@@ -162,5 +167,47 @@ def test_the_store_bounds_set_in_the_chart_reach_the_monitors_settings() -> None
     assert len(settings) == len(offered)
     stored = MonitorConfig(**settings).store_bounds()
     assert sorted(vars(stored).values()) == sorted(bounds.values())
-    (default,) = [d for d in render_chart() if d["kind"] == "ConfigMap"]
+    (default,) = [d for d in render_chart() if is_monitor_settings(d)]
     assert not [key for key in default["data"] if key.startswith("TEXTCLF_MONITOR_MAX_STORED_")]
+
+
+def exported_metric_names() -> set[str]:
+    """Every series name the predictor (its metrics and its request logger's) and the monitor export, as
+    Prometheus exposes them (counters with `_total`, histograms with `_bucket`, `_sum`, `_count`)."""
+    from prometheus_client import CollectorRegistry
+
+    from textclf.monitoring.prometheus import MonitorMetrics
+    from textclf.serving.prometheus import ServingMetrics
+    from textclf.serving.request_logger import RequestLogger
+
+    registries = [CollectorRegistry(), CollectorRegistry(), MonitorMetrics().registry]
+    ServingMetrics.create(registries[0])
+    RequestLogger("http://127.0.0.1:9/events", "textclf", registry=registries[1])
+    names = set()
+    for registry in registries:
+        for family in registry.collect():
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
+            names |= {family.name + suffix for suffix in suffixes}
+    return names
+
+
+def test_the_grafana_dashboard_is_a_sidecar_configmap_whose_every_query_names_an_exported_metric() -> None:
+    (config,) = [d for d in render_chart() if d["metadata"]["name"] == "textclf-grafana-dashboard"]
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config["data"]["textclf.json"])
+    assert dashboard["uid"] == "textclf" and dashboard["templating"]["list"][0]["query"] == "prometheus"
+    exported = exported_metric_names()
+    queried = set()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        for target in panel["targets"]:
+            queried |= set(re.findall(r"\btextclf_[a-z0-9_]+", target["expr"]))
+    assert queried and queried <= exported, queried - exported
+    assert {"textclf_monitor_estimated_accuracy", "textclf_predictions_total", "textclf_monitor_drift_score"} <= queried
+    positions = [(panel["gridPos"]["x"], panel["gridPos"]["y"]) for panel in dashboard["panels"]]
+    assert len(set(positions)) == len(positions), "two panels drawn on the same spot"
+    elsewhere = render_chart({"grafanaDashboard": {"namespace": "monitoring", "labelValue": ""}})
+    (moved,) = [d for d in elsewhere if d["metadata"]["name"] == "textclf-grafana-dashboard"]
+    assert moved["metadata"]["namespace"] == "monitoring" and moved["metadata"]["labels"]["grafana_dashboard"] == ""
+    off = render_chart({"grafanaDashboard": {"enabled": False}})
+    assert "textclf-grafana-dashboard" not in {d["metadata"]["name"] for d in off}

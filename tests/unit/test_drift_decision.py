@@ -106,3 +106,15 @@ def test_drift_waits_for_feedback_when_the_policy_requires_it() -> None:
     assert "embedding_drift 0.3 > 0.1" in waiting.reason and "49 of the 50 labels" in waiting.reason
     assert decide(SHIFTED, window(labelled=50, live_accuracy=0.9), policy).decision == "retrain"
     assert decide(CALM, window(labelled=0), policy).decision == "no_drift"
+
+
+def test_an_estimated_accuracy_drop_is_its_own_reason_and_off_by_default() -> None:
+    fallen = DriftWindow(500, "3", NOW - timedelta(hours=1), NOW, estimated_accuracy=0.78)
+    assert decide(CALM, fallen, POLICY, reference_accuracy=0.90).decision == "no_drift"
+    watched = POLICY.model_copy(update={"estimated_accuracy_drop": 0.05})
+    decision = decide(CALM, fallen, watched, reference_accuracy=0.90)
+    assert decision.decision == "retrain"
+    assert decision.reason == "drift: estimated_accuracy_drop 0.12 > 0.05"
+    assert decision.window["estimated_accuracy"] == 0.78
+    steady = DriftWindow(500, "3", NOW - timedelta(hours=1), NOW, estimated_accuracy=0.88)
+    assert decide(CALM, steady, watched, reference_accuracy=0.90).decision == "no_drift"

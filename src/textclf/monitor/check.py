@@ -18,11 +18,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from textclf.monitor.classes import ModelClasses
-from textclf.monitor.decision import DriftPolicy, DriftWindow, decide
+from textclf.monitor.decision import DriftPolicy, DriftWindow, decide, json_safe
 from textclf.monitor.descriptors import whole_word_vocabulary
+from textclf.monitor.estimate import PerformanceEstimate, estimate_performance
+from textclf.monitor.groups import EmbeddedSide, explain_drift
+from textclf.monitor.labelling import QueueSettings, rank_for_labelling
 from textclf.monitor.quality import live_quality
 from textclf.monitor.report import DriftReport, DriftReportSettings, build_drift_report, embed_reference
 from textclf.monitor.report_files import ReportArchive, ReportRetention
@@ -39,6 +43,8 @@ from textclf.serve.classifier import TextClassifier
 log = logging.getLogger(__name__)
 
 CHECK_REPORT_PREFIX = "check-"
+DRIFT_FOUND = frozenset({"drift", "retrain"})
+"""Decisions whose check explains the drift by groups of texts (`textclf.monitor.groups`)."""
 
 
 @dataclass
@@ -51,6 +57,58 @@ class ReferenceModel:
     vocabulary: frozenset[str]
     reference_embeddings: pd.DataFrame
     embedding_max_tokens: int
+
+    @property
+    def accuracy(self) -> float:
+        """The served model's accuracy on its reference sample (the validation split)."""
+        return float((self.reference["label"] == self.reference["predicted_label"]).mean())
+
+    @property
+    def calibration_error(self) -> float:
+        """The calibrated scores' ECE on the validation split: how far an estimate from them may be off in-domain
+        (0 for a model directory written before it was recorded)."""
+        return float(self.classifier.metadata.metrics.get("validation_ece_calibrated") or 0.0)
+
+    def probabilities(self, window: pd.DataFrame) -> np.ndarray:
+        """The window's class probabilities (texts x classes, in this model's label order). A prediction logged
+        without them (its client asked for the label and score only) has its score on its label and the rest
+        shared evenly by the other classes: its expected correctness, all accuracy needs, is the score itself."""
+        labels = self.classifier.labels
+        rows = np.empty((len(window), len(labels)))
+        for position, (given, score, logged) in enumerate(
+            zip(window["predicted_label"], window["score"], window["probabilities"], strict=True)
+        ):
+            if len(logged) == len(labels):
+                rows[position] = logged
+            else:
+                rows[position] = (1.0 - score) / max(len(labels) - 1, 1)
+                rows[position, labels.index(given) if given in labels else 0] = score
+        return rows
+
+    def estimate(self, window: pd.DataFrame) -> PerformanceEstimate | None:
+        """The window's estimated performance (`estimate_performance`); None for an empty window."""
+        if not len(window):
+            return None
+        return estimate_performance(self.probabilities(window), self.classifier.labels, self.calibration_error)
+
+    def drift_groups(self, report: DriftReport, window: pd.DataFrame, seed: int) -> list[dict[str, Any]]:
+        """The drifted window's groups of texts against the reference's (`explain_drift`), from the texts the
+        report's embedding check embedded; none when it embedded none."""
+        if set(report.embedded) != {"reference", "current"}:
+            return []
+        reference_positions, reference_vectors = report.embedded["reference"]
+        window_positions, window_vectors = report.embedded["current"]
+        sample = window.iloc[window_positions]
+        groups = explain_drift(
+            EmbeddedSide(self.reference["text"].iloc[reference_positions].tolist(), reference_vectors),
+            EmbeddedSide(sample["text"].astype(str).tolist(), window_vectors),
+            self.probabilities(sample),
+            self.classifier.labels,
+            sample["predicted_label"].tolist(),
+            [label if label in self.classifier.labels else None for label in sample["feedback_label"]],
+            seed=seed,
+        )
+        return json_safe(groups)
 
     def embed(self, texts: list[str]) -> Any:
         return self.classifier.predict(texts, embeddings=True, max_length=self.embedding_max_tokens).embeddings
@@ -106,13 +164,19 @@ def judge(
     policy: DriftPolicy,
     last_retraining_at: datetime | None = None,
     now: datetime | None = None,
+    reference_accuracy: float | None = None,
+    estimate: PerformanceEstimate | None = None,
 ) -> dict[str, Any]:
-    """The drift decision (contract "drift decision") for a report over a window, with the feedback quality."""
+    """The drift decision (contract "drift decision") for a report over a window, with the feedback quality and
+    the estimated performance. The reference's accuracy is the report's where it has feedback quality."""
     scores = report.checks if report is not None else []
-    reference_accuracy = report.quality["reference_accuracy"] if report is not None and report.quality else None
+    if report is not None and report.quality:
+        reference_accuracy = report.quality["reference_accuracy"]
     decision = decide(scores, window, policy, reference_accuracy, last_retraining_at, now).to_dict()
     if report is not None and report.quality:
         decision["quality"] = report.quality
+    if estimate is not None:
+        decision["estimate"] = json_safe(estimate.to_dict())
     return decision
 
 
@@ -123,6 +187,7 @@ class CheckerConfig(Protocol):
     workdir: str
     report: DriftReportSettings
     policy: DriftPolicy
+    queue: QueueSettings
     registered_model_name: str
     reference_model: str
     window_size: int
@@ -221,6 +286,44 @@ class DriftChecker:
         """Live accuracy of a window's feedback, as the check computes it and `GET /quality` reports it."""
         return live_quality(window, model.classifier.labels if model is not None else None)
 
+    # ---- the labelling queue -----------------------------------------------------------------------------
+
+    def labelling_queue(self, count: int) -> dict[str, Any]:
+        """The `count` unlabelled texts of the latest window most worth labelling (`rank_for_labelling`), best
+        first, each with the request it came from, so its label goes back as feedback for that prediction."""
+        latest = self.store.latest_model_version(None)
+        if latest is None:
+            return {"model_name": None, "model_version": None, "classes": [], "unlabelled": 0, "items": []}
+        window = self.store.window(*latest, self.config.window_size)
+        unlabelled = window[window["feedback_label"].isna()].reset_index(drop=True)
+        answer: dict[str, Any] = {"model_name": latest[0], "model_version": latest[1], "unlabelled": len(unlabelled)}
+        if not len(unlabelled):
+            return answer | {"classes": [], "items": []}
+        texts = unlabelled["text"].astype(str).tolist()
+        with self._lock:  # the model's one user at a time, as a check is
+            model = self.reference_for(latest[1])
+            vectors = model.embed(model.as_seen_by_model(unlabelled)["text"].tolist())
+        probabilities = model.probabilities(unlabelled)
+        ranked = rank_for_labelling(
+            probabilities, vectors, model.reference_embeddings.to_numpy(), count, self.config.queue, texts
+        )
+        labels = list(model.classifier.labels)
+        items = [
+            {
+                "request_id": unlabelled["request_id"].iloc[item.position],
+                "index": int(unlabelled["index"].iloc[item.position]),
+                "text": texts[item.position],
+                "predicted_label": unlabelled["predicted_label"].iloc[item.position],
+                "probabilities": dict(zip(labels, probabilities[item.position].round(4).tolist(), strict=True)),
+                "value": round(item.value, 4),
+                "uncertainty": round(item.uncertainty, 4),
+                "novelty": round(item.novelty, 4),
+                "redundancy": round(item.redundancy, 4),
+            }
+            for item in ranked
+        ]
+        return answer | {"classes": labels, "items": items}
+
     # ---- the check ---------------------------------------------------------------------------------------
 
     def check(self, now: datetime | None = None) -> CheckOutcome:
@@ -240,6 +343,7 @@ class DriftChecker:
         window = self.store.window(model_name, version, self.config.window_size)
         model = self.judged_model(version, len(window))
         quality = self.window_quality(window, model)
+        estimate = model.estimate(window) if model is not None else None
         drift_window = DriftWindow(
             size=len(window),
             model_version=version,
@@ -247,13 +351,18 @@ class DriftChecker:
             end=window["time"].max().to_pydatetime() if len(window) else None,
             labelled=quality["labelled"],
             live_accuracy=quality["accuracy"],
+            estimated_accuracy=estimate.accuracy if estimate is not None else None,
         )
         report = None
         if model is not None:
             current = window.rename(columns={"feedback_label": "label"})[["text", "predicted_label", "score", "label"]]
             report = model.report(model.reference, current, self.settings)
         runs_before, last_run = self.store.retraining_history(model_name, version)
-        outcome = self._record(now, judge(report, drift_window, self.policy, last_run, now), report)
+        reference_accuracy = model.accuracy if model is not None else None
+        decision = judge(report, drift_window, self.policy, last_run, now, reference_accuracy, estimate)
+        if report is not None and decision["decision"] in DRIFT_FOUND:
+            decision["groups"] = model.drift_groups(report, window, self.settings.seed)
+        outcome = self._record(now, decision, report)
         if outcome.decision["decision"] == "retrain" and self.config.retrain:
             outcome.retraining = self._start_retraining(episode_key(model_name, version, runs_before), outcome, now)
         return outcome

@@ -20,6 +20,9 @@ DecisionKind = Literal["no_drift", "insufficient_data", "drift", "retrain"]
 `drift`: drift found, retraining waits for feedback labels; `retrain`: drift found and a run may start."""
 DECISIONS: tuple[DecisionKind, ...] = ("no_drift", "insufficient_data", "drift", "retrain")
 ACCURACY_DROP = "accuracy_drop"
+ESTIMATED_ACCURACY_DROP = "estimated_accuracy_drop"
+QUALITY_CHECKS = frozenset({ACCURACY_DROP, ESTIMATED_ACCURACY_DROP})
+"""Checks of how well the model does rather than of how its inputs moved: one of them alone means drift."""
 
 
 def json_safe(value: Any) -> Any:
@@ -73,6 +76,8 @@ class DriftWindow:
     end: datetime | None = None
     labelled: int = 0
     live_accuracy: float | None = None
+    estimated_accuracy: float | None = None
+    """Estimated from the window's calibrated probabilities, without labels (`textclf.monitor.estimate`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +87,7 @@ class DriftWindow:
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
             "live_accuracy": self.live_accuracy,
+            "estimated_accuracy": self.estimated_accuracy,
         }
 
 
@@ -97,6 +103,14 @@ class DriftPolicy(BaseModel):
         0.05, ge=0, le=1, description="live accuracy drop (with feedback) that means drift"
     )
     min_labelled: int = Field(50, ge=1, description="feedback labels needed before live accuracy counts")
+    estimated_accuracy_drop: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="estimated accuracy (no labels needed) this far below the reference's accuracy means drift; "
+        "off by default: the estimate misses label and concept shift and errs by up to a few points under "
+        "domain shift (docs/monitoring.md)",
+    )
     require_feedback: bool = Field(
         True,
         description="retrain only once the window holds min_labelled feedback labels: a run on the old data alone "
@@ -135,13 +149,16 @@ def decide(
     last_retraining_at: datetime | None = None,
     now: datetime | None = None,
 ) -> DriftDecision:
-    """Retrain when enough checks drift or live accuracy (with enough feedback) fell too far below the
-    reference; not enough data when the window is small or a retraining run started within the cooldown
-    (the model it produces has not been judged yet); otherwise no drift."""
+    """Retrain when enough checks drift, or live accuracy (with enough feedback) or, where the policy asks, the
+    estimated accuracy fell too far below the reference; not enough data when the window is small or a retraining
+    run started within the cooldown (the model it produces has not been judged yet); otherwise no drift."""
     checks = list(scores)
     labelled_enough = window.labelled >= policy.min_labelled and window.live_accuracy is not None
     if labelled_enough and reference_accuracy is not None:
         checks.append(CheckScore(ACCURACY_DROP, reference_accuracy - window.live_accuracy, policy.max_accuracy_drop))
+    threshold = policy.estimated_accuracy_drop
+    if threshold is not None and window.estimated_accuracy is not None and reference_accuracy is not None:
+        checks.append(CheckScore(ESTIMATED_ACCURACY_DROP, reference_accuracy - window.estimated_accuracy, threshold))
     by_name = {check.name: check.to_dict() for check in checks}
 
     def decision(kind: DecisionKind, reason: str) -> DriftDecision:
@@ -159,8 +176,8 @@ def decide(
                 f"a retraining run started {elapsed / 60:.0f} min ago; the cooldown is "
                 f"{policy.cooldown_seconds / 60:.0f} min, so its model is not judged yet",
             )
-    drifted = [check for check in checks if check.drifted and check.name != ACCURACY_DROP]
-    quality_fell = any(check.drifted for check in checks if check.name == ACCURACY_DROP)
+    drifted = [check for check in checks if check.drifted and check.name not in QUALITY_CHECKS]
+    quality_fell = any(check.drifted for check in checks if check.name in QUALITY_CHECKS)
     if len(drifted) >= policy.min_drifted_checks or quality_fell:
         causes = "drift: " + "; ".join(_described(check) for check in checks if check.drifted)
         if policy.require_feedback and window.labelled < policy.min_labelled:

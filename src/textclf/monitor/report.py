@@ -82,14 +82,21 @@ class DriftReport:
     snapshots: dict[str, Any]
     """Evidently's JSON snapshot per part."""
     sizes: dict[str, int] = field(default_factory=dict)
+    embedded: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """Per side ("reference", "current"): the positions of the texts the embedding check embedded, and their
+    vectors; what the drift groups are clustered from (`textclf.monitor.groups`)."""
 
     def scores(self) -> dict[str, dict[str, Any]]:
         return {check.name: check.to_dict() for check in self.checks}
 
 
+def embedded_positions(texts: int, sample: int, seed: int) -> np.ndarray:
+    """Which of a side's texts the embedding check embeds (a seeded sample, in the side's order)."""
+    return np.sort(np.random.default_rng(seed).permutation(texts)[:sample])
+
+
 def _embedding_frame(texts: Sequence[str], embedder: Embedder, sample: int, seed: int) -> pd.DataFrame:
-    chosen = np.random.default_rng(seed).permutation(len(texts))[:sample]
-    vectors = embedder([texts[i] for i in sorted(chosen)])
+    vectors = embedder([texts[i] for i in embedded_positions(len(texts), sample, seed)])
     return pd.DataFrame(vectors, columns=[f"{EMBEDDING_COLUMN_PREFIX}{i}" for i in range(vectors.shape[1])])
 
 
@@ -222,6 +229,7 @@ def build_drift_report(
         with_quality,
     )
     documents = {"window": window_snapshot.dict()}
+    embedded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     sections = {"Text descriptors, predictions and quality": window_snapshot.get_html_str(as_iframe=False)}
     if embedder is not None:
         if reference_embeddings is None:
@@ -238,6 +246,11 @@ def build_drift_report(
                 reference_embeddings, current_vectors, settings
             )
             documents["embedding"] = embedding_snapshot.dict()
+            sample, seed = settings.embedding_sample, settings.seed
+            embedded = {
+                "reference": (embedded_positions(len(reference), sample, seed), reference_embeddings.to_numpy()),
+                "current": (embedded_positions(len(current), sample, seed), current_vectors.to_numpy()),
+            }
             sections["Sentence embeddings"] = embedding_snapshot.get_html_str(as_iframe=False)
     values = {result["id"]: result["value"] for document in documents.values() for result in document["metrics"]}
     return DriftReport(
@@ -249,6 +262,7 @@ def build_drift_report(
         sections=sections,
         snapshots=_plain(documents),
         sizes={"reference": len(reference), "current": len(current)},
+        embedded=embedded,
     )
 
 

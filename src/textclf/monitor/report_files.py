@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf.monitor.decision import score_text
+from textclf.monitor.groups import describe
 from textclf.monitor.report import DriftReport
 
 SUFFIXES = (".html", ".json")
@@ -84,6 +85,15 @@ def report_page(title: str, decision: dict[str, Any], report: DriftReport) -> st
             f"<p>Feedback on {report.quality['labelled']} predictions: accuracy {report.quality['accuracy']:.3f} "
             f"(reference {report.quality['reference_accuracy']:.3f}); F1 by class: {f1}</p>"
         )
+    estimate = decision.get("estimate")
+    if estimate:
+        low, high = estimate["accuracy_interval"]
+        quality += (
+            f"<p>Estimated without labels, from the calibrated probabilities of {estimate['texts']} predictions: "
+            f"accuracy {estimate['accuracy']:.3f} ({estimate['level']:.0%} interval {low:.3f} to {high:.3f}), "
+            f"macro F1 {estimate['macro_f1']:.3f}.</p>"
+        )
+    quality += groups_section(decision.get("groups") or [])
     frames = "".join(
         f"<h2>{html.escape(section)}</h2>"
         f'<iframe style="width:100%;height:900px;border:0" srcdoc="{html.escape(body, quote=True)}"></iframe>'
@@ -99,4 +109,22 @@ def report_page(title: str, decision: dict[str, Any], report: DriftReport) -> st
         f"{report.sizes.get('reference', 0)} validation texts.</p>{quality}"
         f"<table border='1' cellpadding='4'><tr><th>check</th><th>score</th><th>threshold</th><th></th></tr>"
         f"{rows}</table>{frames}</body></html>"
+    )
+
+
+def groups_section(groups: list[dict[str, Any]]) -> str:
+    """The drift groups (`textclf.monitor.groups`) as a table: what each is, its shares, accuracy and examples."""
+    if not groups:
+        return ""
+    rows = []
+    for group in groups:
+        live = "" if group["live_accuracy"] is None else f"{group['live_accuracy']:.3f} ({group['labelled']} labels)"
+        examples = "".join(f"<li>{html.escape(text)}</li>" for text in group["examples"])
+        rows.append(
+            f"<tr><td>{html.escape(describe(group))}</td><td>{group['window_texts']}</td><td>{live}</td>"
+            f"<td><ul>{examples}</ul></td></tr>"
+        )
+    return (
+        "<h2>What drifted: groups of the window's texts</h2><table border='1' cellpadding='4'><tr><th>group</th>"
+        f"<th>window texts</th><th>live accuracy</th><th>examples</th></tr>{''.join(rows)}</table>"
     )

@@ -429,6 +429,64 @@ class MonitorStore:
         )
         return shadow_frame(self._read(query)).iloc[::-1].reset_index(drop=True)
 
+    def traffic(self, since: datetime, limit: int) -> pd.DataFrame:
+        """The newest `limit` predictions made since `since` (time, model version, predicted label), oldest first:
+        what the dashboard counts requests and the class mix from."""
+        columns = predictions_table.c
+        query = (
+            sa.select(columns.time, columns.request_id, columns.model_version, columns.predicted_label)
+            .where(columns.time >= utc_naive(since))
+            .order_by(columns.time.desc())
+            .limit(limit)
+        )
+        frame = pd.DataFrame(
+            [row._asdict() for row in self._read(query)],
+            columns=["time", "request_id", "model_version", "predicted_label"],
+        )
+        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+        return frame.iloc[::-1].reset_index(drop=True)
+
+    def latencies(self, since: datetime, limit: int) -> pd.DataFrame:
+        """Per exchange of the newest `limit` responses received since `since`: when its response was sent and the
+        milliseconds from its request's event time to its response's (the request logger's clock, both halves)."""
+        request, response = events_table.alias("request"), events_table.alias("response")
+        query = (
+            sa.select(response.c.event_time.label("time"), request.c.event_time.label("requested"))
+            .select_from(
+                response.join(request, sa.and_(request.c.event_id == response.c.event_id, request.c.kind == "request"))
+            )
+            .where(response.c.kind == "response", response.c.received_at >= utc_naive(since))
+            .order_by(response.c.received_at.desc())
+            .limit(limit)
+        )
+        frame = pd.DataFrame([row._asdict() for row in self._read(query)], columns=["time", "requested"])
+        for column in ("time", "requested"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame["milliseconds"] = (frame["time"] - frame["requested"]).dt.total_seconds() * 1000
+        return frame[["time", "milliseconds"]].iloc[::-1].reset_index(drop=True)
+
+    def checks_since(self, since: datetime, limit: int) -> list[CheckRecord]:
+        """The newest `limit` drift checks run since `since`, oldest first (by when they ran)."""
+        query = (
+            sa.select(checks_table)
+            .where(checks_table.c.checked_at >= utc_naive(since))
+            .order_by(checks_table.c.checked_at.desc(), checks_table.c.id.desc())
+            .limit(limit)
+        )
+        return [self._check_record(row) for row in reversed(self._read(query))]
+
+    @staticmethod
+    def _check_record(row: Any) -> CheckRecord:
+        return CheckRecord(
+            row.id,
+            as_utc(row.checked_at),
+            row.model_version,
+            row.decision,
+            row.reason,
+            json.loads(row.result),
+            row.report_name,
+        )
+
     def _read(self, query: sa.Select) -> list[Any]:
         with self.engine.connect() as connection:
             return list(connection.execute(query))
@@ -455,12 +513,7 @@ class MonitorStore:
 
     def checks(self, limit: int = 100) -> list[CheckRecord]:
         rows = self._read(sa.select(checks_table).order_by(checks_table.c.id.desc()).limit(limit))
-        return [
-            CheckRecord(
-                r.id, as_utc(r.checked_at), r.model_version, r.decision, r.reason, json.loads(r.result), r.report_name
-            )
-            for r in rows
-        ]
+        return [self._check_record(row) for row in rows]
 
     def claim_retraining(self, episode_key: str, started_at: datetime, check_id: int, reason: str, report: str) -> bool:
         """Claim the drift episode for one retraining run; False when another check claimed it first."""
