@@ -348,12 +348,7 @@ async def run_check(_: Writer, checks: Checks) -> JSONResponse:
 def list_checks(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     return [
         {
-            "check_id": record.id,
-            "checked_at": record.checked_at.isoformat(),
-            "decision": record.decision,
-            "reason": record.reason,
-            "model_version": record.model_version,
-            "report": record.report_name or None,
+            **record.summary(),
             # Checks stored before scores were made JSON-safe may hold NaN.
             "scores": json_safe(record.result.get("scores", {})),
             "window": json_safe(record.result.get("window")),

@@ -214,33 +214,29 @@ def create_ui_app(config: UiConfig) -> FastAPI:
         answer.headers.setdefault("x-request-id", request_id)
         return answer
 
-    @app.post("/api/feedback")
-    async def feedback(request: Request) -> Response:
-        correction = await parsed(
-            request, FeedbackItem, "{'request_id': ..., 'label': ..., 'index': 0}", "send one correction at a time"
-        )
-        if isinstance(correction, Response):
-            return correction
-        return await forward(
-            "monitor", f"{monitor}/feedback", "POST", json=correction.model_dump(), headers=labeller_headers(request)
-        )
-
-    @app.post("/api/label")
-    async def label(request: Request) -> Response:
-        labelled = await parsed(
-            request, FeedbackItem, "{'request_id': ..., 'label': ..., 'index': 0}", "send one label at a time"
-        )
-        if isinstance(labelled, Response):
-            return labelled
-        # Only for a prediction the monitor has logged: the queue served it, so anything else is a mistake to show.
+    async def send_label(request: Request, what_to_do: str, params: dict[str, str]) -> Response:
+        """One label from the page, checked and read within the body limit, sent as the monitor's feedback with
+        this server's token and the signed-in user as its labeller."""
+        item = await parsed(request, FeedbackItem, "{'request_id': ..., 'label': ..., 'index': 0}", what_to_do)
+        if isinstance(item, Response):
+            return item
         return await forward(
             "monitor",
             f"{monitor}/feedback",
             "POST",
-            params={"logged_only": "true"},
-            json=labelled.model_dump(),
+            params=params,
+            json=item.model_dump(),
             headers=labeller_headers(request),
         )
+
+    @app.post("/api/feedback")
+    async def feedback(request: Request) -> Response:
+        return await send_label(request, "send one correction at a time", {})
+
+    @app.post("/api/label")
+    async def label(request: Request) -> Response:
+        # Only for a prediction the monitor has logged: the queue served it, so anything else is a mistake to show.
+        return await send_label(request, "send one label at a time", {"logged_only": "true"})
 
     @app.get("/api/label/queue")
     async def label_queue(size: str = "20") -> Response:

@@ -61,12 +61,7 @@ def dashboard_series(
         result, estimate = record.result, record.result.get("estimate") or {}
         checks.append(
             {
-                "check_id": record.id,
-                "checked_at": record.checked_at.isoformat(),
-                "decision": record.decision,
-                "reason": record.reason,
-                "model_version": record.model_version,
-                "report": record.report_name or None,
+                **record.summary(),
                 "scores": result.get("scores", {}),
                 "estimated_accuracy": estimate.get("accuracy"),
                 "estimated_accuracy_interval": estimate.get("accuracy_interval"),

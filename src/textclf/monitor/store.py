@@ -77,6 +77,17 @@ class CheckRecord:
     result: dict[str, Any]
     report_name: str
 
+    def summary(self) -> dict[str, Any]:
+        """What every listing of checks shows of one (`GET /checks`, the dashboard)."""
+        return {
+            "check_id": self.id,
+            "checked_at": self.checked_at.isoformat(),
+            "decision": self.decision,
+            "reason": self.reason,
+            "model_version": self.model_version,
+            "report": self.report_name or None,
+        }
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
